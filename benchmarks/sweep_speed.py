@@ -52,7 +52,11 @@ def user_loop(data, lrs, batch_size, epochs, device, hidden=(256, 256)):
                 xb, yb = xb.to(device), yb.to(device)
                 loss = F.cross_entropy(model(xb), yb)
                 opt.zero_grad(); loss.backward(); opt.step()
-        with torch.no_grad(): accs.append((model(data.x_test.to(device)).argmax(1) == data.y_test.to(device)).float().mean().item())
+        with torch.no_grad():  # the final evaluation the sweep records too: loss and accuracy, train and test sets
+            for x, y in ((data.x_train, data.y_train), (data.x_test, data.y_test)):
+                out = model(x.to(device)); y = y.to(device)
+                F.cross_entropy(out, y).item(); acc = (out.argmax(1) == y).float().mean().item()
+        accs.append(acc)
     return accs
 
 
@@ -73,7 +77,7 @@ def main(argv=None):
 
     t = time.perf_counter(); acc_a = user_loop(data, lrs, args.batch_size, args.epochs, device); ta = time.perf_counter() - t
     base = TrainConfig(dataset='mnist1d', model='mlp', batch_size=args.batch_size, epochs=args.epochs, schedule='constant',
-                       n_evals=1, device=str(device))
+                       n_evals=0, device=str(device))
     t = time.perf_counter()
     df = sweep(grid(base, lr=lrs), progress=False)
     tb = time.perf_counter() - t

@@ -300,7 +300,7 @@ def train_group(configs: list[TrainConfig], *, data: Dataset | None = None, engi
     def record(step):
         mem.record(step, ens.evaluate(data.x_train, data.y_train) + ens.evaluate(data.x_test, data.y_test))
 
-    record(0)
+    if 0 in mem.evals: record(0)
     step = 0
     bar = tqdm(range(1, mem.total + 1), desc=f'{len(configs)} models, B={c0.batch_size}', disable=not progress, delay=2, leave=False)
     for step in bar:

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .data import DATASETS, Dataset, MinibatchSampler, load_dataset
+from .data import DATASETS, Dataset, MinibatchSampler, data_root, load_dataset
 from .models import MODELS, make_model
 
 # %% auto 0
@@ -49,7 +49,7 @@ class TrainConfig:
     n_test: int | None = None
     data_seed: int | None = None  # dataset generation/subset seed (None: the dataset's default)
     replacement: bool = False     # sample minibatches with replacement instead of per-epoch shuffles
-    n_evals: int = 10             # full train/test evaluations, evenly spaced (plus one at step 0)
+    n_evals: int = 10             # full train/test evaluations, evenly spaced, plus one at step 0 (0: at the end only)
     model_kwargs: dict = field(default_factory=dict)  # e.g. {'hidden': (512, 512)} or {'norm': 'ghost'}
 
     def to_dict(self) -> dict: return dataclasses.asdict(self)
@@ -93,7 +93,7 @@ def validate(cfg: TrainConfig, n_train: int | None = None) -> TrainConfig:
         _check(_is_int(cfg.steps) and cfg.steps > 0, f"steps={cfg.steps!r} must be a positive integer")
     _check(cfg.schedule in SCHEDULES, f"unknown schedule {cfg.schedule!r}: choose one of {', '.join(SCHEDULES)}")
     _check(_is_int(cfg.seed), f"seed={cfg.seed!r} must be an integer")
-    _check(_is_int(cfg.n_evals) and cfg.n_evals >= 1, f"n_evals={cfg.n_evals!r} must be a positive integer")
+    _check(_is_int(cfg.n_evals) and cfg.n_evals >= 0, f"n_evals={cfg.n_evals!r} must be an integer >= 0")
     _check(isinstance(cfg.model_kwargs, dict), f"model_kwargs={cfg.model_kwargs!r} must be a dict")
     resolve_device(cfg.device)
     return cfg
@@ -109,13 +109,13 @@ def resolve_device(device: str) -> torch.device:
 
 # %% ../nbs/02_train.ipynb 12
 @functools.lru_cache(maxsize=4)
-def _load(name, n_train, n_test, data_seed, device) -> Dataset:
-    return load_dataset(name, n_train=n_train, n_test=n_test, data_seed=data_seed, device=device)
+def _load(name, n_train, n_test, data_seed, device, root) -> Dataset:
+    return load_dataset(name, n_train=n_train, n_test=n_test, data_seed=data_seed, device=device, root=root)
 
 def get_data(cfg: TrainConfig) -> Dataset:
-    "The dataset of `cfg` on its device, loaded once per process."
+    "The dataset of `cfg` on its device, loaded once per process (from `data_root()`: $SGD_NOISE_DATA or the cache)."
     dev = resolve_device(cfg.device)
-    return _load(cfg.dataset, cfg.n_train, cfg.n_test, cfg.data_seed, str(dev))
+    return _load(cfg.dataset, cfg.n_train, cfg.n_test, cfg.data_seed, str(dev), str(data_root()))
 
 def loss_fn(task: str, out: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     "Mean cross-entropy for classifiers, mean squared reconstruction error for autoencoders."
@@ -137,7 +137,8 @@ def evaluate(model, x, y, *, chunk: int = 4096) -> tuple[float, float]:
     return total / len(x), (correct / len(x) if task == 'classify' else float('nan'))
 
 def eval_steps(total_steps: int, n_evals: int) -> list[int]:
-    "The steps after which the model is evaluated: 0, ..., total_steps, evenly spaced."
+    "The steps after which the model is evaluated: 0, ..., total_steps, evenly spaced; only the last if `n_evals=0`."
+    if n_evals == 0: return [total_steps]
     return sorted({round(i * total_steps / n_evals) for i in range(n_evals + 1)})
 
 def environment(device) -> dict:
@@ -197,7 +198,7 @@ def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = Tru
 
     t0 = time.perf_counter()
     model.train()
-    record(0)
+    if 0 in evals: record(0)
     step = 0
     for step in tqdm(range(1, total + 1), desc=f'B={cfg.batch_size} lr={cfg.lr:g}', disable=not progress, delay=2, leave=False):
         idx = next(sampler)

@@ -1,0 +1,190 @@
+"The sweep engine: ensemble members equal single runs, the store survives kills and concurrent writers, executors."
+import json, math, os, signal, sqlite3, subprocess, sys, time, warnings
+
+import pandas as pd
+import pytest
+import torch
+
+from sgd_noise.sweep import (ResultStore, best_lr, choose_engine, diverged_fraction, grid, group_key, make_groups,
+                             results_frame, run_group, seed_stats, sweep, train_group)
+from sgd_noise.models import make_model
+from sgd_noise.train import TrainConfig, train
+
+FAST = dict(dataset='mnist1d', n_train=512, n_test=128)
+
+
+def _max_rel_diff(a, b):
+    worst = 0.0
+    for ra, rb in zip(a, b):
+        assert ra['status'] == rb['status'] and ra['diverged_at'] == rb['diverged_at'] and ra['steps_done'] == rb['steps_done']
+        assert len(ra['history']) == len(rb['history'])
+        for ha, hb in zip(ra['history'], rb['history']):
+            assert ha['step'] == hb['step'] and ha['lr'] == hb['lr']
+            for k in ('train_loss', 'train_acc', 'test_loss', 'test_acc'):
+                if math.isnan(ha[k]): assert math.isnan(hb[k]); continue
+                worst = max(worst, abs(ha[k] - hb[k]) / max(abs(ha[k]), 1e-3))
+    return worst
+
+
+@pytest.mark.parametrize('engine, model, kw', [
+    ('mlp', 'mlp', dict()), ('mlp', 'mlp', dict(momentum=0.9, weight_decay=5e-4)),
+    ('mlp', 'mlp', dict(schedule='cosine', weight_decay=1e-3, replacement=True)),
+    ('vmap', 'mlp', dict(momentum=0.9)), ('vmap', 'cnn', dict(weight_decay=5e-4)), ('loop', 'mlp', dict())])
+def test_ensemble_member_equals_single_run(engine, model, kw):
+    base = TrainConfig(model=model, batch_size=32, steps=40, n_evals=2, **FAST, **kw)
+    cfgs = grid(base, lr=[0.02, 0.1, 1e4], seed=[0, 1])   # 1e4 diverges: it must stop where train stops
+    singles = [train(c, progress=False).to_dict() for c in cfgs]
+    together = train_group(cfgs, engine=engine, progress=False)
+    assert [r['status'] for r in together] == ['ok', 'ok', 'ok', 'ok', 'diverged', 'diverged']
+    assert _max_rel_diff(singles, together) < 1e-4
+    assert all(r['env']['engine'] == engine for r in together)
+
+
+def test_returned_models_are_the_trained_members():
+    cfgs = grid(TrainConfig(batch_size=64, steps=20, n_evals=1, **FAST), lr=[0.05, 0.2])
+    res, models = train_group(cfgs, progress=False, return_models=True)
+    single = train(cfgs[1], progress=False)
+    for (a, b) in zip(models[1].state_dict().values(), single.model.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_engine_choice_and_batch_norm_fallback_said_once():
+    shape = dict(input_shape=(1, 8, 8), n_classes=10)
+    assert choose_engine(make_model('mlp', **shape)) == 'mlp'
+    assert choose_engine(make_model('cnn', **shape)) == 'vmap'
+    with pytest.raises(ValueError, match="engine='vmap' cannot train batch norm"): choose_engine(make_model('c1', **shape), 'vmap')
+    with pytest.raises(ValueError, match='unknown engine'): choose_engine(make_model('mlp', **shape), 'fast')
+    cfgs = grid(TrainConfig(dataset='digits', model='c1', batch_size=32, steps=3, n_evals=1), lr=[0.01, 0.02])
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        train_group(cfgs, progress=False); train_group(cfgs, progress=False)
+    said = [x for x in w if 'one at a time' in str(x.message)]
+    assert len(said) <= 1   # once per process (0 if an earlier test already said it)
+
+
+def test_grid_and_groups():
+    cfgs = grid(TrainConfig(epochs=1), batch_size=[32, 64], lr=[0.1, 0.2], seed=[0, 1, 2])
+    assert len(cfgs) == 12 and len({c.config_id for c in cfgs}) == 12
+    groups = make_groups(cfgs)
+    assert [len(g) for g in groups] == [6, 6] and all(len({group_key(c) for c in g}) == 1 for g in groups)
+    assert [len(g) for g in make_groups(cfgs, max_members=4)] == [4, 2, 4, 2]
+    with pytest.raises(ValueError, match='not a TrainConfig field'): grid(TrainConfig(), batchsize=[1])
+    with pytest.raises(ValueError, match='differ only in lr and seed'): train_group(cfgs, progress=False)
+
+
+def test_store_refuses_corrupt_and_foreign_files_untouched(tmp_path):
+    junk = tmp_path / 'junk.sqlite'; junk.write_bytes(b'this is not a database at all' * 100)
+    before = junk.read_bytes()
+    with pytest.raises(ValueError) as e: ResultStore(junk)
+    assert 'not an sgd_noise results store' in str(e.value) and '\n' not in str(e.value)
+    assert junk.read_bytes() == before and sorted(os.listdir(tmp_path)) == ['junk.sqlite']
+    foreign = tmp_path / 'foreign.sqlite'
+    con = sqlite3.connect(foreign); con.execute('CREATE TABLE t (x)'); con.execute('INSERT INTO t VALUES (1)'); con.commit(); con.close()
+    before = foreign.read_bytes()
+    with pytest.raises(ValueError, match='something else'): ResultStore(foreign)
+    assert foreign.read_bytes() == before
+    with pytest.raises(ValueError, match='is a folder'): ResultStore(tmp_path)
+    junk_bytes = junk.read_bytes()
+    with pytest.raises(ValueError): sweep(grid(TrainConfig(steps=2, **FAST), lr=[0.1]), store=junk, progress=False)
+    assert junk.read_bytes() == junk_bytes
+
+
+def test_resume_skips_finished_runs(tmp_path):
+    store = tmp_path / 's.sqlite'
+    cfgs = grid(TrainConfig(steps=10, n_evals=1, **FAST), batch_size=[32, 64], lr=[0.05, 0.1])
+    df1 = sweep(cfgs[:2], store=store, progress=False)
+    first = {r['config']['lr']: r for r in ResultStore(store).results()}
+    df2 = sweep(cfgs, store=store, progress=False)
+    assert len(df1) == 2 and len(df2) == 4 and len(ResultStore(store)) == 4
+    again = {r['config']['lr']: r for r in ResultStore(store).results() if r['config']['batch_size'] == 32}
+    assert again == first     # untouched, not recomputed
+    with sqlite3.connect(store) as con:
+        stamps = dict(con.execute('SELECT config_id, finished_at FROM runs'))
+    sweep(cfgs, store=store, progress=False)
+    with sqlite3.connect(store) as con: assert dict(con.execute('SELECT config_id, finished_at FROM runs')) == stamps
+
+
+_WORKER = '''
+import sys
+from sgd_noise.sweep import grid, sweep
+from sgd_noise.train import TrainConfig
+cfgs = grid(TrainConfig(dataset='mnist1d', n_train=1024, n_test=128, epochs=int(sys.argv[2]), n_evals=1),
+            batch_size=[8, 16, 24, 32, 40, 48], lr=[0.02, 0.05], seed=[0, 1])
+sweep(cfgs, store=sys.argv[1], progress=False)
+'''
+
+
+def _count(store):
+    if not os.path.exists(store): return 0
+    try:
+        with sqlite3.connect(store, timeout=30) as con: return con.execute('SELECT COUNT(*) FROM runs').fetchone()[0]
+    except sqlite3.OperationalError: return 0
+
+
+def test_sigkill_mid_sweep_then_resume(tmp_path):
+    "Kill a real sweep process with SIGKILL between groups, restart it: every run once, none recomputed."
+    store = str(tmp_path / 'kill.sqlite'); script = tmp_path / 'w.py'; script.write_text(_WORKER)
+    p = subprocess.Popen([sys.executable, str(script), store, '6'])
+    t0 = time.time()
+    while _count(store) < 4 and p.poll() is None and time.time() - t0 < 300: time.sleep(0.05)
+    assert p.poll() is None, 'the sweep finished before it could be killed: make the workload larger'
+    os.kill(p.pid, signal.SIGKILL); p.wait()
+    with sqlite3.connect(store) as con: before = dict(con.execute('SELECT config_id, finished_at FROM runs'))
+    assert 4 <= len(before) < 24
+    subprocess.run([sys.executable, str(script), store, '6'], check=True, timeout=600)
+    with sqlite3.connect(store) as con:
+        rows = con.execute('SELECT config_id, finished_at FROM runs').fetchall()
+        assert con.execute('PRAGMA integrity_check').fetchone()[0] == 'ok'
+    assert len(rows) == 24 == len({r[0] for r in rows})
+    after = dict(rows)
+    assert all(after[k] == v for k, v in before.items())   # finished runs were not recomputed
+
+
+def test_two_processes_share_a_store(tmp_path):
+    store = str(tmp_path / 'shared.sqlite'); script = tmp_path / 'w.py'; script.write_text(_WORKER)
+    ps = [subprocess.Popen([sys.executable, str(script), store, '1']) for _ in range(2)]
+    assert [p.wait(timeout=600) for p in ps] == [0, 0]
+    with sqlite3.connect(store) as con:
+        assert con.execute('PRAGMA integrity_check').fetchone()[0] == 'ok'
+        ids = [r[0] for r in con.execute('SELECT config_id FROM runs')]
+    assert len(ids) == 24 == len(set(ids))
+
+
+def test_run_group_is_picklable_plain_data():
+    import pickle
+    cfgs = [c.to_dict() for c in grid(TrainConfig(steps=5, n_evals=1, **FAST), lr=[0.1, 0.2])]
+    res = pickle.loads(pickle.dumps(run_group(cfgs)))
+    assert json.loads(json.dumps(res)) == res and len(res) == 2
+
+
+def test_dask_local_cluster_gives_the_local_results():
+    distributed = pytest.importorskip('dask.distributed')
+    cfgs = grid(TrainConfig(steps=15, n_evals=1, **FAST), batch_size=[32, 64], lr=[0.05, 0.1])
+    local = sweep(cfgs, progress=False)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        remote = sweep(cfgs, executor=client.get_executor(), progress=False)
+    assert list(remote.config_id) == list(local.config_id)
+    pd.testing.assert_series_equal(remote.test_loss, local.test_loss, rtol=1e-4)
+    pd.testing.assert_series_equal(remote.train_loss, local.train_loss, rtol=1e-4)
+
+
+def _fake(rows):
+    out = []
+    for b, lr, seed, acc, loss, status in rows:
+        c = TrainConfig(batch_size=b, lr=lr, seed=seed, epochs=1)
+        fin = dict(train_loss=loss, train_acc=acc, test_loss=loss, test_acc=acc) if status == 'ok' else \
+            dict(train_loss=float('nan'), train_acc=float('nan'), test_loss=float('nan'), test_acc=float('nan'))
+        out.append(dict(config=c.to_dict(), status=status, final=fin, history=[], steps_done=1, diverged_at=None, wall_time=0, env={}))
+    return results_frame(out)
+
+
+def test_reading_helpers():
+    df = _fake([(32, 0.1, 0, .70, .5, 'ok'), (32, 0.1, 1, .72, .4, 'ok'), (32, 0.2, 0, .75, .3, 'ok'), (32, 0.2, 1, .10, 9, 'diverged'),
+                (32, 0.05, 0, .60, .2, 'ok'), (32, 0.05, 1, .62, .1, 'ok')])
+    b = best_lr(df)
+    assert b.lr.tolist() == [0.1] and abs(b.test_acc[0] - 0.71) < 1e-12   # 0.2 is not eligible: a seed diverged
+    assert best_lr(df, by='train_loss').lr.tolist() == [0.05]
+    assert diverged_fraction(df)[(32, 0.2)] == 0.5
+    s = seed_stats(df)
+    assert s.loc[(32, 0.1), 'n'] == 2 and abs(s.loc[(32, 0.1), 'std'] - 0.0141421356) < 1e-8

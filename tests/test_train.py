@@ -1,0 +1,97 @@
+"Training one model: validation, determinism, divergence, budgets, schedules, the result record."
+import json, math
+
+import pytest
+import torch
+
+from sgd_noise.train import (SCHEDULES, TrainConfig, eval_steps, lr_factor, train, validate)
+
+FAST = dict(dataset='mnist1d', n_train=512, n_test=128, n_evals=2)
+
+
+@pytest.mark.parametrize('field, value', [
+    ('dataset', 'imagenet'), ('model', 'gpt'), ('batch_size', 0), ('batch_size', -4), ('batch_size', 2.5),
+    ('lr', 0), ('lr', -0.1), ('lr', float('nan')), ('momentum', 1.0), ('momentum', -0.1), ('weight_decay', -1),
+    ('epochs', 0), ('epochs', -2), ('schedule', 'step'), ('n_evals', -1), ('seed', 1.5)])
+def test_bad_config_is_one_line_value_error_naming_the_field(field, value):
+    with pytest.raises(ValueError) as e: validate(TrainConfig(**{'epochs': 1, field: value}))
+    msg = str(e.value)
+    assert field in msg and '\n' not in msg
+
+
+def test_budget_must_be_exactly_one():
+    for kw in (dict(), dict(epochs=1, steps=3)):
+        with pytest.raises(ValueError, match='exactly one budget'): validate(TrainConfig(**kw))
+    with pytest.raises(ValueError, match='steps'): validate(TrainConfig(steps=0))
+
+
+def test_batch_larger_than_training_set():
+    with pytest.raises(ValueError, match=r'batch_size=600 is larger than the training set \(512 examples\)'):
+        train(TrainConfig(batch_size=600, epochs=1, **FAST), progress=False)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='needs a machine without a GPU')
+def test_missing_gpu_is_one_line_error():
+    with pytest.raises(ValueError, match="no GPU"): validate(TrainConfig(epochs=1, device='cuda'))
+
+
+def test_same_seed_same_numbers_other_seed_differs():
+    cfg = TrainConfig(batch_size=32, lr=0.1, steps=40, **FAST)
+    a, b, c = (train(x, progress=False) for x in (cfg, cfg, cfg.replace(seed=3)))
+    assert a.history == b.history and a.final == b.final
+    assert a.history[-1] != c.history[-1]
+
+
+def test_learns_and_record_is_json_safe():
+    r = train(TrainConfig(batch_size=32, lr=0.1, epochs=15, **FAST), progress=False)
+    assert r.status == 'ok' and r.final['train_acc'] > 0.3
+    d = json.loads(json.dumps(r.to_dict()))
+    assert set(d) == {'config', 'status', 'history', 'final', 'steps_done', 'diverged_at', 'wall_time', 'env'}
+    assert d['env']['torch'] == torch.__version__ and d['env']['device'] == 'cpu'
+    assert [h['step'] for h in d['history']] == eval_steps(r.steps_done, 2) == [0, 120, 240]
+    assert r.history[0]['train_loss'] > r.history[-1]['train_loss']
+
+
+def test_divergence_is_a_result():
+    r = train(TrainConfig(batch_size=32, lr=1e4, steps=100, **FAST), progress=False)
+    assert r.status == 'diverged' and r.diverged_at is not None and r.diverged_at <= 100
+    assert r.steps_done == r.diverged_at - 1 and all(math.isnan(v) for v in r.final.values())
+
+
+def test_epoch_and_step_budgets():
+    assert TrainConfig(batch_size=100, epochs=3).total_steps(512) == 15
+    assert TrainConfig(batch_size=100, epochs=0.5).total_steps(512) == 2   # round(0.5 * 5) with banker's rounding
+    assert TrainConfig(batch_size=100, steps=7).total_steps(512) == 7
+    r = train(TrainConfig(batch_size=128, epochs=2, **FAST), progress=False)
+    assert r.steps_done == 8 and r.history[-1]['epoch'] == 2
+
+
+def test_schedules():
+    T = 200
+    assert all(lr_factor('constant', t, T) == 1 for t in range(T))
+    sed = [lr_factor('sed20', t, T) for t in range(T)]
+    assert sed[:100] == [1.0] * 100 and sed[100] == 0.5 and sed[109] == 0.5 and sed[110] == 0.25 and sed[-1] == 2 ** -10
+    assert all(a >= b for a, b in zip(sed, sed[1:]))
+    cos = [lr_factor('cosine', t, T) for t in range(T)]
+    assert cos[0] == 1 and abs(cos[100] - 0.5) < 1e-12 and all(a >= b for a, b in zip(cos, cos[1:]))
+    for s in SCHEDULES:  # the schedule is what the optimiser used: the history's lr follows it
+        r = train(TrainConfig(batch_size=64, lr=0.2, steps=20, schedule=s, n_evals=4, **{k: v for k, v in FAST.items() if k != 'n_evals'}), progress=False)
+        assert [h['lr'] for h in r.history] == [0.2 * lr_factor(s, min(h['step'], 19), 20) for h in r.history]
+
+
+def test_momentum_and_weight_decay_follow_torch_sgd():
+    "Effective LR: momentum m with lr*(1-m) ends near plain SGD with lr (not equal, but far from lr itself)."
+    cfg = TrainConfig(batch_size=64, steps=60, momentum=0.9, weight_decay=5e-4, **FAST)
+    r = train(cfg, progress=False)
+    assert r.status == 'ok' and r.config['momentum'] == 0.9
+
+
+def test_only_final_evaluation():
+    r = train(TrainConfig(batch_size=64, steps=10, dataset='mnist1d', n_train=512, n_test=128, n_evals=0), progress=False)
+    assert [h['step'] for h in r.history] == [10]
+
+
+def test_autoencoder_reconstructs_and_has_no_accuracy():
+    r = train(TrainConfig(dataset='digits', model='autoencoder', model_kwargs={'sizes': (32, 8)}, batch_size=64,
+                          lr=0.05, steps=30, n_evals=1), progress=False)
+    assert r.status == 'ok' and math.isnan(r.final['test_acc']) and r.history[-1]['train_loss'] < r.history[0]['train_loss']
