@@ -6,7 +6,7 @@
 from __future__ import annotations
 import argparse, importlib, json, os, sys
 
-from .train import SCHEDULES, TrainConfig, train
+from .train import SCHEDULES, TrainConfig, resolve_device, train
 
 # %% auto 0
 __all__ = ['CLAIMS', 'main']
@@ -14,6 +14,10 @@ __all__ = ['CLAIMS', 'main']
 # %% ../nbs/90_cli.ipynb 3
 CLAIMS = {  # claim name -> the module of its notebook (each has PRESETS, run, analyse, check, plot)
     'two-regimes': 'sgd_noise.two_regimes',
+    'step-budget': 'sgd_noise.step_budget',
+    'epoch-budget': 'sgd_noise.epoch_budget',
+    'noise-scale': 'sgd_noise.noise_scale',
+    'sharp-flat': 'sgd_noise.sharp_flat',
 }
 
 class _Parser(argparse.ArgumentParser):
@@ -71,6 +75,7 @@ def _reproduce(a) -> int:
     if a.claim not in CLAIMS: raise ValueError(f"unknown claim {a.claim!r}: choose one of {', '.join(CLAIMS)}")
     mod = importlib.import_module(CLAIMS[a.claim])
     if a.preset not in mod.PRESETS: raise ValueError(f"unknown preset {a.preset!r}: choose one of {', '.join(mod.PRESETS)}")
+    if a.device: resolve_device(a.device)  # a bad device is a one-line error before anything runs
     os.makedirs(a.results, exist_ok=True); os.makedirs(a.images, exist_ok=True)
     name = f'{a.claim}-{a.preset}'
     store = os.path.join(a.results, f'{name}.sqlite')
@@ -92,7 +97,9 @@ def main(argv=None) -> int:
     try:
         if a.command == 'train': return _train(a)
         if a.command == 'reproduce': return _reproduce(a)
-        for c, m in CLAIMS.items(): print(f"{c}: presets {', '.join(importlib.import_module(m).PRESETS)}")
+        for c, m in CLAIMS.items():
+            try: print(f"{c}: presets {', '.join(importlib.import_module(m).PRESETS)}")
+            except ImportError: print(f'{c}: not available in this version')
         return 0
     except ValueError as e:
         print(f'sgd-noise: error: {e}', file=sys.stderr)

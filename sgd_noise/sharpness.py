@@ -50,7 +50,7 @@ class ParamLoss:
                 if isinstance(m, _BatchNorm):
                     m.track_running_stats, m.running_mean, m.running_var, m.num_batches_tracked = False, None, None, None
         self.net, self.bn, self.chunk_size = net, bn, chunk_size
-        self.loss_fn = loss_fn or (lambda out, xc, yc: task_loss(model, out, xc, yc))
+        self.loss_fn = loss_fn or (lambda out, xc, yc: task_loss(net, out, xc, yc))
         named = list(net.named_parameters())
         self.names = [k for k, _ in named]
         self.shapes = [p.shape for _, p in named]
@@ -105,8 +105,10 @@ class ParamLoss:
         return out
 
     def hessian(self, theta=None):
-        "The exact n x n Hessian at `theta` (`torch.func.hessian`); only for small models."
+        "The exact n x n Hessian at `theta` (`torch.func.hessian`; with bn='batch', column by column from `hvp`); small models only."
         theta = self.theta0 if theta is None else theta
+        if self.bn == 'batch':  # torch.func.hessian / jacrev(jacrev) give a wrong, asymmetric Hessian through batch-statistics BN
+            return torch.stack([self.hvp(e, theta) for e in torch.eye(self.n, dtype=theta.dtype, device=theta.device)], 1)
         with _quiet_forward_ad():
             return sum(w * hessian(self.chunk_loss)(theta, xc, yc) for xc, yc, w in self.chunks())
 
@@ -128,7 +130,7 @@ def full_hessian(model, x, y, **opts):
     "Exact Hessian (n x n) of the loss at the model's parameters, for small models and tests."
     return ParamLoss(model, x, y, **opts).hessian()
 
-# %% ../nbs/05_sharpness.ipynb 15
+# %% ../nbs/05_sharpness.ipynb 16
 @dataclass
 class EigenResult:
     "Top eigenvalues of a symmetric operator and how converged they are."
@@ -159,7 +161,7 @@ def _residuals(mv, vals, vecs):
         res.append(r / abs(lam) if lam != 0 else r)
     return np.array(res)
 
-# %% ../nbs/05_sharpness.ipynb 16
+# %% ../nbs/05_sharpness.ipynb 17
 def lanczos(matvec, n, *, k=1, max_iter=None, tol=None, seed=0, ncv=None, dtype=torch.float32, device='cpu',
             return_eigenvectors=False):
     "The `k` largest algebraic eigenvalues of the symmetric operator `matvec` (ARPACK implicitly restarted Lanczos)."
@@ -202,7 +204,7 @@ def power_iteration(matvec, n, *, max_iter=1000, tol=None, seed=0, dtype=torch.f
     return EigenResult(np.array([lam]), np.array([res]), it, converged, 'power', tol,
                        vec if return_eigenvectors else None, history)
 
-# %% ../nbs/05_sharpness.ipynb 17
+# %% ../nbs/05_sharpness.ipynb 18
 def top_eigenvalues(model, x, y, *, k=1, method='lanczos', max_iter=None, tol=None, seed=0,
                     return_eigenvectors=False, **opts):
     "Top-`k` Hessian eigenvalues of the loss at the model's parameters; `opts` go to `ParamLoss` (bn, chunk_size, loss_fn, dtype)."
@@ -215,7 +217,7 @@ def top_eigenvalues(model, x, y, *, k=1, method='lanczos', max_iter=None, tol=No
         return power_iteration(f.hvp, f.n, **kw)
     raise ValueError(f"method: got {method!r}; use 'lanczos' or 'power'")
 
-# %% ../nbs/05_sharpness.ipynb 21
+# %% ../nbs/05_sharpness.ipynb 22
 @dataclass
 class TraceResult:
     "Hutchinson estimate of tr H with its standard error."
@@ -239,7 +241,7 @@ def hessian_trace(model, x, y, *, n_samples=100, seed=0, **opts):
     f = ParamLoss(model, x, y, **opts)
     return hutchinson(f.hvp, f.n, n_samples=n_samples, seed=seed, dtype=f.theta0.dtype, device=f.theta0.device)
 
-# %% ../nbs/05_sharpness.ipynb 24
+# %% ../nbs/05_sharpness.ipynb 25
 @dataclass
 class SharpnessResult:
     "Keskar et al.'s epsilon-sharpness (Metric 2.1) with the optimiser's diagnostics."
@@ -273,7 +275,7 @@ def _pga(fg, z, radius, *, steps, step_size=0.5, min_step=1e-4):
             if eta < min_step: return z, fz, it, 'step size below min_step'
     return z, fz, steps, 'step limit reached'
 
-# %% ../nbs/05_sharpness.ipynb 25
+# %% ../nbs/05_sharpness.ipynb 26
 def subspace_matrix(n, p, seed=0):
     "The n x p matrix A of `eps_sharpness(subspace_dim=p, seed=seed)`: i.i.d. N(0, 1) entries, float64."
     return np.random.default_rng(seed).standard_normal((n, p))
@@ -284,21 +286,22 @@ def eps_sharpness(model, x, y, *, eps=1e-3, subspace_dim=None, seed=0, maxiter=1
     if method not in ('lbfgsb', 'pga'): raise ValueError(f"method: got {method!r}; use 'lbfgsb' or 'pga'")
     if eps <= 0: raise ValueError(f"eps: got {eps}; use a positive box size such as 1e-3")
     f = ParamLoss(model, x, y, **opts)
-    x0 = f.theta0.detach().cpu().double().numpy()
-    if subspace_dim is None: A, radius = None, eps * (np.abs(x0) + 1)
+    x0 = f.theta0.detach().double()  # the box and the perturbation in float64, on the model's device
+    if subspace_dim is None: A, radius = None, eps * (x0.abs() + 1)
     else:
         if not 1 <= subspace_dim <= f.n: raise ValueError(f"subspace_dim: got {subspace_dim}; use None or 1..{f.n}")
-        A = subspace_matrix(f.n, subspace_dim, seed)
-        radius = eps * (np.abs(np.linalg.pinv(A) @ x0) + 1)
+        A = torch.as_tensor(subspace_matrix(f.n, subspace_dim, seed)).to(x0.device)
+        radius = eps * ((torch.linalg.pinv(A) @ x0).abs() + 1)
+    radius = radius.cpu().numpy()
     best = {'f': -np.inf, 'z': None}
     n_fev = [0]
-    def fg(z):  # loss and its gradient with respect to z, in float64
-        theta = x0 + (z if A is None else A @ z)
-        fz, g = f.value_and_grad(torch.as_tensor(theta).to(f.theta0))
-        g = g.detach().cpu().double().numpy()
+    def fg(z):  # loss and its gradient with respect to z, float64 numpy for scipy
+        zt = torch.as_tensor(z).to(x0.device)
+        fz, g = f.value_and_grad((x0 + (zt if A is None else A @ zt)).to(f.theta0.dtype))
+        g = g.double() if A is None else A.T @ g.double()
         n_fev[0] += 1
         if fz > best['f']: best.update(f=fz, z=z.copy())
-        return fz, (g if A is None else A.T @ g)
+        return fz, g.cpu().numpy()
     z0 = np.zeros_like(radius)
     f0 = fg(z0)[0]
     used_fallback = line_search_failed = False
@@ -320,7 +323,7 @@ def eps_sharpness(model, x, y, *, eps=1e-3, subspace_dim=None, seed=0, maxiter=1
     return SharpnessResult((fmax - f0) / (1 + f0) * 100, f0, fmax, eps, subspace_dim, method, success, status, message,
                            line_search_failed, used_fallback, n_fev[0], n_iter, at_bound, z)
 
-# %% ../nbs/05_sharpness.ipynb 29
+# %% ../nbs/05_sharpness.ipynb 32
 def interpolate_state(model_a, model_b, alpha):
     "A new model with parameters and floating buffers alpha * b + (1 - alpha) * a (running variances clipped at 0)."
     sa, sb = model_a.state_dict(), model_b.state_dict()
@@ -356,7 +359,7 @@ def interpolate(model_a, model_b, x, y=None, alphas=None, *, chunk_size=None, lo
             for a in alphas]
     return pd.DataFrame(rows, columns=['alpha', 'loss', 'accuracy'])
 
-# %% ../nbs/05_sharpness.ipynb 31
+# %% ../nbs/05_sharpness.ipynb 34
 def _filter_normalized(model, gen):
     parts = []
     for p in model.parameters():
@@ -381,7 +384,7 @@ def loss_surface_2d(model, x, y=None, *, span=1.0, n=21, seed=0, **opts):
     losses = np.array([[f.value(f.theta0 + a * d1 + b * d2) for b in betas] for a in alphas])
     return {'alphas': alphas, 'betas': betas, 'losses': losses}  # losses[i, j] at (alphas[i], betas[j])
 
-# %% ../nbs/05_sharpness.ipynb 33
+# %% ../nbs/05_sharpness.ipynb 36
 _HOMOGENEOUS = (nn.ReLU, nn.Identity, nn.Dropout, nn.Flatten)  # modules with m(a z) = a m(z) for a > 0
 
 def rescale_relu_layers(model, alpha, layer=0):
@@ -401,7 +404,7 @@ def rescale_relu_layers(model, alpha, layer=0):
         second.weight.div_(alpha)
     return net
 
-# %% ../nbs/05_sharpness.ipynb 35
+# %% ../nbs/05_sharpness.ipynb 38
 def eigenvalue_spread(model, x, y, sample_sizes, seeds=(0, 1, 2), *, method='lanczos', max_iter=None, tol=None, **opts):
     "Top Hessian eigenvalue on random subsets: one row per (sample size, seed), with cost and convergence."
     rows = []

@@ -19,9 +19,9 @@ from .train import (METRICS, RunResult, TrainConfig, environment, eval_steps, ge
                              lr_factor, nan_metrics, resolve_device, train, validate)
 
 # %% auto 0
-__all__ = ['MEMBER_FIELDS', 'ENGINES', 'CONFIG_COLUMNS', 'grid', 'group_key', 'make_groups', 'EnsembleSampler', 'gather',
-           'is_mlp', 'choose_engine', 'train_group', 'ResultStore', 'run_group', 'sweep', 'results_frame', 'seed_stats',
-           'best_lr', 'diverged_fraction']
+__all__ = ['MEMBER_FIELDS', 'ENGINES', 'CONFIG_COLUMNS', 'grid', 'preset_configs', 'group_key', 'make_groups', 'EnsembleSampler',
+           'gather', 'is_mlp', 'choose_engine', 'train_group', 'ResultStore', 'run_group', 'sweep', 'results_frame',
+           'seed_stats', 'best_lr', 'diverged_fraction']
 
 # %% ../nbs/03_sweep.ipynb 4
 def grid(base: TrainConfig | None = None, **axes) -> list[TrainConfig]:
@@ -31,6 +31,12 @@ def grid(base: TrainConfig | None = None, **axes) -> list[TrainConfig]:
     for n in names:
         if not hasattr(base, n): raise ValueError(f"grid axis {n!r} is not a TrainConfig field")
     return [base.replace(**dict(zip(names, vals))) for vals in itertools.product(*(list(axes[n]) for n in names))]
+
+def preset_configs(presets: dict, preset: str, **overrides) -> list[TrainConfig]:
+    "The configs of `presets[preset]` (a dict with a `base` config and grid `axes`); `overrides` replace base fields."
+    if preset not in presets: raise ValueError(f"unknown preset {preset!r}: choose one of {', '.join(presets)}")
+    p = presets[preset]
+    return grid(TrainConfig(**{**p['base'], **overrides}), **p['axes'])
 
 MEMBER_FIELDS = ('lr', 'seed')  # what may differ between the members of one ensemble
 
@@ -123,7 +129,7 @@ class _MLPEnsemble:
     def __init__(self, models, momentum, weight_decay):
         lins = [[m for m in model if isinstance(m, nn.Linear)] for model in models]
         with torch.no_grad():
-            self.W = [torch.stack([ls[l].weight.t() for ls in lins]).contiguous() for l in range(len(lins[0]))]
+            self.W = [torch.stack([ls[l].weight for ls in lins]).contiguous() for l in range(len(lins[0]))]
             self.b = [torch.stack([ls[l].bias for ls in lins])[:, None, :].contiguous() for l in range(len(lins[0]))]
         self.m, self.wd = momentum, weight_decay
         self.vW = [torch.zeros_like(w) for w in self.W] if momentum else None
@@ -138,7 +144,8 @@ class _MLPEnsemble:
         "Logits [members, batch, classes] for x [members, batch, d] (or a shared [batch, d])."
         acts, h = [], x
         for l in range(len(self.W)):
-            h = torch.baddbmm(self.b[l], h, self.W[l]) if h.dim() == 3 else torch.matmul(h, self.W[l]) + self.b[l]
+            Wt = self.W[l].transpose(1, 2)
+            h = torch.baddbmm(self.b[l], h, Wt) if h.dim() == 3 else torch.matmul(h, Wt) + self.b[l]
             if l < len(self.W) - 1:
                 h = h.relu_()
                 if keep_acts: acts.append(h)
@@ -159,16 +166,16 @@ class _MLPEnsemble:
         for l in reversed(range(len(self.W))):
             a = acts[l]
             if l > 0:  # pass δ down through the weights before they change
-                prev = torch.bmm(delta, self.W[l].transpose(1, 2))
+                prev = torch.bmm(delta, self.W[l])
                 prev = torch.ops.aten.threshold_backward(prev, a, 0)  # ⊙ [a > 0], ReLU's own backward kernel
             if plain:
                 if self.wd:
                     f = (1 - lr * self.wd)[:, None, None]
                     self.W[l].mul_(f); self.b[l].mul_(f)
-                self.W[l].baddbmm_(a.transpose(1, 2), delta, alpha=-1)
+                self.W[l].baddbmm_(delta.transpose(1, 2), a, alpha=-1)
                 self.b[l].sub_(delta.sum(1, keepdim=True))
             else:
-                self.vW[l].baddbmm_(a.transpose(1, 2), delta, beta=self.m)
+                self.vW[l].baddbmm_(delta.transpose(1, 2), a, beta=self.m)
                 self.vb[l].mul_(self.m).add_(delta.sum(1, keepdim=True))
                 if self.wd: self.vW[l].add_(self.W[l], alpha=self.wd); self.vb[l].add_(self.b[l], alpha=self.wd)
                 neg = -lr[:, None, None]
@@ -177,7 +184,7 @@ class _MLPEnsemble:
         return loss
 
     @torch.no_grad()
-    def evaluate(self, x, y, chunk=2048):
+    def evaluate(self, x, y, chunk=4096):
         "(loss, accuracy) of every member on the shared set (x, y)."
         tot = torch.zeros(self.W[0].shape[0], device=x.device); cor = torch.zeros_like(tot)
         for i in range(0, len(x), chunk):
@@ -194,7 +201,7 @@ class _MLPEnsemble:
             model = copy.deepcopy(model)
             with torch.no_grad():
                 for l, lin in enumerate(m for m in model if isinstance(m, nn.Linear)):
-                    lin.weight.copy_(self.W[l][j].t()); lin.bias.copy_(self.b[l][j, 0])
+                    lin.weight.copy_(self.W[l][j]); lin.bias.copy_(self.b[l][j, 0])
             out.append(model)
         return out
 

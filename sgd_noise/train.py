@@ -171,12 +171,15 @@ class RunResult:
 def nan_metrics() -> dict: return {k: float('nan') for k in METRICS}
 
 # %% ../nbs/02_train.ipynb 16
-def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = True, check_every: int = 1) -> RunResult:
+def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = True, check_every: int = 1,
+          on_eval=None) -> RunResult:
     """Train one model as `cfg` says and return its `RunResult`.
 
     `data` skips loading (it must be the dataset of `cfg`); `progress` shows a progress bar (it appears only
     after two seconds, so short runs stay quiet); the loss is tested for a non-finite value every
-    `check_every` steps (raise it on a GPU to avoid a sync per step)."""
+    `check_every` steps (raise it on a GPU to avoid a sync per step). `on_eval(step, model, data)`, if given, is
+    called at each evaluation and the dict it returns is added to that history entry (e.g. a curvature or
+    gradient-noise measurement)."""
     validate(cfg)
     dev = resolve_device(cfg.device)
     data = get_data(cfg) if data is None else data.to(dev)
@@ -195,6 +198,7 @@ def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = Tru
         tel, tea = evaluate(model, data.x_test, data.y_test)
         history.append(dict(step=step, epoch=step / sampler.steps_per_epoch, lr=cfg.lr * lr_factor(cfg.schedule, min(step, total - 1), total),
                             train_loss=trl, train_acc=tra, test_loss=tel, test_acc=tea))
+        if on_eval is not None: history[-1].update(on_eval(step, model, data) or {})
 
     t0 = time.perf_counter()
     model.train()

@@ -14,28 +14,35 @@ from .sweep import best_lr, grid, seed_stats, sweep
 from .train import TrainConfig
 
 # %% auto 0
-__all__ = ['PRESETS', 'configs', 'run', 'analyse', 'check', 'plot', 'heatmap']
+__all__ = ['PRESETS', 'configs', 'run', 'regimes', 'analyse', 'check', 'compare_momentum', 'plot', 'heatmap']
 
 # %% ../nbs/10_two_regimes.ipynb 4
 PRESETS = {
     # plumbing only (unit tests): seconds, far too small to test the claim
     'tiny': dict(base=dict(dataset='mnist1d', model='mlp', n_train=512, n_test=256, epochs=2, n_evals=2),
-                 batch_sizes=[16, 64, 512], lrs=[2.0 ** k for k in range(-4, 3)], seeds=[0]),
-    # CPU scale (claims.md): MLP 40-256-256-10 on MNIST-1D, plain SGD, SED20 schedule, 20 epochs
-    'smoke': dict(base=dict(dataset='mnist1d', model='mlp', n_train=4000, n_test=1000, epochs=20, n_evals=4),
-                  batch_sizes=[8, 16, 32, 64, 128, 256, 512, 1024, 4000], lrs=[2.0 ** k for k in range(-8, 4)], seeds=[0, 1]),
+                 batch_sizes=[16, 64, 512], eff_lrs=[2.0 ** k for k in range(-4, 3)], seeds=[0], momenta=[0.0, 0.9]),
+    # CPU scale (claims.md): MLP 40-256-256-10 on MNIST-1D, SED20 schedule, 20 epochs, plain and momentum SGD
+    # (B=8 and effective LRs below 2^-3 are left out to fit 3 CPU minutes: in a 2-seed run with them, the
+    # optimal LR at B=8 was 2^-2 and no optimum fell below it)
+    'smoke': dict(base=dict(dataset='mnist1d', model='mlp', n_train=4000, n_test=1000, epochs=20, n_evals=2),
+                  batch_sizes=[16, 32, 64, 128, 256, 512, 1024, 4000], eff_lrs=[2.0 ** k for k in range(-3, 4)],
+                  seeds=[0, 1], momenta=[0.0, 0.9]),
     # the paper (SED20 Fig. 1): WRN-16-4, ghost batch norm (64), L2 5e-4, 200 epochs, LR in powers of 2; for a GPU
     'paper': dict(base=dict(dataset='cifar10', model='wrn', model_kwargs={'norm': 'ghost', 'ghost_batch_size': 64},
                             weight_decay=5e-4, epochs=200, n_evals=10, device='auto'),
-                  batch_sizes=[2 ** k for k in range(4, 15)], lrs=[2.0 ** k for k in range(-8, 5)], seeds=[0, 1]),
+                  batch_sizes=[2 ** k for k in range(4, 15)], eff_lrs=[2.0 ** k for k in range(-8, 5)], seeds=[0, 1],
+                  momenta=[0.0, 0.9]),
 }
 
 def configs(preset: str = 'smoke', **overrides) -> list[TrainConfig]:
     "The sweep's configs for a preset; `overrides` replace fields of the base config (e.g. device='cuda')."
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
     p = PRESETS[preset]
-    base = TrainConfig(**{**p['base'], **overrides})
-    return grid(base, batch_size=p['batch_sizes'], lr=p['lrs'], seed=p['seeds'])
+    out = []
+    for m in p['momenta']:
+        base = TrainConfig(**{**p['base'], **overrides, 'momentum': m})
+        out += grid(base, batch_size=p['batch_sizes'], lr=[e * (1 - m) for e in p['eff_lrs']], seed=p['seeds'])
+    return out
 
 def run(preset: str = 'smoke', *, store=None, progress: bool = True, **overrides) -> pd.DataFrame:
     "Run (or resume from `store`) the two-regimes sweep; one row per run."
@@ -45,8 +52,8 @@ def run(preset: str = 'smoke', *, store=None, progress: bool = True, **overrides
 def _slope(bs, lrs) -> float:
     return float(np.polyfit(np.log2(bs), np.log2(lrs), 1)[0]) if len(bs) >= 2 else float('nan')
 
-def analyse(df: pd.DataFrame) -> dict:
-    "Best LR per batch size, the seed spread, the two regimes and the slopes of log ε* vs log B."
+def regimes(df: pd.DataFrame) -> dict:
+    "Best LR per batch size, the seed spread, the two regimes and the slopes of log ε* vs log B (one momentum)."
     best = best_lr(df, by='test_acc').sort_values('batch_size').reset_index(drop=True)
     noise = float(np.nanmax([best.test_acc_std.max(), 0.005])) if best.test_acc_std.notna().any() else 0.005
     peak = float(best.test_acc.max())
@@ -57,55 +64,82 @@ def analyse(df: pd.DataFrame) -> dict:
     return dict(best=best, noise=noise, peak=peak, tol=tol, n_flat=flat,
                 transition=int(small.batch_size.iloc[-1]) if flat else None,
                 slope_small=_slope(small.batch_size, small.lr), slope_large=_slope(large.batch_size, large.lr),
-                acc_largest=float(best.test_acc.iloc[-1]), lr_grid=(float(df.lr.min()), float(df.lr.max())),
-                table=seed_stats(df, 'test_acc'))
+                acc_largest=float(best.test_acc.iloc[-1]), lr_grid=(float(df.lr.min()), float(df.lr.max())))
+
+def analyse(df: pd.DataFrame) -> dict:
+    "The regimes of plain SGD (and of momentum SGD, when swept), with `lr` read as the effective LR."
+    df = df.assign(lr=df.lr / (1 - df.momentum))
+    out = {'by_momentum': {float(m): regimes(d) for m, d in df.groupby('momentum')}}
+    out.update(out['by_momentum'][0.0])
+    out['table'] = seed_stats(df, 'test_acc', by=('momentum', 'batch_size', 'lr'))
+    return out
 
 def check(s: dict) -> list[tuple[str, bool, str]]:
-    "The claim, part by part: (statement, holds, the numbers behind it)."
+    "The claim, part by part: (statement, holds, the numbers behind it). The regimes are read off plain SGD."
     b = s['best']; big = b.iloc[s['n_flat']:]
-    return [
+    out = [
         ('test accuracy is flat over at least 3 small batch sizes', s['n_flat'] >= 3,
          f"{s['n_flat']} batch sizes within {s['tol']:.3f} of the peak {s['peak']:.3f}"),
         ('the optimal LR grows with B in the noise-dominated regime (slope >= 0.5)', s['slope_small'] >= 0.5,
          f"slope {s['slope_small']:.2f} up to B={s['transition']}"),
         ('past the transition the optimal LR stops growing (slope < 0.5, at least 2 batch sizes)',
          len(big) >= 2 and s['slope_large'] < 0.5, f"slope {s['slope_large']:.2f} over B={list(big.batch_size)}"),
-        ('no optimal LR past the transition sits on the top edge of the grid', not bool((big.lr >= s['lr_grid'][1]).any()),
-         f"optimal LRs {list(big.lr)}, grid top {s['lr_grid'][1]}"),
+        ('no optimal LR sits on an edge of the grid', not bool(((b.lr >= s['lr_grid'][1]) | (b.lr <= s['lr_grid'][0])).any()),
+         f"optimal LRs {list(b.lr)}, grid {s['lr_grid'][0]:g}…{s['lr_grid'][1]:g}"),
         ('test accuracy falls in the curvature-dominated regime', s['acc_largest'] < s['peak'] - s['tol'],
          f"{s['acc_largest']:.3f} at the largest B vs peak {s['peak']:.3f} (tol {s['tol']:.3f})"),
     ]
+    mom = [m for m in s['by_momentum'] if m > 0]
+    if mom:
+        c = compare_momentum(s, mom[0])
+        small, large = c[c.batch_size <= s['transition']], c[c.batch_size > s['transition']]
+        tol = s['tol']
+        out += [
+            (f'momentum {mom[0]:g} and plain SGD are equal in the noise-dominated regime (within tol at every B <= transition)',
+             bool((small.gap.abs() <= tol).all()), f"gaps {[round(g, 3) for g in small.gap]} (tol {tol:.3f})"),
+            (f'momentum {mom[0]:g} beats plain SGD by more than tol at most batch sizes past the transition',
+             bool((large.gap > tol).sum() > len(large) / 2) if len(large) else False,
+             f"gaps past the transition {dict(zip(large.batch_size.astype(int), large.gap.round(3)))} (tol {tol:.3f})"),
+        ]
+    return out
+
+def compare_momentum(s: dict, momentum: float = 0.9) -> pd.DataFrame:
+    "Best test accuracy (and optimal effective LR) per batch size, plain vs momentum; gap = momentum - plain."
+    p, m = s['by_momentum'][0.0]['best'], s['by_momentum'][momentum]['best']
+    c = p[['batch_size', 'lr', 'test_acc', 'test_acc_std']].merge(m[['batch_size', 'lr', 'test_acc', 'test_acc_std']],
+                                                                     on='batch_size', suffixes=('_plain', '_momentum'))
+    return c.assign(gap=c.test_acc_momentum - c.test_acc_plain)
 
 def plot(s: dict, path=None, title='two regimes of SGD'):
-    "Best test accuracy vs B, and optimal LR vs B (log-log), with the regimes marked."
-    b = s['best']
+    "Best test accuracy vs B, and optimal effective LR vs B (log-log), for each momentum; the regimes marked."
     fig, axs = plt.subplots(1, 2, figsize=(10, 3.6))
-    ax = axs[0]
-    ax.errorbar(b.batch_size, b.test_acc, yerr=b.test_acc_std.fillna(0), marker='o', capsize=3)
-    ax.axhspan(s['peak'] - s['tol'], s['peak'], color='C2', alpha=0.15, label='within tol of the peak')
-    ax.set(xscale='log', xlabel='batch size B', ylabel='best test accuracy', title='test accuracy at the best LR')
-    ax = axs[1]
-    ax.plot(b.batch_size, b.lr, 'o-', label='optimal LR')
-    ref = b.lr.iloc[0] * b.batch_size / b.batch_size.iloc[0]
-    ax.plot(b.batch_size, ref, 'k:', label='∝ B (linear scaling)')
-    ax.set(xscale='log', yscale='log', xlabel='batch size B', ylabel='optimal learning rate', title='optimal LR',
-           ylim=(s['lr_grid'][0] / 2, s['lr_grid'][1] * 2))
+    for k, (m, r) in enumerate(s['by_momentum'].items()):
+        b, lab = r['best'], ('plain SGD' if m == 0 else f'momentum {m:g}')
+        axs[0].errorbar(b.batch_size, b.test_acc, yerr=b.test_acc_std.fillna(0), marker='o', capsize=3, label=lab, color=f'C{k}')
+        axs[1].plot(b.batch_size, b.lr, 'o-', label=f'{lab}: optimal ε/(1−m)', color=f'C{k}')
+    b = s['best']
+    axs[0].axhspan(s['peak'] - s['tol'], s['peak'], color='C2', alpha=0.15, label='within tol of the peak')
+    axs[0].set(xscale='log', xlabel='batch size B', ylabel='best test accuracy', title='test accuracy at the best LR')
+    axs[1].plot(b.batch_size, b.lr.iloc[0] * b.batch_size / b.batch_size.iloc[0], 'k:', label='∝ B (linear scaling)')
+    axs[1].set(xscale='log', yscale='log', xlabel='batch size B', ylabel='optimal effective LR', title='optimal LR',
+               ylim=(s['lr_grid'][0] / 2, s['lr_grid'][1] * 2))
     for ax in axs:
         if s['transition']: ax.axvline(s['transition'], color='C3', ls='--', label=f"transition B={s['transition']}")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
     fig.suptitle(title); fig.tight_layout()
     if path is not None: fig.savefig(path, dpi=100)
     return fig
 
-def heatmap(df: pd.DataFrame, path=None, metric='test_acc'):
-    "Mean `metric` over seeds for every (batch size, LR); blank where a seed diverged."
-    t = seed_stats(df, metric)
+def heatmap(df: pd.DataFrame, path=None, metric='test_acc', momentum=0.0):
+    "Mean `metric` over seeds for every (batch size, effective LR) at one momentum; blank where a seed diverged."
+    d = df[df.momentum == momentum]
+    t = seed_stats(d.assign(lr=d.lr / (1 - d.momentum)), metric)
     m = t['mean'].where(t['diverged'] == 0).unstack('lr')
     fig, ax = plt.subplots(figsize=(8, 3.6))
     im = ax.imshow(m.values, aspect='auto', origin='lower', cmap='viridis')
     ax.set_xticks(range(len(m.columns)), [f'{v:g}' for v in m.columns], rotation=90, fontsize=7)
     ax.set_yticks(range(len(m.index)), m.index)
-    ax.set(xlabel='learning rate', ylabel='batch size', title=f'{metric} (mean over seeds; blank: diverged)')
+    ax.set(xlabel='effective learning rate', ylabel='batch size', title=f'{metric}, momentum {momentum:g} (mean over seeds; blank: diverged)')
     fig.colorbar(im); fig.tight_layout()
     if path is not None: fig.savefig(path, dpi=100)
     return fig
