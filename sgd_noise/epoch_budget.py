@@ -13,7 +13,7 @@ import pandas as pd
 from .sweep import best_lr, preset_configs, sweep
 
 # %% auto 0
-__all__ = ['PRESETS', 'configs', 'run', 'analyse', 'check', 'plot']
+__all__ = ['PRESETS', 'KNOWN_FAILURES', 'configs', 'run', 'analyse', 'check', 'plot']
 
 # %% ../nbs/12_epoch_budget.ipynb 3
 PRESETS = {
@@ -59,6 +59,13 @@ def check(s: dict) -> list[tuple[str, bool, str]]:
          f"saturated from {s['saturated_at']:g} epochs; {a.test_acc.iloc[0]:.3f} -> best {s['best']:.3f} (tol {s['tol']:.3f})"),
         ('no loss-optimal LR at the bottom edge of the grid', not bool((l.lr <= s['lr_grid'][0]).any()), f"grid {s['lr_grid'][0]:g}…{s['lr_grid'][1]:g}"),
     ]
+
+# The parts of `check` that did NOT hold when this repository ran a preset (indices into `check`'s list),
+# with what was measured. The notebook asserts that every other part holds, and that these still fail — so a
+# change in behaviour, either way, stops the notebook and the text gets updated with it.
+KNOWN_FAILURES = {
+    'smoke': {1: 'over 1-32 epochs at B=32 the loss-optimal LR fell only 2x (1.0 -> 0.5), not >= 4x'},
+}
 
 def plot(s: dict, path=None, title='optimal LR vs epoch budget'):
     a, l = s['by_acc'], s['by_loss']

@@ -22,7 +22,8 @@ def noise_scale_from_norms(g2_small: float, g2_big: float, b_small: int, b_big: 
     "|G|², tr(Σ) and B_simple from mean squared gradient norms at two batch sizes (McCandlish et al., App. A)."
     G2 = (b_big * g2_big - b_small * g2_small) / (b_big - b_small)
     trS = (g2_small - g2_big) / (1 / b_small - 1 / b_big)
-    return dict(G2=G2, trS=trS, B_simple=trS / G2 if G2 > 0 else float('inf'))
+    # late in training |G|² is small and its estimate can come out <= 0: B_simple is then not measurable (NaN)
+    return dict(G2=G2, trS=trS, B_simple=trS / G2 if G2 > 0 else float('nan'))
 
 def _sq_grad_norm(model, x, y, loss) -> float:
     params = [p for p in model.parameters() if p.requires_grad]
@@ -33,9 +34,11 @@ def _default_loss(model, x, y): return loss_fn(getattr(model, 'task', 'classify'
 
 def gradient_noise_scale(model, x, y, *, b_small: int = 32, b_big: int = 1024, n_batches: int = 16, seed: int = 0,
                          loss=None, n_boot: int = 200) -> dict:
-    """Estimate B_simple of `model` on the examples (x, y) from `n_batches` minibatches at each of two sizes
-    (each minibatch drawn without replacement). Returns |G|², tr(Σ), B_simple and a bootstrap standard error
-    of B_simple over the minibatches (`B_simple_se`)."""
+    """Estimate B_simple of `model` on the examples (x, y) from `n_batches` minibatches at each of two sizes.
+    Minibatches are drawn *with* replacement, so that `E|g_B|² = |G|² + tr(Σ)/B` holds exactly for a finite
+    training set (without replacement the noise term shrinks by (n−B)/(n−1), which biases |G|² low when
+    `b_big` is a sizeable fraction of n). Returns |G|², tr(Σ), B_simple and a bootstrap standard error of
+    B_simple over the minibatches (`B_simple_se`)."""
     if not 1 <= b_small < b_big <= len(x):
         raise ValueError(f"need 1 <= b_small < b_big <= {len(x)} examples, got b_small={b_small}, b_big={b_big}")
     loss = loss or _default_loss
@@ -43,7 +46,7 @@ def gradient_noise_scale(model, x, y, *, b_small: int = 32, b_big: int = 1024, n
     norms = {}
     for b in (b_small, b_big):
         norms[b] = np.array([_sq_grad_norm(model, x[i], y[i], loss)
-                             for i in (torch.randperm(len(x), generator=g)[:b].to(x.device) for _ in range(n_batches))])
+                             for i in (torch.randint(len(x), (b,), generator=g).to(x.device) for _ in range(n_batches))])
     est = noise_scale_from_norms(norms[b_small].mean(), norms[b_big].mean(), b_small, b_big)
     rng = np.random.default_rng(seed)
     boots = [noise_scale_from_norms(norms[b_small][rng.integers(0, n_batches, n_batches)].mean(),
@@ -100,18 +103,19 @@ def analyse(r: dict) -> dict:
     "How B_simple moved during the run, and where the sweep's transition sits in its range."
     h, reg = r['history'], r['regimes']
     t = reg['transition']
-    lo, hi = float(h.B_simple.min()), float(h.B_simple.max())
+    ok = h.B_simple[np.isfinite(h.B_simple)]   # evaluations where |G|² was measurably positive
+    lo, hi = (float(ok.min()), float(ok.max())) if len(ok) else (float('nan'), float('nan'))
     return dict(r, best=h[['step', 'epoch', 'lr', 'train_loss', 'test_acc', 'G2', 'trS', 'B_simple', 'B_simple_se']],
-                transition=t, grew=float(h.B_simple.iloc[-1] / h.B_simple.iloc[0]), lo=lo, hi=hi,
-                inside=t is not None and lo <= t <= hi, below=float((h.B_simple <= (t or 0)).mean()))
+                transition=t, grew=float(ok.iloc[-1] / ok.iloc[0]) if len(ok) >= 2 else float('nan'), lo=lo, hi=hi,
+                n_measured=len(ok), inside=t is not None and lo <= t <= hi, below=float((ok <= (t or 0)).mean()) if len(ok) else float('nan'))
 
 def check(s: dict) -> list[tuple[str, bool, str]]:
     h = s['history']
     return [
-        ('B_simple grows during training (more than 2x from the first evaluation to the last)', s['grew'] > 2,
-         f"{h.B_simple.iloc[0]:.1f} -> {h.B_simple.iloc[-1]:.1f} ({s['grew']:.1f}x)"),
+        ('B_simple grows during training (more than 2x from the first measurable evaluation to the last)', s['grew'] > 2,
+         f"{s['grew']:.1f}x over {s['n_measured']} of {len(h)} evaluations where |G|² was measurably positive"),
         ("the sweep's transition batch size lies within the range B_simple sweeps out", bool(s['inside']),
-         f"transition B={s['transition']}, B_simple {s['lo']:.1f}…{s['hi']:.1f}, below the transition for {s['below']:.0%} of the run"),
+         f"transition B={s['transition']}, B_simple {s['lo']:.1f}…{s['hi']:.1f}, below the transition at {s['below']:.0%} of those evaluations"),
     ]
 
 def plot(s: dict, path=None, title='gradient noise scale vs the transition'):

@@ -97,9 +97,9 @@ def check(s: dict) -> list[tuple[str, bool, str]]:
         out += [
             (f'momentum {mom[0]:g} and plain SGD are equal in the noise-dominated regime (within tol at every B <= transition)',
              bool((small.gap.abs() <= tol).all()), f"gaps {[round(g, 3) for g in small.gap]} (tol {tol:.3f})"),
-            (f'momentum {mom[0]:g} beats plain SGD by more than tol at most batch sizes past the transition',
-             bool((large.gap > tol).sum() > len(large) / 2) if len(large) else False,
-             f"gaps past the transition {dict(zip(large.batch_size.astype(int), large.gap.round(3)))} (tol {tol:.3f})"),
+            (f'momentum {mom[0]:g} beats plain SGD past the transition (mean gap over those batch sizes > tol)',
+             bool(large.gap.mean() > tol) if len(large) else False,
+             f"mean gap {large.gap.mean():.3f}; gaps {dict(zip(large.batch_size.astype(int), large.gap.round(3)))} (tol {tol:.3f})"),
         ]
     return out
 
