@@ -30,10 +30,10 @@ def run_point(log2_batch: int, log2_lr: float, momentum: float, epochs: int, see
 
 def playground(**config):
     "Sliders and a Train button; each run is added to the plots. `config` fixes other TrainConfig fields."
-    s = dict(log2_batch=widgets.IntSlider(5, 3, 12, description='log2 B'),
-             log2_lr=widgets.FloatSlider(-1, -8, 4, step=0.5, description='log2 LR'),
-             momentum=widgets.FloatSlider(0, 0, 0.95, step=0.05, description='momentum'),
-             epochs=widgets.IntSlider(10, 1, 60, description='epochs'))
+    s = dict(log2_batch=widgets.IntSlider(value=5, min=3, max=12, description='log2 B'),
+             log2_lr=widgets.FloatSlider(value=-1, min=-8, max=4, step=0.5, description='log2 LR'),
+             momentum=widgets.FloatSlider(value=0, min=0, max=0.95, step=0.05, description='momentum'),
+             epochs=widgets.IntSlider(value=10, min=1, max=60, description='epochs'))
     button, clear, out = widgets.Button(description='Train', button_style='primary'), widgets.Button(description='Clear'), widgets.Output()
     runs = []
     def show():

@@ -13,13 +13,16 @@ import pandas as pd
 from .sweep import best_lr, preset_configs, sweep
 
 # %% auto 0
-__all__ = ['PRESETS', 'configs', 'run', 'analyse', 'check', 'plot']
+__all__ = ['PRESETS', 'KNOWN_FAILURES', 'configs', 'run', 'analyse', 'check', 'plot']
 
 # %% ../nbs/11_step_budget.ipynb 3
 PRESETS = {
     'tiny': dict(base=dict(dataset='mnist1d', model='mlp', n_train=512, n_test=256, steps=20, n_evals=1),
                  axes=dict(batch_size=[16, 64, 256], lr=[2.0 ** k for k in range(-3, 2)], seed=[0])),
-    'smoke': dict(base=dict(dataset='mnist1d', model='mlp', n_train=4000, n_test=1000, steps=300, n_evals=3),
+    # a 1000-step budget: 4 epochs at B=16, 250 at B=1024 (the paper's budget too lets large batches train for
+    # hundreds of epochs); a 40-128-128-10 MLP keeps it within 3 CPU minutes
+    'smoke': dict(base=dict(dataset='mnist1d', model='mlp', model_kwargs={'hidden': (128, 128)}, n_train=4000, n_test=1000,
+                            steps=1000, n_evals=2),
                   axes=dict(batch_size=[16, 32, 64, 128, 256, 512, 1024], lr=[2.0 ** k for k in range(-4, 3)], seed=[0, 1])),
     'paper': dict(base=dict(dataset='cifar10', model='wrn', model_kwargs={'norm': 'ghost', 'ghost_batch_size': 64},
                             weight_decay=5e-4, steps=9765, n_evals=10, device='auto'),
@@ -58,6 +61,11 @@ def check(s: dict) -> list[tuple[str, bool, str]]:
         ('no optimal LR sits on an edge of the grid', not bool(((a.lr >= s['lr_grid'][1]) | (a.lr <= s['lr_grid'][0])).any()),
          f"grid {s['lr_grid'][0]:g}…{s['lr_grid'][1]:g}"),
     ]
+
+# Parts of `check` that did NOT hold when this repository ran a preset (see 12_epoch_budget for the pattern).
+KNOWN_FAILURES = {
+    'smoke': {1: 'B=1024 was 0.039 below the peak at B=128, inside the seed spread (tol 0.070)'},
+}
 
 def plot(s: dict, path=None, title='constant step budget'):
     a, l = s['best'], s['by_loss']
