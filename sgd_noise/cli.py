@@ -90,7 +90,8 @@ def _reproduce(a) -> int:
     known = getattr(mod, 'KNOWN_FAILURES', {}).get(a.preset, {})
     for k, (claim, ok, detail) in enumerate(checks):
         print(('HOLDS  ' if ok else 'FAILS  ') + f'{claim}: {detail}' + ('  [known at this scale]' if k in known else ''))
-    print(f'runs: {store}  table: {os.path.join(a.results, name + ".csv")}  figure: {fig_path}')
+    kept = f'runs: {store}  ' if os.path.exists(store) else ''
+    print(f'{kept}table: {os.path.join(a.results, name + ".csv")}  figure: {fig_path}')
     return 0 if all(ok for _, ok, _ in checks) else 1
 
 def main(argv=None) -> int:

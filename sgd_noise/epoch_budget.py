@@ -38,7 +38,7 @@ def analyse(df: pd.DataFrame) -> dict:
     loss = best_lr(df, by='train_loss', group=('epochs',)).sort_values('epochs').reset_index(drop=True)
     tol = max(3 * float(np.nanmax(acc.test_acc_std.fillna(0))), 0.01)
     best = float(acc.test_acc.max())
-    sat = next(i for i in range(len(acc)) if (acc.test_acc[i:] >= best - tol).all())
+    sat = next((i for i in range(len(acc)) if (acc.test_acc[i:] >= best - tol).all()), len(acc) - 1)  # NaN: no eligible LR
     return dict(by_acc=acc, by_loss=loss, tol=tol, best=best, saturated_at=float(acc.epochs[sat]), sat_index=sat,
                 loss_lr_fall=float(loss.lr.iloc[0] / loss.lr.iloc[-1]), acc_lr_fall=float(acc.lr.iloc[0] / acc.lr.iloc[-1]),
                 acc_lr_range_saturated=float(acc.lr[sat:].max() / acc.lr[sat:].min()),

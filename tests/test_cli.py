@@ -45,7 +45,7 @@ def test_reproduce_tiny_writes_store_table_and_figure(tmp_path):
             '--images', str(tmp_path / 'img'))
     # the tiny preset is too small for the claim: exit 1 says a part of it failed, 0 that all held
     assert r.returncode == (1 if 'FAILS' in r.stdout else 0), r.stderr
-    assert r.stdout.count('HOLDS') + r.stdout.count('FAILS') == 5
+    assert r.stdout.count('HOLDS') + r.stdout.count('FAILS') == 7   # 5 parts of the claim, 2 for momentum
     assert (tmp_path / 'img' / 'two_regimes_tiny.png').stat().st_size > 1000
     assert (tmp_path / 'res' / 'two-regimes-tiny.csv').exists()
     # a second reproduction resumes from the store: nothing is retrained, the same table comes out
