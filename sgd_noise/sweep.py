@@ -11,12 +11,10 @@ import pandas as pd
 import torch
 import torch.nn as nn
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
-from tqdm.auto import tqdm
-
 from .data import Dataset, MinibatchSampler
 from .models import make_model, uses_batch_norm
 from .train import (METRICS, RunResult, TrainConfig, environment, eval_steps, get_data, loss_fn,
-                             lr_factor, nan_metrics, resolve_device, train, validate)
+                             lr_factor, nan_metrics, progress_bar, resolve_device, train, validate)
 
 # %% auto 0
 __all__ = ['MEMBER_FIELDS', 'ENGINES', 'CONFIG_COLUMNS', 'grid', 'preset_configs', 'group_key', 'make_groups', 'EnsembleSampler',
@@ -309,7 +307,7 @@ def train_group(configs: list[TrainConfig], *, data: Dataset | None = None, engi
 
     if 0 in mem.evals: record(0)
     step = 0
-    bar = tqdm(range(1, mem.total + 1), desc=f'{len(configs)} models, B={c0.batch_size}', disable=not progress, delay=2, leave=False)
+    bar = progress_bar(range(1, mem.total + 1), progress=progress, desc=f'{len(configs)} models, B={c0.batch_size}', leave=False)
     for step in bar:
         if not mem.active: break
         idx = next(sampler)
@@ -415,7 +413,7 @@ def sweep(configs: list[TrainConfig], *, store: ResultStore | str | os.PathLike 
     def keep(res):
         if store is not None: store.add(res)
         else: mem.extend(res)
-    bar = tqdm(total=len(todo), desc='sweep', unit='run', disable=not progress, delay=2)
+    bar = progress_bar(total=len(todo), progress=progress, desc='sweep', unit='run')
     if executor is None:
         for g in groups:
             keep(train_group(g, engine=engine, progress=progress)); bar.update(len(g))
