@@ -100,22 +100,33 @@ def run(preset: str = 'smoke', *, store=None, progress: bool = True, **overrides
     return dict(regimes=reg, history=hist, config=cfg)
 
 def analyse(r: dict) -> dict:
-    "How B_simple moved during the run, and where the sweep's transition sits in its range."
+    """B_simple along the run, and the test: does its median over the constant-LR phase (the phase that sets the
+    regime) land within one grid step of the transition interval the sweep found?"""
     h, reg = r['history'], r['regimes']
     t = reg['transition']
+    bs = list(reg['best'].batch_size)
+    # the sweep places the transition between its last flat batch size and the next one on its grid
+    t_next = bs[bs.index(t) + 1] if t is not None and bs.index(t) + 1 < len(bs) else t
     ok = h.B_simple[np.isfinite(h.B_simple)]   # evaluations where |G|² was measurably positive
+    const = h.B_simple[np.isclose(h.lr, r['config'].lr) & np.isfinite(h.B_simple)]
+    pred = float(const.median()) if len(const) else float('nan')
     lo, hi = (float(ok.min()), float(ok.max())) if len(ok) else (float('nan'), float('nan'))
+    # one grid step (a factor of 2) either side: the sweep itself only locates the transition to a grid step
+    window = (t / 2, 2 * t_next) if t is not None else (float('nan'), float('nan'))
     return dict(r, best=h[['step', 'epoch', 'lr', 'train_loss', 'test_acc', 'G2', 'trS', 'B_simple', 'B_simple_se']],
-                transition=t, grew=float(ok.iloc[-1] / ok.iloc[0]) if len(ok) >= 2 else float('nan'), lo=lo, hi=hi,
-                n_measured=len(ok), inside=t is not None and lo <= t <= hi, below=float((ok <= (t or 0)).mean()) if len(ok) else float('nan'))
+                transition=t, transition_next=t_next, window=window, predicted=pred, n_const=len(const),
+                const_range=(float(const.min()), float(const.max())) if len(const) else (float('nan'),) * 2,
+                grew=float(ok.iloc[-1] / ok.iloc[0]) if len(ok) >= 2 else float('nan'), lo=lo, hi=hi, n_measured=len(ok))
 
 def check(s: dict) -> list[tuple[str, bool, str]]:
-    h = s['history']
+    h, (w0, w1) = s['history'], s['window']
     return [
         ('B_simple grows during training (more than 2x from the first measurable evaluation to the last)', s['grew'] > 2,
          f"{s['grew']:.1f}x over {s['n_measured']} of {len(h)} evaluations where |G|² was measurably positive"),
-        ("the sweep's transition batch size lies within the range B_simple sweeps out", bool(s['inside']),
-         f"transition B={s['transition']}, B_simple {s['lo']:.1f}…{s['hi']:.1f}, below the transition at {s['below']:.0%} of those evaluations"),
+        ('B_simple over the constant-LR phase (median) predicts the transition to within one grid step',
+         bool(w0 <= s['predicted'] <= w1),
+         f"median B_simple {s['predicted']:.0f} over {s['n_const']} evaluations (range {s['const_range'][0]:.0f}…{s['const_range'][1]:.0f}); "
+         f"transition B={s['transition']}…{s['transition_next']}, window {w0:g}…{w1:g}"),
     ]
 
 def plot(s: dict, path=None, title='gradient noise scale vs the transition'):
@@ -127,6 +138,8 @@ def plot(s: dict, path=None, title='gradient noise scale vs the transition'):
         k = bs.index(reg['transition'])
         nxt = bs[k + 1] if k + 1 < len(bs) else reg['transition']
         ax.axhspan(reg['transition'], nxt, color='C3', alpha=0.2, label=f"transition from the sweep: B={reg['transition']}…{nxt}")
+    if math.isfinite(s['predicted']):
+        ax.axhline(s['predicted'], color='C2', ls='--', label=f"median over the constant-LR phase: {s['predicted']:.0f}")
     ax.set(yscale='log', xlabel='epoch', ylabel='batch size', title=title); ax.legend(fontsize=8)
     fig.tight_layout()
     if path is not None: fig.savefig(path, dpi=100)

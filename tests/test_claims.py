@@ -132,3 +132,22 @@ def test_noise_scale_estimator_matches_closed_form():
     exact = ns.noise_scale_from_norms(truth['G2'] + truth['trS'] / 8, truth['G2'] + truth['trS'] / 1024, 8, 1024)
     for k in ('G2', 'trS', 'B_simple'): assert abs(exact[k] - truth[k]) < 1e-9 * truth[k]
     with pytest.raises(ValueError, match='b_small < b_big'): ns.gradient_noise_scale(model, x, y, b_small=64, b_big=32)
+
+
+def test_noise_scale_check_holds_and_fails():
+    "The prediction counts only within one grid step of the sweep's transition interval."
+    import pandas as pd
+    ns = mod('noise-scale')
+    best = pd.DataFrame(dict(batch_size=[16, 32, 64, 128, 256, 512]))
+    def s(b_simple_const, late=5000.0):
+        lr0 = 0.5
+        h = pd.DataFrame(dict(step=range(6), epoch=range(6), lr=[lr0] * 3 + [lr0 / 2, lr0 / 4, lr0 / 8],
+                              train_loss=0.1, test_acc=0.7, G2=1.0, trS=1.0, B_simple=list(b_simple_const) + [late] * 3,
+                              B_simple_se=1.0))
+        return ns.analyse(dict(history=h, regimes=dict(transition=128, best=best), config=TrainConfig(lr=lr0)))
+    for const, holds in [((150, 200, 260), True), ((60, 70, 90), True), ((400, 480, 600), True),
+                         ((20, 30, 40), False), ((900, 1100, 1500), False)]:
+        checks = ns.check(s(const))
+        assert checks[1][1] is holds, (const, checks[1])
+        assert checks[0][1]                       # 5000 late vs the first value: it grew
+    assert not ns.check(s((6000, 6000, 6000)))[0][1]   # no growth: the first part fails
