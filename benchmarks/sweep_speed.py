@@ -91,6 +91,13 @@ def main(argv=None):
           f'mean test acc {sum(acc_a) / len(acc_a):.3f}')
     print(f'(b) sgd_noise.sweep (engine {df.engine.iloc[0]}): {tb:.2f} s, {flops / tb / 1e9:.1f} GFLOP/s, '
           f'mean test acc {df.test_acc.mean():.3f}')
+    # the ceiling: the multiply-adds that any engine must do (no input gradient for the first layer; the final
+    # evaluation on the train and test sets) at this machine's matmul peak, with nothing else costing any time
+    needed = (flops - 2 * args.batch_size * 40 * 256 * model_steps
+              + 2 * args.models * (data.n_train + data.n_test) * weights)
+    t_floor = needed / peak / 1e9
+    print(f'(b) runs at {flops / tb / 1e9 / peak:.0%} of the matmul peak; at 100% it would take {t_floor:.2f} s, '
+          f'so no fp32 engine can beat (a) by more than {ta / t_floor:.1f}x on this machine')
     print(f'speedup: {ta / tb:.1f}')
 
 

@@ -161,9 +161,16 @@ def test_dask_local_cluster_gives_the_local_results():
     distributed = pytest.importorskip('dask.distributed')
     cfgs = grid(TrainConfig(steps=15, n_evals=1, **FAST), batch_size=[32, 64], lr=[0.05, 0.1])
     local = sweep(cfgs, progress=False)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
-        remote = sweep(cfgs, executor=client.get_executor(), progress=False)
+    # LocalCluster writes OMP_NUM_THREADS=1 (and MKL_, OPENBLAS_, PYTHONHASHSEED, ...) into this process's
+    # environment for its workers; left there, every notebook kernel nbval starts afterwards inherits it and
+    # trains on one thread (the claim notebooks ran 2x slower in the full suite). Put the environment back.
+    env = dict(os.environ)
+    try:
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+                distributed.Client(cluster) as client:
+            remote = sweep(cfgs, executor=client.get_executor(), progress=False)
+    finally:
+        os.environ.clear(); os.environ.update(env)
     assert list(remote.config_id) == list(local.config_id)
     pd.testing.assert_series_equal(remote.test_loss, local.test_loss, rtol=1e-4)
     pd.testing.assert_series_equal(remote.train_loss, local.train_loss, rtol=1e-4)
