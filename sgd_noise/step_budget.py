@@ -23,7 +23,7 @@ PRESETS = {
     # hundreds of epochs); a 40-128-128-10 MLP keeps it within 3 CPU minutes
     'smoke': dict(base=dict(dataset='mnist1d', model='mlp', model_kwargs={'hidden': (128, 128)}, n_train=4000, n_test=1000,
                             steps=1000, n_evals=2),
-                  axes=dict(batch_size=[16, 32, 64, 128, 256, 512, 1024], lr=[2.0 ** k for k in range(-4, 3)], seed=[0, 1])),
+                  axes=dict(batch_size=[16, 32, 64, 128, 256, 512, 1024], lr=[2.0 ** k for k in range(-4, 3)], seed=[0, 1, 2])),
     'paper': dict(base=dict(dataset='cifar10', model='wrn', model_kwargs={'norm': 'ghost', 'ghost_batch_size': 64},
                             weight_decay=5e-4, steps=9765, n_evals=10, device='auto'),
                   axes=dict(batch_size=[2 ** k for k in range(4, 15)], lr=[2.0 ** k for k in range(-8, 5)], seed=[0, 1])),
@@ -64,7 +64,7 @@ def check(s: dict) -> list[tuple[str, bool, str]]:
 
 # Parts of `check` that did NOT hold when this repository ran a preset (see 12_epoch_budget for the pattern).
 KNOWN_FAILURES = {
-    'smoke': {1: 'B=1024 was 0.039 below the peak at B=128, inside the seed spread (tol 0.070)'},
+    'smoke': {1: 'B=1024 was 0.031 below the peak at B=128, inside the seed spread (tol 0.057)'},
 }
 
 def plot(s: dict, path=None, title='constant step budget'):
