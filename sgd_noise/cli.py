@@ -25,6 +25,17 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f'{self.prog}: error: {message}\n')
 
+def _speed_args(p):
+    "The speed options of TrainConfig, for large models on a GPU (each changes the arithmetic: see TrainConfig)."
+    p.add_argument('--bf16', action='store_true', help='forward and loss under bf16 autocast (fp32 weights)')
+    p.add_argument('--channels-last', action='store_true', help='NHWC memory layout for conv nets')
+    p.add_argument('--compile', action='store_true', help='torch.compile the model')
+
+def _speed(a) -> dict:
+    "The speed options asked for on the command line, as TrainConfig fields (none: {})."
+    d = dict(precision='bf16' if a.bf16 else 'fp32', channels_last=a.channels_last, compile=a.compile)
+    return {k: v for k, v in d.items() if v not in ('fp32', False)}
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog='sgd-noise', description='Noise in SGD and generalisation: train one model, or reproduce a claim.')
     sub = p.add_subparsers(dest='command', required=True, parser_class=_Parser)
@@ -44,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument('--device', default=d.device)
     t.add_argument('--n-train', type=int)
     t.add_argument('--n-test', type=int)
+    _speed_args(t)
     t.add_argument('--out', help='write the full result record (JSON) here')
     t.add_argument('--no-progress', action='store_true')
     r = sub.add_parser('reproduce', help="run a claim's experiment")
@@ -52,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument('--results', default='results', help='folder for the results store and table')
     r.add_argument('--images', default='images', help='folder for the figure')
     r.add_argument('--device', help='override the preset device (cpu, cuda, auto)')
+    _speed_args(r)
     r.add_argument('--no-progress', action='store_true')
     sub.add_parser('list', help='the claims and their presets')
     return p
@@ -60,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
 def _train(a) -> int:
     cfg = TrainConfig(dataset=a.dataset, model=a.model, batch_size=a.batch_size, lr=a.lr, momentum=a.momentum,
                       weight_decay=a.weight_decay, epochs=a.epochs if a.steps is None and a.epochs is not None else (None if a.steps else 10),
-                      steps=a.steps, schedule=a.schedule, seed=a.seed, device=a.device, n_train=a.n_train, n_test=a.n_test)
+                      steps=a.steps, schedule=a.schedule, seed=a.seed, device=a.device, n_train=a.n_train, n_test=a.n_test,
+                      **_speed(a))
     res = train(cfg, progress=not a.no_progress)
     f = res.final
     print(f"{res.status}: train loss {f['train_loss']:.4f}, train acc {f['train_acc']:.4f}, test loss {f['test_loss']:.4f}, "
@@ -79,7 +93,7 @@ def _reproduce(a) -> int:
     os.makedirs(a.results, exist_ok=True); os.makedirs(a.images, exist_ok=True)
     name = f'{a.claim}-{a.preset}'
     store = os.path.join(a.results, f'{name}.sqlite')
-    over = {'device': a.device} if a.device else {}
+    over = {**({'device': a.device} if a.device else {}), **_speed(a)}
     df = mod.run(a.preset, store=store, progress=not a.no_progress, **over)
     s = mod.analyse(df)
     s['best'].to_csv(os.path.join(a.results, f'{name}.csv'), index=False)

@@ -266,9 +266,16 @@ _said = set()
 def _say_once(msg):
     if msg not in _said: _said.add(msg); warnings.warn(msg, stacklevel=3)
 
-def choose_engine(model: nn.Module, engine: str = 'auto') -> str:
-    "The engine for `model`: `mlp` for MLP classifiers, `vmap` without batch norm, else `loop`."
+def choose_engine(model: nn.Module, engine: str = 'auto', cfg: TrainConfig | None = None) -> str:
+    """The engine for `model`: `mlp` for MLP classifiers, `vmap` without batch norm, else `loop`. The speed
+    options of `cfg` (bf16, channels_last, compile) are `train`'s, so they too mean `loop`."""
     if engine not in ENGINES: raise ValueError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    opts = [] if cfg is None else [n for n, on in (('precision=' + cfg.precision, cfg.precision != 'fp32'),
+                                                   ('channels_last', cfg.channels_last), ('compile', cfg.compile)) if on]
+    if opts:
+        if engine in ('mlp', 'vmap'): raise ValueError(f"engine={engine!r} does not implement {', '.join(opts)}: use 'loop'")
+        if engine == 'auto': _say_once(f"{', '.join(opts)}: the sweep members train one at a time, through `train`")
+        return 'loop'
     if uses_batch_norm(model):
         if engine in ('mlp', 'vmap'): raise ValueError(f"engine={engine!r} cannot train batch norm with running statistics: use 'loop'")
         if engine == 'auto': _say_once(f"{type(model).__name__} uses batch norm with running statistics: its sweep members train one at a time")
@@ -292,7 +299,7 @@ def train_group(configs: list[TrainConfig], *, data: Dataset | None = None, engi
     validate(c0, n_train=data.n_train)
     models = [make_model(c.model, input_shape=data.input_shape, n_classes=data.n_classes, seed=c.seed, **c.model_kwargs).to(dev)
               for c in configs]
-    engine = choose_engine(models[0], engine)
+    engine = choose_engine(models[0], engine, c0)
     if engine == 'loop':
         runs = [train(c, data=data, progress=progress, check_every=check_every) for c in configs]
         res = [r.to_dict() for r in runs]

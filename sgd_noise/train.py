@@ -15,8 +15,8 @@ from .data import DATASETS, Dataset, MinibatchSampler, data_root, load_dataset
 from .models import MODELS, make_model
 
 # %% auto 0
-__all__ = ['SCHEDULES', 'METRICS', 'lr_factor', 'TrainConfig', 'validate', 'resolve_device', 'get_data', 'loss_fn', 'evaluate',
-           'eval_steps', 'environment', 'RunResult', 'nan_metrics', 'progress_bar', 'train']
+__all__ = ['SCHEDULES', 'PRECISIONS', 'METRICS', 'lr_factor', 'TrainConfig', 'validate', 'resolve_device', 'get_data', 'loss_fn',
+           'evaluate', 'eval_steps', 'environment', 'RunResult', 'nan_metrics', 'progress_bar', 'train']
 
 # %% ../nbs/02_train.ipynb 4
 SCHEDULES = ('sed20', 'constant', 'cosine')
@@ -31,6 +31,9 @@ def lr_factor(schedule: str, step: int, total_steps: int) -> float:
     raise ValueError(f"unknown schedule {schedule!r}: choose one of {', '.join(SCHEDULES)}")
 
 # %% ../nbs/02_train.ipynb 8
+PRECISIONS = ('fp32', 'bf16')
+_ADDED_LATER = dict(precision='fp32', channels_last=False, compile=False)
+
 @dataclass
 class TrainConfig:
     "Everything that defines one training run."
@@ -51,13 +54,20 @@ class TrainConfig:
     replacement: bool = False     # sample minibatches with replacement instead of per-epoch shuffles
     n_evals: int = 10             # full train/test evaluations, evenly spaced, plus one at step 0 (0: at the end only)
     model_kwargs: dict = field(default_factory=dict)  # e.g. {'hidden': (512, 512)} or {'norm': 'ghost'}
+    # speed options for large models on a GPU; each changes the arithmetic, so each is part of the config
+    precision: str = 'fp32'       # 'bf16': forward and loss under bf16 autocast, fp32 weights and updates
+    channels_last: bool = False   # conv nets: NHWC memory layout (faster convolutions on tensor cores)
+    compile: bool = False         # torch.compile the model for training (a one-off compile per run)
 
     def to_dict(self) -> dict: return dataclasses.asdict(self)
 
     @property
     def config_id(self) -> str:
         "A stable id: the hash of the config as JSON (tuples and lists hash alike)."
-        return hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True, default=list).encode()).hexdigest()[:16]
+        d = self.to_dict()
+        for k, v in _ADDED_LATER.items():  # at their defaults, fields added later leave older ids (and stores) valid
+            if d[k] == v: d.pop(k)
+        return hashlib.sha1(json.dumps(d, sort_keys=True, default=list).encode()).hexdigest()[:16]
 
     def replace(self, **changes) -> 'TrainConfig': return dataclasses.replace(self, **changes)
 
@@ -95,6 +105,9 @@ def validate(cfg: TrainConfig, n_train: int | None = None) -> TrainConfig:
     _check(_is_int(cfg.seed), f"seed={cfg.seed!r} must be an integer")
     _check(_is_int(cfg.n_evals) and cfg.n_evals >= 0, f"n_evals={cfg.n_evals!r} must be an integer >= 0")
     _check(isinstance(cfg.model_kwargs, dict), f"model_kwargs={cfg.model_kwargs!r} must be a dict")
+    _check(cfg.precision in PRECISIONS, f"unknown precision {cfg.precision!r}: choose one of {', '.join(PRECISIONS)}")
+    for name in ('channels_last', 'compile'):
+        _check(isinstance(getattr(cfg, name), bool), f"{name}={getattr(cfg, name)!r} must be True or False")
     resolve_device(cfg.device)
     return cfg
 
@@ -193,6 +206,10 @@ def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = Tru
     validate(cfg, n_train=data.n_train)
     model = make_model(cfg.model, input_shape=data.input_shape, n_classes=data.n_classes, seed=cfg.seed,
                        **cfg.model_kwargs).to(dev)
+    layout = torch.channels_last if cfg.channels_last and len(data.input_shape) == 3 else None  # NHWC for images only
+    if layout is not None: model = model.to(memory_format=layout)
+    forward = torch.compile(model) if cfg.compile else model   # shares the parameters; evaluation uses `model`
+    autocast = lambda: torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == 'bf16')
     task = getattr(model, 'task', 'classify')
     sampler = MinibatchSampler(data.n_train, cfg.batch_size, seed=cfg.seed, replacement=cfg.replacement, device=dev)
     total = cfg.total_steps(data.n_train)
@@ -214,7 +231,8 @@ def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = Tru
     for step in progress_bar(range(1, total + 1), progress=progress, desc=f'B={cfg.batch_size} lr={cfg.lr:g}', leave=False):
         idx = next(sampler)
         xb, yb = data.x_train[idx], data.y_train[idx]
-        loss = loss_fn(task, model(xb), xb, yb)
+        if layout is not None: xb = xb.contiguous(memory_format=layout)
+        with autocast(): loss = loss_fn(task, forward(xb), xb, yb)
         if (step % check_every == 0 or step == total) and not torch.isfinite(loss):
             status, diverged_at = 'diverged', step
             break

@@ -40,6 +40,14 @@ def test_train_writes_record(tmp_path):
     assert r.stdout.startswith('ok: train loss') and json.loads(out.read_text())['status'] == 'ok'
 
 
+def test_train_speed_flags_reach_the_config(tmp_path):
+    from sgd_noise.cli import main
+    out = tmp_path / 'r.json'
+    assert main(['train', '--n-train', '256', '--n-test', '64', '--steps', '3', '--bf16', '--no-progress', '--out', str(out)]) == 0
+    cfg = json.loads(out.read_text())['config']
+    assert (cfg['precision'], cfg['channels_last'], cfg['compile']) == ('bf16', False, False)
+
+
 def test_reproduce_tiny_writes_store_table_and_figure(tmp_path):
     r = run('reproduce', 'two-regimes', '--preset', 'tiny', '--no-progress', '--results', str(tmp_path / 'res'),
             '--images', str(tmp_path / 'img'))

@@ -195,3 +195,13 @@ def test_reading_helpers():
     assert diverged_fraction(df)[(32, 0.2)] == 0.5
     s = seed_stats(df)
     assert s.loc[(32, 0.1), 'n'] == 2 and abs(s.loc[(32, 0.1), 'std'] - 0.0141421356) < 1e-8
+
+
+def test_speed_options_train_one_at_a_time_through_train():
+    cfgs = grid(TrainConfig(steps=5, n_evals=1, precision='bf16', **FAST), lr=[0.05, 0.1])
+    with pytest.raises(ValueError, match="does not implement precision=bf16"): sweep(cfgs, engine='mlp', progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')   # "... train one at a time", said once per process
+        df = sweep(cfgs, progress=False)
+    assert list(df.engine) == ['loop', 'loop'] and (df.status == 'ok').all()
+    assert df.test_loss.iloc[0] == train(cfgs[0], progress=False).final['test_loss']

@@ -95,3 +95,41 @@ def test_autoencoder_reconstructs_and_has_no_accuracy():
     r = train(TrainConfig(dataset='digits', model='autoencoder', model_kwargs={'sizes': (32, 8)}, batch_size=64,
                           lr=0.05, steps=30, n_evals=1), progress=False)
     assert r.status == 'ok' and math.isnan(r.final['test_acc']) and r.history[-1]['train_loss'] < r.history[0]['train_loss']
+
+
+# ---- the speed options (for large models on a GPU): switchable, part of the config, tested here on the CPU ----
+
+def test_speed_options_are_validated_and_keep_old_ids():
+    with pytest.raises(ValueError, match='unknown precision'): validate(TrainConfig(epochs=1, precision='fp16'))
+    with pytest.raises(ValueError, match='compile'): validate(TrainConfig(epochs=1, compile='yes'))
+    base = TrainConfig(epochs=1)
+    old = {k: v for k, v in base.to_dict().items() if k not in ('precision', 'channels_last', 'compile')}
+    import hashlib   # the id as it was computed before the options existed: stores written then stay valid
+    assert base.config_id == hashlib.sha1(json.dumps(old, sort_keys=True, default=list).encode()).hexdigest()[:16]
+    ids = {base.config_id, base.replace(precision='bf16').config_id, base.replace(channels_last=True).config_id,
+           base.replace(compile=True).config_id}
+    assert len(ids) == 4   # each option makes a different run, so a store never mixes them
+
+
+def test_bf16_autocast_changes_the_arithmetic_not_the_outcome():
+    cfg = TrainConfig(steps=60, batch_size=32, lr=0.2, **{**FAST, 'n_evals': 1})
+    r32, r16 = train(cfg, progress=False), train(cfg.replace(precision='bf16'), progress=False)
+    assert r16.status == 'ok' and r16.final != r32.final          # bf16 products: other numbers ...
+    assert abs(r16.final['train_loss'] - r32.final['train_loss']) < 0.1 * r32.final['train_loss']  # ... the same training
+    assert all(p.dtype == torch.float32 for p in r16.model.parameters())   # the weights stay fp32
+
+
+def test_channels_last_is_the_same_computation_in_another_layout():
+    cfg = TrainConfig(dataset='digits', model='cnn', steps=20, batch_size=32, lr=0.05, n_evals=1)
+    a, b = train(cfg, progress=False), train(cfg.replace(channels_last=True), progress=False)
+    assert b.status == 'ok'
+    for k in ('train_loss', 'test_loss'): assert b.final[k] == pytest.approx(a.final[k], rel=1e-4)
+    assert next(p for p in b.model.parameters() if p.dim() == 4).is_contiguous(memory_format=torch.channels_last)
+
+
+def test_compile_trains_the_same_model():
+    "torch.compile (inductor; on the CPU it builds C++ with the system compiler) gives the eager run's numbers."
+    cfg = TrainConfig(steps=10, batch_size=32, lr=0.1, **{**FAST, 'n_evals': 1})
+    a, b = train(cfg, progress=False), train(cfg.replace(compile=True), progress=False)
+    assert b.status == 'ok'
+    for k in ('train_loss', 'test_loss'): assert b.final[k] == pytest.approx(a.final[k], rel=1e-5)
