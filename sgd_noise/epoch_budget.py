@@ -40,7 +40,8 @@ def analyse(df: pd.DataFrame) -> dict:
     best = float(acc.test_acc.max())
     sat = next((i for i in range(len(acc)) if (acc.test_acc[i:] >= best - tol).all()), len(acc) - 1)  # NaN: no eligible LR
     return dict(by_acc=acc, by_loss=loss, tol=tol, best=best, saturated_at=float(acc.epochs[sat]), sat_index=sat,
-                loss_lr_fall=float(loss.lr.iloc[0] / loss.lr.iloc[-1]), acc_lr_fall=float(acc.lr.iloc[0] / acc.lr.iloc[-1]),
+                # the falls use the optima between grid points: a near tie on the grid must not flip a ratio
+                loss_lr_fall=float(loss.lr_fit.iloc[0] / loss.lr_fit.iloc[-1]), acc_lr_fall=float(acc.lr_fit.iloc[0] / acc.lr_fit.iloc[-1]),
                 acc_lr_range_saturated=float(acc.lr[sat:].max() / acc.lr[sat:].min()),
                 lr_grid=(float(df.lr.min()), float(df.lr.max())), range=float(acc.epochs.iloc[-1] / acc.epochs.iloc[0]))
 
@@ -49,9 +50,10 @@ def check(s: dict) -> list[tuple[str, bool, str]]:
     return [
         ('the budgets span at least 16x', s['range'] >= 16, f"{list(a.epochs)} epochs"),
         ('the training-loss-optimal LR falls markedly (>= 4x) as the budget grows', s['loss_lr_fall'] >= 4,
-         f"{l.lr.iloc[0]:g} -> {l.lr.iloc[-1]:g} ({s['loss_lr_fall']:g}x): {list(l.lr)}"),
+         f"{l.lr_fit.iloc[0]:.3g} -> {l.lr_fit.iloc[-1]:.3g} ({s['loss_lr_fall']:.2f}x between grid points); on the grid {list(l.lr)}"),
         ('the test-accuracy-optimal LR falls less than the loss-optimal one', s['acc_lr_fall'] < s['loss_lr_fall'],
-         f"test-optimal {list(a.lr)} ({s['acc_lr_fall']:g}x) vs loss-optimal {s['loss_lr_fall']:g}x"),
+         f"test-optimal {a.lr_fit.iloc[0]:.3g} -> {a.lr_fit.iloc[-1]:.3g} ({s['acc_lr_fall']:.2f}x; on the grid {list(a.lr)}) "
+         f"vs loss-optimal {s['loss_lr_fall']:.2f}x"),
         ('the test-accuracy-optimal LR is nearly constant (<= 2x) once accuracy has saturated', s['acc_lr_range_saturated'] <= 2,
          f"over budgets >= {s['saturated_at']:g} epochs: {list(a.lr[s['sat_index']:])}"),
         ('test accuracy saturates before the largest budget, after rising by more than tol',
@@ -64,7 +66,7 @@ def check(s: dict) -> list[tuple[str, bool, str]]:
 # with what was measured. The notebook asserts that every other part holds; if one of these holds in a run, it
 # prints a note (such parts are borderline, and another machine's rounding can tip them) so the text gets updated.
 KNOWN_FAILURES = {
-    'smoke': {1: 'over 1-32 epochs at B=32 the loss-optimal LR fell only 2x (1.0 -> 0.5), not >= 4x'},
+    'smoke': {1: 'over 1-32 epochs at B=32 the loss-optimal LR fell only 1.3x (0.71 -> 0.55; 1.0 -> 0.5 on the grid), not >= 4x'},
 }
 
 def plot(s: dict, path=None, title='optimal LR vs epoch budget'):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy, itertools, json, math, os, sqlite3, time, warnings
 from concurrent.futures import Executor, as_completed
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
@@ -454,10 +455,20 @@ def seed_stats(df: pd.DataFrame, metric: str = 'test_acc', by=('batch_size', 'lr
     return pd.DataFrame({'mean': g[metric].mean(), 'std': g[metric].std(ddof=1), 'n': g[metric].count(),
                          'diverged': g['status'].apply(lambda s: (s == 'diverged').mean())})
 
+def _vertex(xs, ys, k, higher) -> float:
+    """The optimum between grid points: the vertex of the parabola through point k and its two neighbours
+    (x = log2 lr), kept within them; the grid point itself where a neighbour is missing or the parabola opens the
+    wrong way. Unlike the argmax, it moves continuously with the numbers, so a near tie on the grid cannot flip it."""
+    if k == 0 or k == len(xs) - 1: return xs[k]
+    a, b, _ = np.polyfit(xs[k - 1:k + 2], ys[k - 1:k + 2], 2)
+    if (a < 0) != higher or a == 0: return xs[k]
+    return float(np.clip(-b / (2 * a), xs[k - 1], xs[k + 1]))
+
 def best_lr(df: pd.DataFrame, by: str = 'test_acc', group=('batch_size',)) -> pd.DataFrame:
     """For each `group`, the learning rate with the best mean over seeds of `by` (test accuracy: highest;
     a loss: lowest). A learning rate at which any seed diverged is not eligible. Returns the best lr, the
-    mean and std over seeds of test accuracy and train loss there, and how many lrs were tried."""
+    mean and std over seeds of test accuracy and train loss there, and how many lrs were tried; `lr_fit` is the
+    optimum between grid points (`_vertex`, over the eligible learning rates), for ratios of optima."""
     higher = by.endswith('acc')
     rows = []
     for key, d in df.groupby(list(group)):
@@ -468,7 +479,8 @@ def best_lr(df: pd.DataFrame, by: str = 'test_acc', group=('batch_size',)) -> pd
         if len(s):
             lr = s.score.idxmax() if higher else s.score.idxmin()
             at = d[d.lr == lr]
-            row.update(lr=lr, test_acc=at.test_acc.mean(), test_acc_std=at.test_acc.std(ddof=1),
+            lr_fit = 2.0 ** _vertex(np.log2(s.index.to_numpy(float)), s.score.to_numpy(float), s.index.get_loc(lr), higher)
+            row.update(lr=lr, lr_fit=lr_fit, test_acc=at.test_acc.mean(), test_acc_std=at.test_acc.std(ddof=1),
                        train_loss=at.train_loss.mean(), train_loss_std=at.train_loss.std(ddof=1),
                        lr_at_edge=lr in (d.lr.min(), d.lr.max()))
         rows.append(row)

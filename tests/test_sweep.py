@@ -205,3 +205,16 @@ def test_speed_options_train_one_at_a_time_through_train():
         df = sweep(cfgs, progress=False)
     assert list(df.engine) == ['loop', 'loop'] and (df.status == 'ok').all()
     assert df.test_loss.iloc[0] == train(cfgs[0], progress=False).final['test_loss']
+
+
+def test_lr_fit_is_the_optimum_between_grid_points():
+    "On a parabola in log2 lr the fit is exact; a near tie on the grid gives a point between the two, not either."
+    lrs = [2.0 ** k for k in range(-3, 3)]
+    rows = [(64, lr, s, 0.8 - 0.05 * (math.log2(lr) - 0.3) ** 2, 1.0, 'ok') for lr in lrs for s in (0, 1)]
+    b = best_lr(_fake(rows))
+    assert b.lr.iloc[0] == 1.0 and b.lr_fit.iloc[0] == pytest.approx(2 ** 0.3, rel=1e-9)
+    tie = [(64, lr, 0, acc, 1.0, 'ok') for lr, acc in zip(lrs, (0.1, 0.2, 0.5, 0.7, 0.7 - 1e-4, 0.3))]
+    b = best_lr(_fake(tie))
+    assert b.lr.iloc[0] == 1.0 and 1.0 < b.lr_fit.iloc[0] < 2.0   # the argmax flips with 1e-4; the fit barely moves
+    edge = [(64, lr, 0, acc, 1.0, 'ok') for lr, acc in zip(lrs, (0.9, 0.5, 0.4, 0.3, 0.2, 0.1))]
+    assert best_lr(_fake(edge)).lr_fit.iloc[0] == 0.125            # at the edge of the grid: the grid point
