@@ -6,7 +6,7 @@
 from __future__ import annotations
 import argparse, importlib, json, os, sys
 
-from .train import SCHEDULES, TrainConfig, resolve_device, train
+from .train import SCHEDULES, SPEED_DEFAULTS, TrainConfig, resolve_device, train
 
 # %% auto 0
 __all__ = ['CLAIMS', 'main']
@@ -34,7 +34,7 @@ def _speed_args(p):
 def _speed(a) -> dict:
     "The speed options asked for on the command line, as TrainConfig fields (none: {})."
     d = dict(precision='bf16' if a.bf16 else 'fp32', channels_last=a.channels_last, compile=a.compile)
-    return {k: v for k, v in d.items() if v not in ('fp32', False)}
+    return {k: v for k, v in d.items() if v != SPEED_DEFAULTS[k]}
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog='sgd-noise', description='Noise in SGD and generalisation: train one model, or reproduce a claim.')

@@ -14,7 +14,7 @@ import torch.nn as nn
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 from .data import Dataset, MinibatchSampler
 from .models import make_model, uses_batch_norm
-from .train import (METRICS, RunResult, TrainConfig, environment, eval_steps, get_data, loss_fn,
+from .train import (METRICS, SPEED_DEFAULTS, RunResult, TrainConfig, environment, eval_steps, get_data, loss_fn,
                              lr_factor, nan_metrics, progress_bar, resolve_device, train, validate)
 
 # %% auto 0
@@ -271,8 +271,7 @@ def choose_engine(model: nn.Module, engine: str = 'auto', cfg: TrainConfig | Non
     """The engine for `model`: `mlp` for MLP classifiers, `vmap` without batch norm, else `loop`. The speed
     options of `cfg` (bf16, channels_last, compile) are `train`'s, so they too mean `loop`."""
     if engine not in ENGINES: raise ValueError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
-    opts = [] if cfg is None else [n for n, on in (('precision=' + cfg.precision, cfg.precision != 'fp32'),
-                                                   ('channels_last', cfg.channels_last), ('compile', cfg.compile)) if on]
+    opts = [] if cfg is None else [f'{k}={getattr(cfg, k)}' for k, off in SPEED_DEFAULTS.items() if getattr(cfg, k) != off]
     if opts:
         if engine in ('mlp', 'vmap'): raise ValueError(f"engine={engine!r} does not implement {', '.join(opts)}: use 'loop'")
         if engine == 'auto': _say_once(f"{', '.join(opts)}: the sweep members train one at a time, through `train`")

@@ -15,8 +15,9 @@ from .data import DATASETS, Dataset, MinibatchSampler, data_root, load_dataset
 from .models import MODELS, make_model
 
 # %% auto 0
-__all__ = ['SCHEDULES', 'PRECISIONS', 'METRICS', 'lr_factor', 'TrainConfig', 'validate', 'resolve_device', 'get_data', 'loss_fn',
-           'evaluate', 'eval_steps', 'environment', 'RunResult', 'nan_metrics', 'progress_bar', 'train']
+__all__ = ['SCHEDULES', 'PRECISIONS', 'SPEED_DEFAULTS', 'METRICS', 'lr_factor', 'TrainConfig', 'validate', 'resolve_device',
+           'get_data', 'loss_fn', 'evaluate', 'eval_steps', 'environment', 'RunResult', 'nan_metrics', 'progress_bar',
+           'train']
 
 # %% ../nbs/02_train.ipynb 4
 SCHEDULES = ('sed20', 'constant', 'cosine')
@@ -32,7 +33,7 @@ def lr_factor(schedule: str, step: int, total_steps: int) -> float:
 
 # %% ../nbs/02_train.ipynb 8
 PRECISIONS = ('fp32', 'bf16')
-_ADDED_LATER = dict(precision='fp32', channels_last=False, compile=False)
+SPEED_DEFAULTS = dict(precision='fp32', channels_last=False, compile=False)  # the speed options, off
 
 @dataclass
 class TrainConfig:
@@ -65,7 +66,7 @@ class TrainConfig:
     def config_id(self) -> str:
         "A stable id: the hash of the config as JSON (tuples and lists hash alike)."
         d = self.to_dict()
-        for k, v in _ADDED_LATER.items():  # at their defaults, fields added later leave older ids (and stores) valid
+        for k, v in SPEED_DEFAULTS.items():  # added later: at their defaults they leave older ids (and stores) valid
             if d[k] == v: d.pop(k)
         return hashlib.sha1(json.dumps(d, sort_keys=True, default=list).encode()).hexdigest()[:16]
 
