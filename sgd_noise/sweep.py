@@ -5,6 +5,7 @@
 # %% ../nbs/03_sweep.ipynb 2
 from __future__ import annotations
 import copy, itertools, json, math, os, sqlite3, time, warnings
+from dataclasses import dataclass
 from concurrent.futures import Executor, as_completed
 
 import numpy as np
@@ -14,13 +15,13 @@ import torch.nn as nn
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 from .data import Dataset, MinibatchSampler
 from .models import make_model, uses_batch_norm
-from .train import (METRICS, SPEED_DEFAULTS, RunResult, TrainConfig, environment, eval_steps, get_data, loss_fn,
+from .train import (METRICS, LOOP_ONLY_DEFAULTS, RunResult, TrainConfig, environment, eval_steps, get_data, loss_fn,
                              lr_factor, nan_metrics, progress_bar, resolve_device, train, validate)
 
 # %% auto 0
 __all__ = ['MEMBER_FIELDS', 'ENGINES', 'CONFIG_COLUMNS', 'grid', 'preset_configs', 'group_key', 'make_groups', 'EnsembleSampler',
            'gather', 'is_mlp', 'choose_engine', 'train_group', 'ResultStore', 'run_group', 'sweep', 'results_frame',
-           'seed_stats', 'best_lr', 'diverged_fraction']
+           'seed_stats', 'best_lr', 'diverged_fraction', 'Cube', 'metric_cube', 'tune_lr', 'at_tuned']
 
 # %% ../nbs/03_sweep.ipynb 4
 def grid(base: TrainConfig | None = None, **axes) -> list[TrainConfig]:
@@ -73,7 +74,7 @@ class _Members:
         self.cfgs, self.data, self.engine = cfgs, data, engine
         c0 = cfgs[0]
         self.total = c0.total_steps(data.n_train)
-        self.steps_per_epoch = data.n_train // c0.batch_size
+        self.examples_per_step = c0.batch_size / data.n_train  # epochs per step
         self.evals = set(eval_steps(self.total, c0.n_evals))
         self.active = list(range(len(cfgs)))              # member ids still training, in ensemble order
         self.history = [[] for _ in cfgs]
@@ -90,7 +91,7 @@ class _Members:
         c0 = self.cfgs[0]
         for j, i in enumerate(self.active):
             lr = self.cfgs[i].lr * lr_factor(c0.schedule, min(step, self.total - 1), self.total)
-            self.history[i].append(dict(step=step, epoch=step / self.steps_per_epoch, lr=lr,
+            self.history[i].append(dict(step=step, epoch=step * self.examples_per_step, lr=lr,
                                         **{k: float(m[j]) for k, m in zip(METRICS, metrics)}))
 
     def check(self, step, loss) -> list[bool] | None:
@@ -153,6 +154,7 @@ class _MLPEnsemble:
     @torch.no_grad()
     def step(self, x, y, lr):
         "One SGD step for every member; returns each member's minibatch loss (before the step)."
+        x = x.flatten(2)  # images [members, batch, C, H, W] -> [members, batch, features], as the model's Flatten does
         z, acts = self.forward(x, keep_acts=True)
         acts = [x] + acts
         logp = z.log_softmax(-1)
@@ -185,6 +187,7 @@ class _MLPEnsemble:
     @torch.no_grad()
     def evaluate(self, x, y, chunk=4096):
         "(loss, accuracy) of every member on the shared set (x, y)."
+        x = x.flatten(1)
         tot = torch.zeros(self.W[0].shape[0], device=x.device); cor = torch.zeros_like(tot)
         for i in range(0, len(x), chunk):
             z, _ = self.forward(x[i:i + chunk]); yb = y[i:i + chunk]
@@ -268,10 +271,10 @@ def _say_once(msg):
     if msg not in _said: _said.add(msg); warnings.warn(msg, stacklevel=3)
 
 def choose_engine(model: nn.Module, engine: str = 'auto', cfg: TrainConfig | None = None) -> str:
-    """The engine for `model`: `mlp` for MLP classifiers, `vmap` without batch norm, else `loop`. The speed
-    options of `cfg` (bf16, channels_last, compile) are `train`'s, so they too mean `loop`."""
+    """The engine for `model`: `mlp` for MLP classifiers, `vmap` without batch norm, else `loop`. The options of
+    `cfg` only `train` implements (bf16, channels_last, compile, augment, target_loss) mean `loop` too."""
     if engine not in ENGINES: raise ValueError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
-    opts = [] if cfg is None else [f'{k}={getattr(cfg, k)}' for k, off in SPEED_DEFAULTS.items() if getattr(cfg, k) != off]
+    opts = [] if cfg is None else [f'{k}={getattr(cfg, k)}' for k, off in LOOP_ONLY_DEFAULTS.items() if getattr(cfg, k) != off]
     if opts:
         if engine in ('mlp', 'vmap'): raise ValueError(f"engine={engine!r} does not implement {', '.join(opts)}: use 'loop'")
         if engine == 'auto': _say_once(f"{', '.join(opts)}: the sweep members train one at a time, through `train`")
@@ -488,3 +491,42 @@ def best_lr(df: pd.DataFrame, by: str = 'test_acc', group=('batch_size',)) -> pd
 def diverged_fraction(df: pd.DataFrame, by=('batch_size', 'lr')) -> pd.Series:
     "The fraction of runs that diverged, per `by`."
     return df.groupby(list(by))['status'].apply(lambda s: (s == 'diverged').mean())
+
+@dataclass
+class Cube:
+    "A metric of a sweep as an array `values[seed, group, lr]` (NaN where the run diverged), with its axes."
+    values: np.ndarray
+    seeds: list
+    groups: list      # the values of the grouping column (batch sizes, epoch budgets, ...)
+    lrs: np.ndarray
+
+def metric_cube(df: pd.DataFrame, metric: str = 'test_acc', group: str = 'batch_size') -> Cube:
+    "`metric` of every run of a sweep as a `Cube` over seeds × `group` × learning rates (a missing run is NaN too)."
+    seeds, groups, lrs = sorted(df.seed.unique()), sorted(df[group].unique()), np.sort(df.lr.unique())
+    v = np.full((len(seeds), len(groups), len(lrs)), np.nan)
+    si, gi, li = ({x: k for k, x in enumerate(a)} for a in (seeds, groups, lrs))
+    ok = df[df.status == 'ok']
+    v[[si[x] for x in ok.seed], [gi[x] for x in ok[group]], [li[x] for x in ok.lr]] = ok[metric].to_numpy(float)
+    return Cube(v, [int(s) for s in seeds], [g.item() if hasattr(g, 'item') else g for g in groups], lrs)
+
+def tune_lr(cube: Cube, seed_idx=None, higher: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Per group, the grid index of the learning rate with the best mean over the seeds `seed_idx` (all by
+    default; repeats allowed, for the bootstrap), and `lr_fit`, the optimum between grid points (`_vertex`). As
+    in `best_lr`, a rate at which any of those seeds diverged is not eligible; a group with none eligible gets
+    index -1 and NaN."""
+    v = cube.values if seed_idx is None else cube.values[list(seed_idx)]
+    mean = v.mean(0)   # NaN wherever a seed diverged: not eligible
+    k, fit = np.full(len(cube.groups), -1), np.full(len(cube.groups), np.nan)
+    x = np.log2(cube.lrs)
+    for g, row in enumerate(mean):
+        ok = np.flatnonzero(np.isfinite(row))
+        if not len(ok): continue
+        j = int(np.argmax(row[ok]) if higher else np.argmin(row[ok]))
+        k[g], fit[g] = ok[j], 2.0 ** _vertex(x[ok], row[ok], j, higher)
+    return k, fit
+
+def at_tuned(cube: Cube, k: np.ndarray) -> np.ndarray:
+    "The metric per seed at each group's tuned learning rate (`tune_lr`'s indices): `[seed, group]`, NaN where k = -1."
+    out = np.take_along_axis(cube.values, np.maximum(k, 0)[None, :, None], 2)[..., 0]
+    out[:, k < 0] = np.nan
+    return out

@@ -15,9 +15,9 @@ from .data import DATASETS, Dataset, MinibatchSampler, data_root, load_dataset
 from .models import MODELS, make_model
 
 # %% auto 0
-__all__ = ['SCHEDULES', 'PRECISIONS', 'SPEED_DEFAULTS', 'METRICS', 'lr_factor', 'TrainConfig', 'validate', 'resolve_device',
-           'get_data', 'loss_fn', 'evaluate', 'eval_steps', 'environment', 'RunResult', 'nan_metrics', 'progress_bar',
-           'train']
+__all__ = ['SCHEDULES', 'PRECISIONS', 'AUGMENTATIONS', 'SPEED_DEFAULTS', 'LOOP_ONLY_DEFAULTS', 'METRICS', 'AUGMENT', 'lr_factor',
+           'TrainConfig', 'validate', 'resolve_device', 'get_data', 'loss_fn', 'evaluate', 'eval_steps', 'environment',
+           'RunResult', 'nan_metrics', 'progress_bar', 'crop_flip', 'train']
 
 # %% ../nbs/02_train.ipynb 4
 SCHEDULES = ('sed20', 'constant', 'cosine')
@@ -33,7 +33,11 @@ def lr_factor(schedule: str, step: int, total_steps: int) -> float:
 
 # %% ../nbs/02_train.ipynb 8
 PRECISIONS = ('fp32', 'bf16')
+AUGMENTATIONS = ('crop-flip',)  # random 32x32 crop of the image padded by 4 pixels, and a horizontal flip half the time
 SPEED_DEFAULTS = dict(precision='fp32', channels_last=False, compile=False)  # the speed options, off
+# fields added after the first stores were written: at these defaults they leave older config ids valid, and any
+# other value makes the sweep train the config through `train` (the ensemble engines do not implement them)
+LOOP_ONLY_DEFAULTS = dict(SPEED_DEFAULTS, augment=None, target_loss=None)
 
 @dataclass
 class TrainConfig:
@@ -59,6 +63,8 @@ class TrainConfig:
     precision: str = 'fp32'       # 'bf16': forward and loss under bf16 autocast, fp32 weights and updates
     channels_last: bool = False   # conv nets: NHWC memory layout (faster convolutions on tensor cores)
     compile: bool = False         # torch.compile the model for training (a one-off compile per run)
+    augment: str | None = None    # data augmentation of training batches, on the device: None or 'crop-flip'
+    target_loss: float | None = None  # stop once the training loss (whole set, checked every epoch) is this low
 
     def to_dict(self) -> dict: return dataclasses.asdict(self)
 
@@ -66,16 +72,21 @@ class TrainConfig:
     def config_id(self) -> str:
         "A stable id: the hash of the config as JSON (tuples and lists hash alike)."
         d = self.to_dict()
-        for k, v in SPEED_DEFAULTS.items():  # added later: at their defaults they leave older ids (and stores) valid
+        for k, v in LOOP_ONLY_DEFAULTS.items():  # added later: at their defaults they leave older ids (and stores) valid
             if d[k] == v: d.pop(k)
+        # epoch budgets count examples since 0.2 (before, `epochs × (n // B)` steps): runs stored under the old
+        # rule trained for fewer steps, so their ids must differ and a store retrains them
+        if d['epochs'] is not None: d['budget'] = 'examples'
         return hashlib.sha1(json.dumps(d, sort_keys=True, default=list).encode()).hexdigest()[:16]
 
     def replace(self, **changes) -> 'TrainConfig': return dataclasses.replace(self, **changes)
 
     def total_steps(self, n_train: int) -> int:
-        "The budget in steps for a training set of `n_train` examples."
+        """The budget in steps for a training set of `n_train` examples. An epoch budget buys every batch size the
+        same number of examples, `epochs × n_train`: a batch size that does not divide the training set gets
+        the steps that make up the partial batches (1024 on 4000 examples: 3.9 steps an epoch, not 3)."""
         if self.steps is not None: return int(self.steps)
-        return max(1, round(self.epochs * (n_train // self.batch_size)))
+        return max(1, round(self.epochs * n_train / self.batch_size))
 
 # %% ../nbs/02_train.ipynb 9
 def _check(ok: bool, msg: str):
@@ -109,6 +120,11 @@ def validate(cfg: TrainConfig, n_train: int | None = None) -> TrainConfig:
     _check(cfg.precision in PRECISIONS, f"unknown precision {cfg.precision!r}: choose one of {', '.join(PRECISIONS)}")
     for name in ('channels_last', 'compile'):
         _check(isinstance(getattr(cfg, name), bool), f"{name}={getattr(cfg, name)!r} must be True or False")
+    _check(cfg.augment is None or cfg.augment in AUGMENTATIONS,
+           f"unknown augment {cfg.augment!r}: choose None or one of {', '.join(AUGMENTATIONS)}")
+    t = cfg.target_loss
+    _check(t is None or (isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t > 0),
+           f"target_loss={t!r} must be None or a positive number")
     resolve_device(cfg.device)
     return cfg
 
@@ -191,14 +207,30 @@ def progress_bar(iterable=None, *, progress: bool = True, **kw):
     off = not progress or os.environ.get('SGD_NOISE_PROGRESS', '1') == '0'
     return tqdm(iterable, disable=off, delay=2, mininterval=1.0, **kw)
 
-# %% ../nbs/02_train.ipynb 16
+# %% ../nbs/02_train.ipynb 17
+def crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    "A random crop of each image in `x` [N, C, H, W] padded by `pad` pixels, flipped horizontally with probability ½."
+    n, c, h, w = x.shape
+    dev = x.device
+    xp = F.pad(x, (pad, pad, pad, pad))
+    i, j = (torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=dev) for _ in range(2))
+    rows = (i[:, None] + torch.arange(h, device=dev))[:, None, :, None]
+    cols = (j[:, None] + torch.arange(w, device=dev))[:, None, None, :]
+    out = xp[torch.arange(n, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None], rows, cols]
+    flip = torch.rand(n, generator=generator, device=dev) < 0.5
+    return torch.where(flip[:, None, None, None], out.flip(3), out)
+
+AUGMENT = {'crop-flip': crop_flip}
+
+# %% ../nbs/02_train.ipynb 19
 def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = True, check_every: int = 1,
           on_eval=None) -> RunResult:
     """Train one model as `cfg` says and return its `RunResult`.
 
     `data` skips loading (it must be the dataset of `cfg`); `progress` shows a progress bar (it appears only
     after two seconds, so short runs stay quiet); the loss is tested for a non-finite value every
-    `check_every` steps (raise it on a GPU to avoid a sync per step). `on_eval(step, model, data)`, if given, is
+    `check_every` steps (raise it on a GPU to avoid a sync per step). With `cfg.target_loss`, the training loss on
+    the whole training set is measured every epoch and training stops, with an evaluation, once it is that low. `on_eval(step, model, data)`, if given, is
     called at each evaluation and the dict it returns is added to that history entry (e.g. a curvature or
     gradient-noise measurement)."""
     validate(cfg)
@@ -217,11 +249,15 @@ def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = Tru
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: lr_factor(cfg.schedule, t, total))
     evals, history, status, diverged_at = set(eval_steps(total, cfg.n_evals)), [], 'ok', None
+    if cfg.augment is not None and len(data.input_shape) != 3:
+        raise ValueError(f"augment={cfg.augment!r} needs images, and {cfg.dataset} is not an image dataset: use augment=None")
+    aug_gen = torch.Generator(device=dev).manual_seed(cfg.seed + 7919) if cfg.augment else None  # not the sampler's stream
+    stop_every = max(1, round(data.n_train / cfg.batch_size)) if cfg.target_loss is not None else 0
 
     def record(step):
         trl, tra = evaluate(model, data.x_train, data.y_train)
         tel, tea = evaluate(model, data.x_test, data.y_test)
-        history.append(dict(step=step, epoch=step / sampler.steps_per_epoch, lr=cfg.lr * lr_factor(cfg.schedule, min(step, total - 1), total),
+        history.append(dict(step=step, epoch=step * cfg.batch_size / data.n_train, lr=cfg.lr * lr_factor(cfg.schedule, min(step, total - 1), total),
                             train_loss=trl, train_acc=tra, test_loss=tel, test_acc=tea))
         if on_eval is not None: history[-1].update(on_eval(step, model, data) or {})
 
@@ -232,6 +268,7 @@ def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = Tru
     for step in progress_bar(range(1, total + 1), progress=progress, desc=f'B={cfg.batch_size} lr={cfg.lr:g}', leave=False):
         idx = next(sampler)
         xb, yb = data.x_train[idx], data.y_train[idx]
+        if aug_gen is not None: xb = AUGMENT[cfg.augment](xb, aug_gen)
         if layout is not None: xb = xb.contiguous(memory_format=layout)
         with autocast(): loss = loss_fn(task, forward(xb), xb, yb)
         if (step % check_every == 0 or step == total) and not torch.isfinite(loss):
@@ -241,6 +278,9 @@ def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = Tru
         loss.backward()
         opt.step(); sched.step()
         if step in evals: record(step)
+        if stop_every and step % stop_every == 0 and evaluate(model, data.x_train, data.y_train)[0] <= cfg.target_loss:
+            if step not in evals: record(step)
+            break
     final = nan_metrics() if status == 'diverged' else {k: history[-1][k] for k in METRICS}
     if status == 'ok' and not math.isfinite(final['train_loss']): status, final = 'diverged', nan_metrics()
     done = step - (status == 'diverged')

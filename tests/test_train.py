@@ -60,7 +60,15 @@ def test_divergence_is_a_result():
 
 def test_epoch_and_step_budgets():
     assert TrainConfig(batch_size=100, epochs=3).total_steps(512) == 15
-    assert TrainConfig(batch_size=100, epochs=0.5).total_steps(512) == 2   # round(0.5 * 5) with banker's rounding
+    assert TrainConfig(batch_size=100, epochs=0.5).total_steps(512) == 3   # round(0.5 * 5.12)
+    # an epoch budget buys every batch size the same number of examples (the old rule, epochs × (n // B), gave
+    # B=1024 on 4000 examples 60 steps for 20 epochs: 23% too few)
+    assert TrainConfig(batch_size=1024, epochs=20).total_steps(4000) == 78
+    for b in (16, 48, 100, 512, 1024, 3000):
+        steps = TrainConfig(batch_size=b, epochs=20).total_steps(4000)
+        assert abs(steps * b - 20 * 4000) <= b / 2
+    # the rule is part of the run id: stores of runs trained under the old rule retrain them
+    assert TrainConfig(epochs=2).config_id != TrainConfig(steps=2).config_id
     assert TrainConfig(batch_size=100, steps=7).total_steps(512) == 7
     r = train(TrainConfig(batch_size=128, epochs=2, **FAST), progress=False)
     assert r.steps_done == 8 and r.history[-1]['epoch'] == 2
