@@ -21,7 +21,7 @@ from .train import (METRICS, LOOP_ONLY_DEFAULTS, RunResult, TrainConfig, environ
 # %% auto 0
 __all__ = ['MEMBER_FIELDS', 'ENGINES', 'CONFIG_COLUMNS', 'grid', 'preset_configs', 'group_key', 'make_groups', 'EnsembleSampler',
            'gather', 'is_mlp', 'choose_engine', 'train_group', 'ResultStore', 'run_group', 'sweep', 'results_frame',
-           'seed_stats', 'best_lr', 'diverged_fraction', 'Cube', 'metric_cube', 'tune_lr', 'at_tuned']
+           'seed_stats', 'best_lr', 'diverged_fraction', 'Cube', 'metric_cube', 'tune_lr', 'at_tuned', 'tuned']
 
 # %% ../nbs/03_sweep.ipynb 4
 def grid(base: TrainConfig | None = None, **axes) -> list[TrainConfig]:
@@ -529,4 +529,14 @@ def at_tuned(cube: Cube, k: np.ndarray) -> np.ndarray:
     "The metric per seed at each group's tuned learning rate (`tune_lr`'s indices): `[seed, group]`, NaN where k = -1."
     out = np.take_along_axis(cube.values, np.maximum(k, 0)[None, :, None], 2)[..., 0]
     out[:, k < 0] = np.nan
+    return out
+
+def tuned(df: pd.DataFrame, by: str = 'test_acc', group: str = 'batch_size', also=()) -> dict:
+    """The learning rate tuned for `by` (highest accuracy, lowest loss) at each `group` on the mean over seeds, and
+    every seed's `by` there (`[seed, group]` arrays), and its `also` metrics at the same learning rates."""
+    cube = metric_cube(df, by, group)
+    k, fit = tune_lr(cube, higher=by.endswith('acc'))
+    out = dict(cube=cube, k=k, lr=np.where(k >= 0, cube.lrs[np.maximum(k, 0)], np.nan), lr_fit=fit,
+               groups=cube.groups, seeds=cube.seeds, **{by: at_tuned(cube, k)})
+    for m in also: out[m] = at_tuned(metric_cube(df, m, group), k)
     return out

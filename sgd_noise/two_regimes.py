@@ -15,7 +15,7 @@ from IPython.display import Markdown, display
 from . import stats
 from .contract import (Claim, Spec, all_of, criteria_changes, edge_optima, evaluate, findings,
                                 notebook_preset, preregistration, save_figure, save_verdict, verdict)
-from .sweep import at_tuned, grid, metric_cube, seed_stats, sweep, tune_lr
+from .sweep import grid, seed_stats, sweep, tune_lr, tuned
 from .train import TrainConfig
 
 # %% auto 0
@@ -86,12 +86,6 @@ SPECS = [
 ]
 
 # %% ../nbs/10_two_regimes.ipynb 8
-def _tuned(d: pd.DataFrame) -> dict:
-    cube = metric_cube(d, 'test_acc', 'batch_size')
-    k, fit = tune_lr(cube)
-    return dict(cube=cube, k=k, lr=np.where(k >= 0, cube.lrs[np.maximum(k, 0)], np.nan), lr_fit=fit,
-                acc=at_tuned(cube, k), loss=at_tuned(metric_cube(d, 'train_loss', 'batch_size'), k))
-
 def _find_regime(acc: np.ndarray, bs: list, margin: float) -> tuple[int, list]:
     "How many batch sizes from the smallest are all equivalent to it (TOST), and the per-B tests."
     tests = [stats.equivalent(f'b{b}', acc[:, j], acc[:, 0], statement=f'acc(B={b}) = acc(B={bs[0]})', margin=margin)
@@ -103,10 +97,10 @@ def _find_regime(acc: np.ndarray, bs: list, margin: float) -> tuple[int, list]:
 def analyse(df: pd.DataFrame, margins: dict) -> dict:
     "Per momentum: the tuned LR and per-seed accuracy at every B; the regimes of plain SGD (see the declared tests)."
     df = df.assign(lr=df.lr / (1 - df.momentum))
-    by_m = {float(m): _tuned(d) for m, d in df.groupby('momentum')}
+    by_m = {float(m): tuned(d, 'test_acc', 'batch_size', also=('train_loss',)) for m, d in df.groupby('momentum')}
     plain = by_m[0.0]
     bs = plain['cube'].groups
-    n_flat, tests = _find_regime(plain['acc'], bs, margins['flat-small-batch'])
+    n_flat, tests = _find_regime(plain['test_acc'], bs, margins['flat-small-batch'])
     return dict(df=df, by_momentum=by_m, batch_sizes=bs, seeds=plain['cube'].seeds, n_flat=n_flat,
                 transition=bs[n_flat - 1], equivalence=tests, lr_grid=(float(df.lr.min()), float(df.lr.max())))
 
@@ -127,7 +121,7 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
     flat = all_of('flat-small-batch', s['equivalence'][:2], statement=SPEC['flat-small-batch'].statement)
     grows = _slope_check('lr-grows-linearly', s, small if nf >= 3 else [], margins, side='above')
     stops = _slope_check('lr-stops-growing', s, large, margins, side='below')
-    falls = stats.differs('acc-falls-large-batch', p['acc'][:, 0], p['acc'][:, -1], margin=margins['acc-falls-large-batch'],
+    falls = stats.differs('acc-falls-large-batch', p['test_acc'][:, 0], p['test_acc'][:, -1], margin=margins['acc-falls-large-batch'],
                           statement=SPEC['acc-falls-large-batch'].statement, detail=f'B={bs[0]} vs B={bs[-1]}')
     edges = {m: edge_optima(pd.DataFrame({'lr': r['lr']}), s['lr_grid']) for m, r in s['by_momentum'].items()}
     n_edge = sum(len(v) for v in edges.values())
@@ -137,10 +131,10 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
     out = [flat, grows, stops, falls, edge]
     mom = [m for m in s['by_momentum'] if m > 0]
     q = s['by_momentum'][mom[0]] if mom else None
-    eq = [stats.equivalent(f'b{bs[j]}', q['acc'][:, j], p['acc'][:, j], margin=margins['momentum-equal-small'],
+    eq = [stats.equivalent(f'b{bs[j]}', q['test_acc'][:, j], p['test_acc'][:, j], margin=margins['momentum-equal-small'],
                            statement=f'B={bs[j]}') for j in small] if q is not None else []
     out.append(all_of('momentum-equal-small', eq, statement=SPEC['momentum-equal-small'].statement))
-    gain = (q['acc'][:, large].mean(1), p['acc'][:, large].mean(1)) if q is not None and large else ([], [])
+    gain = (q['test_acc'][:, large].mean(1), p['test_acc'][:, large].mean(1)) if q is not None and large else ([], [])
     out.append(stats.differs('momentum-better-large', *gain, margin=margins['momentum-better-large'],
                              statement=SPEC['momentum-better-large'].statement, detail=f'B={[bs[j] for j in large]}'))
     return out
@@ -151,9 +145,9 @@ def table(s: dict) -> pd.DataFrame:
     rows = []
     for m, r in s['by_momentum'].items():
         for j, b in enumerate(s['batch_sizes']):
-            mean, lo, hi, n = stats.t_interval(r['acc'][:, j])
+            mean, lo, hi, n = stats.t_interval(r['test_acc'][:, j])
             rows.append(dict(momentum=m, batch_size=b, lr=r['lr'][j], lr_fit=r['lr_fit'][j], test_acc=mean,
-                             ci_lo=lo, ci_hi=hi, n_seeds=n, train_loss=np.nanmean(r['loss'][:, j]),
+                             ci_lo=lo, ci_hi=hi, n_seeds=n, train_loss=np.nanmean(r['train_loss'][:, j]),
                              regime='noise' if j < s['n_flat'] else 'curvature'))
     return pd.DataFrame(rows)
 
@@ -194,7 +188,11 @@ def heatmap(df: pd.DataFrame, path=None, metric='test_acc', momentum=0.0):
 # %% ../nbs/10_two_regimes.ipynb 14
 SPEC = {s.id: s for s in SPECS}
 
-KNOWN_FAILURES = {}
+# Checks that did not hold when this repository ran a preset, with what was measured (see "What this run found")
+KNOWN_FAILURES = {
+    'smoke': {'momentum-equal-small': 'at B=32 momentum was 2.3 points below plain SGD (90% CI -2.8 to -1.7 points, '
+                                      '5 seeds): outside the 2-point margin; B=16 and 64 were inside it'},
+}
 
 CRITERIA_CHANGES = [
     dict(date='2026-11-22', check='momentum-better-large',
