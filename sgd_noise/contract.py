@@ -14,9 +14,9 @@ import pandas as pd
 from .stats import KINDS, Check
 
 # %% auto 0
-__all__ = ['TABLE_START', 'TABLE_END', 'Spec', 'Claim', 'claims', 'get_claim', 'preregistration', 'criteria_changes', 'evaluate',
-           'verdict_lines', 'verdict', 'all_of', 'findings', 'verdict_record', 'save_verdict', 'load_verdicts',
-           'claims_table', 'readme_with_table', 'save_figure', 'edge_optima', 'notebook_preset']
+__all__ = ['TABLE_START', 'TABLE_END', 'Spec', 'Claim', 'claims', 'get_claim', 'preregistration', 'criteria_changes',
+           'run_checks', 'verdict_lines', 'verdict', 'all_of', 'findings', 'verdict_record', 'save_verdict',
+           'load_verdicts', 'claims_table', 'readme_with_table', 'save_figure', 'edge_optima', 'notebook_preset']
 
 # %% ../nbs/09_contract.ipynb 4
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def criteria_changes(claim: Claim) -> pd.DataFrame:
     return pd.DataFrame(claim.criteria_changes, columns=['date', 'check', 'old', 'new', 'why'])
 
 # %% ../nbs/09_contract.ipynb 11
-def evaluate(claim: Claim, summary: dict, preset: str) -> list[Check]:
+def run_checks(claim: Claim, summary: dict, preset: str) -> list[Check]:
     "The checks of a run's `summary` under the margins of `preset`, one per spec, in the specs' order."
     checks = claim.checks(summary, claim.margins(preset))
     got, want = [c.id for c in checks], [s.id for s in claim.specs]

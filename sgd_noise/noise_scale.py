@@ -14,7 +14,7 @@ import torch
 from IPython.display import Markdown, display
 
 from . import stats, two_regimes
-from .contract import (Claim, Spec, criteria_changes, evaluate, findings, notebook_preset, preregistration,
+from .contract import (Claim, Spec, criteria_changes, findings, notebook_preset, preregistration, run_checks,
                                 save_figure, save_verdict, verdict)
 from .train import TrainConfig, loss_fn, train
 

@@ -13,7 +13,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from . import stats
-from .contract import (Claim, Spec, criteria_changes, edge_optima, evaluate, findings, notebook_preset,
+from .contract import (Claim, Spec, criteria_changes, edge_optima, findings, notebook_preset, run_checks,
                                 preregistration, save_figure, save_verdict, verdict)
 from .sweep import at_tuned, preset_configs, sweep, tune_lr, tuned
 

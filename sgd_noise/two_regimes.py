@@ -13,7 +13,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from . import stats
-from .contract import (Claim, Spec, all_of, criteria_changes, edge_optima, evaluate, findings,
+from .contract import (Claim, Spec, all_of, criteria_changes, edge_optima, findings, run_checks,
                                 notebook_preset, preregistration, save_figure, save_verdict, verdict)
 from .sweep import grid, seed_stats, sweep, tune_lr, tuned
 from .train import TrainConfig
