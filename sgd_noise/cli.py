@@ -4,22 +4,17 @@
 
 # %% ../nbs/90_cli.ipynb 2
 from __future__ import annotations
-import argparse, importlib, json, os, sys
+import argparse, json, os, sys
+from pathlib import Path
 
+from .contract import (claims, claims_table, get_claim, load_verdicts, readme_with_table, run_checks,
+                                save_verdict, verdict_lines)
 from .train import SCHEDULES, SPEED_DEFAULTS, TrainConfig, resolve_device, train
 
 # %% auto 0
-__all__ = ['CLAIMS', 'main']
+__all__ = ['main']
 
 # %% ../nbs/90_cli.ipynb 3
-CLAIMS = {  # claim name -> the module of its notebook (each has PRESETS, run, analyse, check, plot)
-    'two-regimes': 'sgd_noise.two_regimes',
-    'step-budget': 'sgd_noise.step_budget',
-    'epoch-budget': 'sgd_noise.epoch_budget',
-    'noise-scale': 'sgd_noise.noise_scale',
-    'sharp-flat': 'sgd_noise.sharp_flat',
-}
-
 class _Parser(argparse.ArgumentParser):
     "argparse that reports a bad argument in one line (and exit status 2), without the usage block."
     def error(self, message):
@@ -59,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument('--out', help='write the full result record (JSON) here')
     t.add_argument('--no-progress', action='store_true')
     r = sub.add_parser('reproduce', help="run a claim's experiment")
-    r.add_argument('claim', help=f"one of {', '.join(CLAIMS)}")
+    r.add_argument('claim', help=f"one of {', '.join(claims())}")
     r.add_argument('--preset', default='smoke', help='smoke (CPU, minutes), paper (the seed paper, GPU) or tiny (plumbing)')
     r.add_argument('--results', default='results', help='folder for the results store and table')
     r.add_argument('--images', default='images', help='folder for the figure')
@@ -67,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     _speed_args(r)
     r.add_argument('--no-progress', action='store_true')
     sub.add_parser('list', help='the claims and their presets')
+    rp = sub.add_parser('report', help="write the README's claims table from verdict files")
+    rp.add_argument('--verdicts', default='verdicts', help='folder of verdict files (CLAIM-PRESET.json)')
+    rp.add_argument('--readme', default='README.md', help='the README whose table to write (between its markers)')
+    rp.add_argument('--check', action='store_true', help='write nothing; exit 1 if the README table differs')
     return p
 
 # %% ../nbs/90_cli.ipynb 4
@@ -86,27 +85,41 @@ def _train(a) -> int:
     return 0
 
 def _reproduce(a) -> int:
-    if a.claim not in CLAIMS: raise ValueError(f"unknown claim {a.claim!r}: choose one of {', '.join(CLAIMS)}")
-    mod = importlib.import_module(CLAIMS[a.claim])
-    if a.preset not in mod.PRESETS: raise ValueError(f"unknown preset {a.preset!r}: choose one of {', '.join(mod.PRESETS)}")
-    if a.device: resolve_device(a.device)  # a bad device is a one-line error before anything runs
+    claim = get_claim(a.claim)
+    claim.preset(a.preset)  # an unknown preset is a one-line error before anything runs
+    if a.device: resolve_device(a.device)
     os.makedirs(a.results, exist_ok=True); os.makedirs(a.images, exist_ok=True)
     name = f'{a.claim}-{a.preset}'
     store = os.path.join(a.results, f'{name}.sqlite')
     over = {**({'device': a.device} if a.device else {}), **_speed(a)}
-    df = mod.run(a.preset, store=store, progress=not a.no_progress, **over)
-    s = mod.analyse(df)
-    s['best'].to_csv(os.path.join(a.results, f'{name}.csv'), index=False)
+    raw = claim.run(a.preset, store=store, progress=not a.no_progress, **over)
+    s = claim.analyse(raw, claim.margins(a.preset))
+    table = claim.table(s)
+    table.to_csv(os.path.join(a.results, f'{name}.csv'), index=False)
     fig_path = os.path.join(a.images, f"{a.claim.replace('-', '_')}_{a.preset}.png")
-    mod.plot(s, fig_path, title=f'{a.claim} ({a.preset} preset)')
-    print(s['best'].drop(columns=[c for c in s['best'].columns if c.endswith('_at_edge')]).round(4).to_string(index=False))
-    checks = mod.check(s)
-    known = getattr(mod, 'KNOWN_FAILURES', {}).get(a.preset, {})
-    for k, (claim, ok, detail) in enumerate(checks):
-        print(('HOLDS  ' if ok else 'FAILS  ') + f'{claim}: {detail}' + ('  [known at this scale]' if k in known else ''))
+    claim.plot(s, fig_path, title=f'{a.claim} ({a.preset} preset)')
+    print(table.round(4).to_string(index=False))
+    checks = run_checks(claim, s, a.preset)
+    for line in verdict_lines(checks, claim.known_failures.get(a.preset, {})): print(line)
+    vpath = save_verdict(a.results, claim, a.preset, checks, runs=len(table))
     kept = f'runs: {store}  ' if os.path.exists(store) else ''
-    print(f'{kept}table: {os.path.join(a.results, name + ".csv")}  figure: {fig_path}')
-    return 0 if all(ok for _, ok, _ in checks) else 1
+    print(f'{kept}table: {os.path.join(a.results, name + ".csv")}  verdict: {vpath}  figure: {fig_path}')
+    return 0 if all(c.holds for c in checks) else 1
+
+def _report(a) -> int:
+    table = claims_table(load_verdicts(a.verdicts))
+    try: readme = Path(a.readme).read_text()
+    except OSError as e: raise ValueError(f"cannot read {a.readme} ({e.strerror}): give the README with --readme") from None
+    new = readme_with_table(readme, table)
+    if a.check:
+        if new != readme:
+            print(f'{a.readme}: the claims table differs from the verdicts in {a.verdicts}: run `sgd-noise report`')
+            return 1
+        print(f'{a.readme}: the claims table matches the verdicts in {a.verdicts}')
+        return 0
+    Path(a.readme).write_text(new)
+    print(table)
+    return 0
 
 def main(argv=None) -> int:
     "Entry point of the `sgd-noise` console script."
@@ -114,9 +127,10 @@ def main(argv=None) -> int:
     try:
         if a.command == 'train': return _train(a)
         if a.command == 'reproduce': return _reproduce(a)
-        for c, m in CLAIMS.items():
-            try: print(f"{c}: presets {', '.join(importlib.import_module(m).PRESETS)}")
-            except ImportError: print(f'{c}: not available in this version')
+        if a.command == 'report': return _report(a)
+        for name, c in claims().items():
+            known = {p: sorted(k) for p, k in c.known_failures.items() if k}
+            print(f"{name}: presets {', '.join(c.presets)}" + (f"; recorded failing: {known}" if known else ''))
         return 0
     except ValueError as e:
         print(f'sgd-noise: error: {e}', file=sys.stderr)

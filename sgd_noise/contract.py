@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_contract.ipynb 2
 from __future__ import annotations
-import dataclasses, datetime, importlib, json, math, os, pkgutil, re
+import dataclasses, datetime, importlib, json, math, os, pkgutil, platform, re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -12,6 +12,7 @@ from typing import Callable
 import pandas as pd
 
 from .stats import KINDS, Check
+from .train import environment
 
 # %% auto 0
 __all__ = ['TABLE_START', 'TABLE_END', 'Spec', 'Claim', 'claims', 'get_claim', 'preregistration', 'criteria_changes',
@@ -163,11 +164,20 @@ def findings(checks: list[Check]) -> str:
     return '\n'.join(out)
 
 # %% ../nbs/09_contract.ipynb 13
-def verdict_record(claim: Claim, preset: str, checks: list[Check], **meta) -> dict:
-    "The JSON-safe record of a run's verdict."
+def _cpu() -> str:
+    "The processor's name where the system says it (Linux), else the architecture."
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'): return line.split(':', 1)[1].strip()
+    except OSError: pass
+    return platform.machine()
+
+def verdict_record(claim: Claim, preset: str, checks: list[Check], *, device='cpu', **meta) -> dict:
+    "The JSON-safe record of a run's verdict, with where and when it ran."
+    env = dict(environment(device), cpu=_cpu(), cores=os.cpu_count())
     return dict(claim=claim.name, preset=preset, title=claim.title, paper=claim.paper, notebook=claim.notebook,
                 checks=[c.to_dict() for c in checks], known_failures=sorted(claim.known_failures.get(preset, {})),
-                date=datetime.date.today().isoformat(), **meta)
+                date=datetime.date.today().isoformat(), env=env, **meta)
 
 def save_verdict(folder, claim: Claim, preset: str, checks: list[Check], **meta) -> Path:
     "Write the verdict of a run to `folder/CLAIM-PRESET.json` (atomically) and return the path."
@@ -194,13 +204,20 @@ def _status(checks) -> str:
     n, k = len(checks), sum(c.holds for c in checks)
     return 'holds' if k == n else ('does not hold' if k == 0 else f'partly ({k} of {n})')
 
+def _where(d: dict) -> str:
+    env = d.get('env') or {}
+    hw = env.get('gpu') or f"{env.get('cpu', '?')} ({env.get('cores', '?')} cores)"
+    n = ', '.join(f"{d[k]} {k}" for k in ('seeds', 'runs') if k in d)
+    return f"{d.get('date', '?')}; {hw}; torch {env.get('torch', '?')}" + (f'; {n}' if n else '')
+
 def claims_table(verdicts: list[dict]) -> str:
     "The README's claims table (Markdown) from verdict records."
-    rows = ['| claim | paper | preset | verdict | checks that fail |', '|---|---|---|---|---|']
+    rows = ['| claim | paper | preset | verdict | checks that fail | run |', '|---|---|---|---|---|---|']
     for d in verdicts:
         failed = ', '.join(f'`{c.id}`' for c in d['checks'] if not c.holds) or '—'
         nb = d['notebook']
-        rows.append(f"| [{d['title']}](nbs/{nb}) | {d['paper']} | {d['preset']} | {_status(d['checks'])} | {failed} |")
+        rows.append(f"| [{d['title']}](nbs/{nb}) | {d['paper']} | {d['preset']} | {_status(d['checks'])} | {failed} "
+                    f"| {_where(d)} |")
     return '\n'.join(rows)
 
 TABLE_START, TABLE_END = '<!-- claims-table:start -->', '<!-- claims-table:end -->'

@@ -306,7 +306,11 @@ def table(s: dict) -> pd.DataFrame:
     return s['best']
 
 # %% ../nbs/14_sharp_flat.ipynb 21
-KNOWN_FAILURES = {}
+# Checks that did not hold when this repository ran a preset, with what was measured (see "What this run found")
+KNOWN_FAILURES = {
+    'smoke': {'larger-lr-flatter': 'LB at 5x the LR had a 1.57x smaller top eigenvalue than SB (95% CI 1.36-1.81x): '
+                                   'flatter, but not by the declared 1.5x at 95%'},
+}
 
 CRITERIA_CHANGES = [
     dict(date='2026-11-22', check='line-steeper-at-lb', old='(none)', new='the rise past LB > 2x the rise past SB',

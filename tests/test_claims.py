@@ -1,40 +1,82 @@
-"The claim modules: presets are valid, the tiny presets run end to end, and every check can fail."
-import importlib, math
+"The claim modules: the registry, presets that follow the papers, every claim through the CLI, and checks that can fail."
+import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from sgd_noise.cli import CLAIMS
+from sgd_noise.cli import main
+from sgd_noise.contract import claims, get_claim, preregistration, run_checks
 from sgd_noise.sweep import results_frame, train_group
 from sgd_noise.train import TrainConfig, validate
 
 SWEEP_CLAIMS = ['two-regimes', 'step-budget', 'epoch-budget']
+ALL = ['two-regimes', 'step-budget', 'epoch-budget', 'noise-scale', 'sharp-flat']
+TESTED_KINDS = ('differs', 'equivalent', 'slope', 'ratio')   # kinds whose verdict needs a declared margin
 
 
-def mod(name): return importlib.import_module(CLAIMS[name])
+def test_registry_finds_every_claim_in_notebook_order():
+    assert list(claims()) == ALL
+    with pytest.raises(ValueError, match='unknown claim'): get_claim('nonsense')
+
+
+@pytest.mark.parametrize('name', ALL)
+def test_every_preset_declares_every_margin_with_a_reason(name):
+    c = get_claim(name)
+    assert {'tiny', 'smoke', 'paper'} <= set(c.presets)
+    for preset in c.presets:
+        pre = preregistration(c, preset)
+        assert list(pre.index) == [s.id for s in c.specs]
+        for s in c.specs:
+            if s.kind in TESTED_KINDS:
+                assert s.id in c.presets[preset]['margins'], (name, preset, s.id)
+                assert len(c.presets[preset]['margins'][s.id][1]) > 10, 'every margin has a reason'
+    for preset, known in c.known_failures.items():
+        assert set(known) <= {s.id for s in c.specs} and preset in c.presets
+    with pytest.raises(ValueError, match='unknown preset'): c.preset('huge')
 
 
 @pytest.mark.parametrize('name', SWEEP_CLAIMS)
 def test_every_preset_gives_valid_configs(name):
-    m = mod(name)
-    assert {'tiny', 'smoke', 'paper'} <= set(m.PRESETS)
-    for preset in m.PRESETS:
-        cfgs = m.configs(preset)
+    m = get_claim(name)
+    mod = __import__(f"sgd_noise.{name.replace('-', '_')}", fromlist=['configs'])
+    for preset in m.presets:
+        cfgs = mod.configs(preset)
         assert len(cfgs) == len({c.config_id for c in cfgs}) > 0
         for c in cfgs: validate(c)
-    paper = m.configs('paper')
-    assert all(c.dataset == 'cifar10' and c.model == 'wrn' for c in paper)
-    with pytest.raises(ValueError, match='unknown preset'): m.configs('huge')
+    paper = mod.configs('paper')
+    assert all(c.dataset == 'cifar10' and c.model == 'wrn' and c.augment == 'crop-flip' for c in paper)
+    assert all(c.weight_decay == 5e-4 for c in paper + mod.configs('smoke'))
+    with pytest.raises(ValueError, match='unknown preset'): mod.configs('huge')
 
 
-@pytest.mark.parametrize('name', SWEEP_CLAIMS + ['noise-scale'])
-def test_tiny_preset_end_to_end(name, tmp_path):
-    m = mod(name)
-    s = m.analyse(m.run('tiny', store=tmp_path / f'{name}.sqlite', progress=False))
-    checks = m.check(s)
-    assert checks and all(isinstance(c, str) and isinstance(ok, bool) and isinstance(d, str) for c, ok, d in checks)
-    fig = m.plot(s, tmp_path / 'fig.png')
-    assert (tmp_path / 'fig.png').stat().st_size > 1000 and fig is not None
+@pytest.mark.parametrize('name', ['step-budget', 'epoch-budget'])
+def test_budget_studies_use_sed20_momentum(name):
+    mod = __import__(f"sgd_noise.{name.replace('-', '_')}", fromlist=['configs'])
+    for preset in ('smoke', 'paper'):
+        assert {c.momentum for c in mod.configs(preset)} == {0.9}
+
+
+def test_sharp_flat_compares_at_matched_loss():
+    from sgd_noise.sharp_flat import configs
+    for preset in ('smoke', 'paper'):
+        for net, regs in configs(preset).items():
+            targets = {c.target_loss for cs in regs.values() for c in cs}
+            assert len(targets) == 1 and None not in targets, (preset, net, targets)
+
+
+@pytest.mark.parametrize('name', ALL)
+def test_every_claim_reproduces_through_the_cli(name, tmp_path, capsys):
+    "`sgd-noise reproduce CLAIM --preset tiny`: a verdict, a table, a figure, exit 0 or 1, no traceback."
+    res, img = tmp_path / 'res', tmp_path / 'img'
+    code = main(['reproduce', name, '--preset', 'tiny', '--no-progress', '--results', str(res), '--images', str(img)])
+    out = capsys.readouterr()
+    assert code in (0, 1) and 'Traceback' not in out.out + out.err
+    n = len(get_claim(name).specs)
+    assert out.out.count('HOLDS  ') + out.out.count('FAILS  ') == n
+    assert code == (1 if 'FAILS  ' in out.out else 0)
+    assert (img / f"{name.replace('-', '_')}_tiny.png").stat().st_size > 1000
+    assert (res / f'{name}-tiny.csv').stat().st_size > 0 and (res / f'{name}-tiny.json').exists()
 
 
 def _write_tiny_cifar(root, n_per_batch=8, n_test=8, seed=0):
@@ -49,105 +91,152 @@ def _write_tiny_cifar(root, n_per_batch=8, n_test=8, seed=0):
 
 @pytest.mark.parametrize('name', SWEEP_CLAIMS)
 def test_paper_preset_code_path_on_tiny_cifar_files(name, tmp_path, monkeypatch):
-    "The paper presets' code path (CIFAR-10 files, WRN-16-4 with ghost batch norm) on tiny files in the real format."
+    "The paper presets' code path (CIFAR-10 files, WRN-16-4 with ghost batch norm, augmentation) on tiny files."
     _write_tiny_cifar(tmp_path)
     monkeypatch.setenv('SGD_NOISE_DATA', str(tmp_path))
-    c = mod(name).configs('paper')[0]
+    mod = __import__(f"sgd_noise.{name.replace('-', '_')}", fromlist=['configs'])
+    c = mod.configs('paper')[0]
     budget = dict(steps=2, epochs=None) if c.steps is not None else dict(epochs=1)
     small = c.replace(n_train=32, n_test=8, batch_size=16, device='cpu', n_evals=1, **budget)
     res = train_group([small, small.replace(seed=1)], progress=False)
     assert [r['status'] for r in res] == ['ok', 'ok'] and res[0]['env']['engine'] == 'loop'
-    assert res[0]['final'] != res[1]['final']
+    assert res[0]['final'] != res[1]['final'] and res[0]['config']['augment'] == 'crop-flip'
 
 
-# --- each check can fail: hand-made sweeps where the claim holds, and where it does not ---
+# --- each claim's checks can fail: hand-made sweeps where the claim holds, and where it does not ---
+
+SEEDS = range(5)
+RNG = np.random.default_rng(0)
+SEED_EFFECT = RNG.normal(0, 0.01, 5)   # what the arms of one seed share
+
 
 def _frame(rows):
     out = []
     for cfg, acc, loss in rows:
         fin = dict(train_loss=loss, train_acc=acc, test_loss=loss, test_acc=acc)
-        out.append(dict(config=cfg.to_dict(), status='ok', final=fin, history=[], steps_done=1, diverged_at=None, wall_time=0, env={}))
+        out.append(dict(config=cfg.to_dict(), status='ok', final=fin, history=[], steps_done=1, diverged_at=None,
+                        wall_time=0, env={}))
     return results_frame(out)
 
 
-def _two_regimes_frame(acc_of_b, lr_star_of_b, momentum=0.0, lrs=tuple(2.0 ** k for k in range(-5, 4))):
+def _acc(base, lr, lr_star, seed, width=0.05):
+    "A V-shaped accuracy in log2 LR around `lr_star`, plus the seed's shared effect and a little run noise."
+    return base - width * abs(math.log2(lr / lr_star)) + SEED_EFFECT[seed] + 0.002 * math.sin(7 * seed + lr)
+
+
+def _two_regimes_frame(acc_of_b, lr_star_of_b, momentum=0.0, lrs=tuple(2.0 ** k for k in range(-5, 5))):
     rows = []
-    for b in (8, 16, 32, 64, 128, 256, 512, 1024, 4000):
+    for b in (16, 32, 64, 128, 256, 512, 1024, 4000):
         for e in lrs:
-            for seed in (0, 1):
-                acc = acc_of_b(b) - 0.05 * abs(math.log2(e / lr_star_of_b(b))) + 0.002 * seed
-                rows.append((TrainConfig(batch_size=b, lr=e * (1 - momentum), momentum=momentum, seed=seed, epochs=20), acc, 1 - acc))
+            for seed in SEEDS:
+                acc = _acc(acc_of_b(b), e, lr_star_of_b(b), seed)
+                rows.append((TrainConfig(batch_size=b, lr=e * (1 - momentum), momentum=momentum, seed=seed, epochs=20),
+                             acc, 1 - acc))
     return _frame(rows)
 
 
-def test_two_regimes_check_holds_and_fails():
-    tr = mod('two-regimes')
-    good = _two_regimes_frame(lambda b: 0.75 if b <= 128 else 0.75 - 0.1 * math.log2(b / 128), lambda b: min(b / 32, 2.0))
-    assert all(ok for _, ok, _ in tr.check(tr.analyse(good)))
-    flat = _two_regimes_frame(lambda b: 0.75, lambda b: min(b / 32, 2.0))          # accuracy never falls
-    assert not dict((c, ok) for c, ok, _ in tr.check(tr.analyse(flat)))['test accuracy falls in the curvature-dominated regime']
-    fixed_lr = _two_regimes_frame(lambda b: 0.75 if b <= 128 else 0.6, lambda b: 0.5)  # optimal LR never grows
-    assert not tr.check(tr.analyse(fixed_lr))[1][1]
-    import pandas as pd   # momentum equal to plain everywhere: "momentum wins at large B" must fail
-    both = pd.concat([good, _two_regimes_frame(lambda b: 0.75 if b <= 128 else 0.75 - 0.1 * math.log2(b / 128),
-                                               lambda b: min(b / 32, 2.0), momentum=0.9)])
-    checks = tr.check(tr.analyse(both))
-    assert len(checks) == 7 and checks[5][1] and not checks[6][1]
+def _verdict(name, df):
+    c = get_claim(name)
+    m = c.margins('smoke')
+    return {k.id: k.holds for k in run_checks(c, c.analyse(df, m), 'smoke')}
 
 
-def test_step_budget_check_holds_and_fails():
-    sb = mod('step-budget')
-    lrs = [2.0 ** k for k in range(-5, 4)]
-    def frame(acc_of_b, loss_of_b):
-        return _frame([(TrainConfig(batch_size=b, lr=e, seed=s, steps=300), acc_of_b(b) - 0.05 * abs(math.log2(e / min(b / 64, 2) ** 0.5)),
-                        loss_of_b(b) * (1 + abs(math.log2(e / 0.5)))) for b in (16, 32, 64, 128, 256, 512, 1024) for e in lrs for s in (0, 1)])
-    good = frame(lambda b: 0.7 - 0.03 * abs(math.log2(b / 64)), lambda b: 1 / b)
-    assert all(ok for _, ok, _ in sb.check(sb.analyse(good)))
-    bad = frame(lambda b: 0.6 + 0.01 * math.log2(b), lambda b: 1 / b)   # accuracy keeps rising with B
-    assert not sb.check(sb.analyse(bad))[0][1]
+def test_two_regimes_checks_hold_and_fail():
+    fall = lambda b: 0.75 if b <= 128 else 0.75 - 0.1 * math.log2(b / 128)
+    lr_star = lambda b: min(b / 32, 2.0)
+    plain = _two_regimes_frame(fall, lr_star)
+    mom = _two_regimes_frame(lambda b: fall(b) + (0.05 if b > 128 else 0.0), lr_star, momentum=0.9)
+    assert all(_verdict('two-regimes', pd.concat([plain, mom])).values())
+    flat = _two_regimes_frame(lambda b: 0.75, lr_star)                        # accuracy never falls
+    v = _verdict('two-regimes', pd.concat([flat, _two_regimes_frame(lambda b: 0.75, lr_star, momentum=0.9)]))
+    assert not v['acc-falls-large-batch']
+    fixed = _two_regimes_frame(lambda b: 0.75 if b <= 128 else 0.6, lambda b: 0.5)   # the optimal LR never grows
+    v = _verdict('two-regimes', pd.concat([fixed, _two_regimes_frame(lambda b: 0.75 if b <= 128 else 0.6,
+                                                                     lambda b: 0.5, momentum=0.9)]))
+    assert not v['lr-grows-linearly']
+    same = _verdict('two-regimes', pd.concat([plain, _two_regimes_frame(fall, lr_star, momentum=0.9)]))
+    assert same['momentum-equal-small'] and not same['momentum-better-large']   # momentum changes nothing
+    worse = _verdict('two-regimes', pd.concat([plain, _two_regimes_frame(lambda b: fall(b) - 0.03, lr_star, momentum=0.9)]))
+    assert not worse['momentum-equal-small']                                   # 3 points below: not equal
+    short = tuple(2.0 ** k for k in range(-5, 3))                             # the grid stops below the optimum
+    edge = [_two_regimes_frame(fall, lambda b: 16.0, momentum=m, lrs=short) for m in (0.0, 0.9)]
+    assert not _verdict('two-regimes', pd.concat(edge))['optima-inside-grid']
 
 
-def test_epoch_budget_check_holds_and_fails():
-    eb = mod('epoch-budget')
-    lrs = [2.0 ** k for k in range(-7, 3)]
-    def frame(acc_lr, loss_lr):
-        rows = []
-        for e in (1, 2, 4, 8, 16, 32):
-            for lr in lrs:
-                acc = min(0.5 + 0.05 * math.log2(e), 0.7) - 0.03 * abs(math.log2(lr / acc_lr(e)))
-                loss = (1 / e) * (1 + abs(math.log2(lr / loss_lr(e))))
-                rows += [(TrainConfig(batch_size=32, epochs=e, lr=lr, seed=s), acc, loss) for s in (0, 1)]
-        return _frame(rows)
-    good = frame(lambda e: 0.5, lambda e: 2.0 / e)
-    assert all(ok for _, ok, _ in eb.check(eb.analyse(good)))
-    same = frame(lambda e: 2.0 / e, lambda e: 2.0 / e)       # test-optimal LR falls as fast as the loss-optimal one
-    assert not eb.check(eb.analyse(same))[2][1]
+def _step_frame(acc_of_b, loss_of_b, slope=0.5):
+    lrs = [2.0 ** k for k in range(-5, 7)]
+    return _frame([(TrainConfig(batch_size=b, lr=e * 0.1, momentum=0.9, seed=s, steps=300),
+                    _acc(acc_of_b(b), e, 0.25 * (b / 16) ** slope, s), loss_of_b(b) * (1 + abs(math.log2(e / 0.5))))
+                   for b in (16, 32, 64, 128, 256, 512, 1024) for e in lrs for s in SEEDS])
 
 
-def test_noise_scale_estimator_matches_closed_form():
-    ns = importlib.import_module('sgd_noise.noise_scale')
-    model, x, y, loss, truth = ns.regression_problem(d=10, n=50_000, sigma=0.3, seed=1)
-    est = ns.gradient_noise_scale(model, x, y, b_small=8, b_big=1024, n_batches=300, loss=loss, seed=2)
-    for k in ('G2', 'trS', 'B_simple'): assert abs(est[k] / truth[k] - 1) < 0.15, (k, est[k], truth[k])
-    exact = ns.noise_scale_from_norms(truth['G2'] + truth['trS'] / 8, truth['G2'] + truth['trS'] / 1024, 8, 1024)
-    for k in ('G2', 'trS', 'B_simple'): assert abs(exact[k] - truth[k]) < 1e-9 * truth[k]
-    with pytest.raises(ValueError, match='b_small < b_big'): ns.gradient_noise_scale(model, x, y, b_small=64, b_big=32)
+def test_step_budget_checks_hold_and_fail():
+    good = _step_frame(lambda b: 0.7 - 0.03 * abs(math.log2(b / 128)), lambda b: 1 / b)
+    assert all(_verdict('step-budget', good).values())
+    rising = _step_frame(lambda b: 0.6 + 0.01 * math.log2(b), lambda b: 1 / b)   # accuracy keeps rising with B
+    assert not _verdict('step-budget', rising)['acc-falls-at-largest']
+    linear = _step_frame(lambda b: 0.7 - 0.03 * abs(math.log2(b / 128)), lambda b: 1 / b, slope=1.0)
+    assert not _verdict('step-budget', linear)['lr-sublinear']                  # ε* ∝ B is not sublinear
+    flat_loss = _step_frame(lambda b: 0.7 - 0.03 * abs(math.log2(b / 128)), lambda b: 0.01)
+    assert not _verdict('step-budget', flat_loss)['loss-lower-at-largest']
 
 
-def test_noise_scale_check_holds_and_fails():
-    "The prediction counts only within one grid step of the sweep's transition interval."
-    import pandas as pd
-    ns = mod('noise-scale')
-    best = pd.DataFrame(dict(batch_size=[16, 32, 64, 128, 256, 512]))
-    def s(b_simple_const, late=5000.0):
+def _epoch_frame(acc_lr, loss_lr, acc_of_e=lambda e: min(0.5 + 0.05 * math.log2(e), 0.7)):
+    rows = []
+    for e in (1, 2, 4, 8, 16, 32):
+        for lr in [2.0 ** k for k in range(-7, 3)]:
+            loss = (1 / e) * (1 + abs(math.log2(lr / loss_lr(e))))
+            rows += [(TrainConfig(batch_size=32, epochs=e, lr=lr * 0.1, momentum=0.9, seed=s),
+                      _acc(acc_of_e(e), lr, acc_lr(e), s, width=0.03), loss * (1 + 0.01 * s)) for s in SEEDS]
+    return _frame(rows)
+
+
+def test_epoch_budget_checks_hold_and_fail():
+    good = _epoch_frame(lambda e: 0.5, lambda e: 2.0 / e)
+    assert all(_verdict('epoch-budget', good).values())
+    same = _verdict('epoch-budget', _epoch_frame(lambda e: 2.0 / e, lambda e: 2.0 / e))  # both fall alike
+    assert not same['acc-lr-falls-less'] and not same['acc-lr-nearly-constant']
+    slow = _verdict('epoch-budget', _epoch_frame(lambda e: 0.5, lambda e: 1.0))          # nothing falls
+    assert not slow['loss-lr-falls']
+    rising = _verdict('epoch-budget', _epoch_frame(lambda e: 0.5, lambda e: 2.0 / e, acc_of_e=lambda e: 0.4 + 0.05 * math.log2(e)))
+    assert not rising['acc-saturates'] and rising['acc-rises']
+
+
+def test_noise_scale_checks_hold_and_fail():
+    "The prediction counts when the interval of its median lies within one grid step of the transition interval."
+    ns = get_claim('noise-scale')
+    bs = [16, 32, 64, 128, 256, 512]
+    def verdict(const, late=5000.0):
         lr0 = 0.5
-        h = pd.DataFrame(dict(step=range(6), epoch=range(6), lr=[lr0] * 3 + [lr0 / 2, lr0 / 4, lr0 / 8],
-                              train_loss=0.1, test_acc=0.7, G2=1.0, trS=1.0, B_simple=list(b_simple_const) + [late] * 3,
+        h = pd.DataFrame(dict(step=range(7), epoch=range(7), lr=[lr0] * 4 + [lr0 / 2, lr0 / 4, lr0 / 8], train_loss=0.1,
+                              test_acc=0.7, G2=1.0, trS=1.0, B_simple=[99999.0] + list(const) + [late] * 3,
                               B_simple_se=1.0))
-        return ns.analyse(dict(history=h, regimes=dict(transition=128, best=best), config=TrainConfig(lr=lr0)))
-    for const, holds in [((150, 200, 260), True), ((60, 70, 90), True), ((400, 480, 600), True),
-                         ((20, 30, 40), False), ((900, 1100, 1500), False)]:
-        checks = ns.check(s(const))
-        assert checks[1][1] is holds, (const, checks[1])
-        assert checks[0][1]                       # 5000 late vs the first value: it grew
-    assert not ns.check(s((6000, 6000, 6000)))[0][1]   # no growth: the first part fails
+        s = ns.analyse(dict(history=h, regimes=dict(transition=128, batch_sizes=bs), config=TrainConfig(lr=lr0)))
+        return {c.id: c.holds for c in run_checks(ns, s, 'smoke')}
+    for const, holds in [((150, 200, 260), True), ((80, 90, 110), True), ((400, 480, 500), True),
+                         ((50, 200, 300), False), ((20, 30, 40), False), ((900, 1100, 1500), False)]:
+        v = verdict(const)
+        assert v['b-simple-predicts-transition'] is holds, const
+        assert v['b-simple-grows']                      # 5000 late against the first value after step 0
+    assert not verdict((6000, 6000, 6000), late=6000.0)['b-simple-grows']   # no growth (step 0 is not counted)
+
+
+def _sharp_runs(lb_sharpness=3.0, lb5_sharpness=0.5, lb_acc=-0.04):
+    rows = []
+    for s in SEEDS:
+        for reg, sharp, dacc in [('SB', 1.0, 0.0), ('LB', lb_sharpness, lb_acc), ('LB-5xLR', lb5_sharpness, 0.0)]:
+            f = 1 + 0.05 * math.sin(3 * s + len(reg))
+            rows.append(dict(network='mlp', regime=reg, seed=s, train_loss=0.048 * (1 + 0.01 * s), train_acc=1.0,
+                             test_acc=0.66 + dacc + SEED_EFFECT[s], top_eig=4 * sharp * f, reached_target=True,
+                             **{'sharp_0.001_full': 10 * sharp * f, 'sharp_0.001_p100': 2 * sharp * f}))
+    rises = pd.DataFrame(dict(rise_sb=[0.1 + 0.01 * s for s in SEEDS], rise_lb=[0.5 + 0.03 * s for s in SEEDS]))
+    return dict(runs=pd.DataFrame(rows), networks={'mlp': dict(rises=rises)})
+
+
+def test_sharp_flat_checks_hold_and_fail():
+    c = get_claim('sharp-flat')
+    verdict = lambda s: {k.id: k.holds for k in run_checks(c, s, 'smoke')}
+    assert all(verdict(_sharp_runs()).values())
+    same = verdict(_sharp_runs(lb_sharpness=1.0, lb_acc=0.0))     # LB no sharper and no worse
+    assert not same['lb-sharper-eig'] and not same['lb-sharper-eps'] and not same['lb-generalises-worse']
+    assert not verdict(_sharp_runs(lb5_sharpness=1.0))['larger-lr-flatter']

@@ -6,6 +6,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from sgd_noise import sharp_flat as sf
+from sgd_noise.contract import run_checks
 from sgd_noise.models import make_model
 from sgd_noise.train import validate
 
@@ -22,7 +23,7 @@ def one_thread():
 
 @pytest.fixture(scope='module')
 def tiny():
-    return sf.analyse(sf.run('tiny', store='ignored.sqlite', progress=False))
+    return sf.analyse(sf.run('tiny', store='ignored.sqlite', progress=False), sf.CLAIM.margins('tiny'))
 
 
 def test_tiny_preset_end_to_end(tiny, tmp_path):
@@ -38,9 +39,9 @@ def test_tiny_preset_end_to_end(tiny, tmp_path):
     assert net['interpolation'].alpha.min() == -1 and net['interpolation'].alpha.max() == 2
     assert set(net['surfaces']) == {'SB', 'LB', 'LB-5xLR'} and net['surfaces']['SB']['losses'].shape == (3, 3)
     assert len(tiny['table2']) == len(tiny['table3']) == len(tiny['slices']) == 3
-    checks = sf.check(tiny)
-    assert len(checks) == 9 and any('10-dim subspace' in c for c, _, _ in checks)
-    assert all(isinstance(c, str) and isinstance(ok, bool) and isinstance(d, str) for c, ok, d in checks)
+    checks = run_checks(sf.CLAIM, tiny, 'tiny')
+    assert [c.id for c in checks] == [s.id for s in sf.SPECS] and all(isinstance(c.holds, bool) for c in checks)
+    assert len(net['rises']) == 2 and (runs.stability > 0).all() and 'reached_target' in runs
     fig = sf.plot(tiny, tmp_path / 'fig.png', title='tiny')
     assert (tmp_path / 'fig.png').stat().st_size > 1000 and fig is not None
 
@@ -52,70 +53,6 @@ def test_tiny_models_match_their_records(tiny):
     m = tiny['networks']['mlp']['models'][r.regime, r.seed]
     _, acc = sf.evaluate(m, data.x_train, data.y_train)
     assert abs(acc - r.train_acc) < 1e-6
-
-
-# --- check on hand-made summaries: the claim holds, and each part can fail ---
-
-def _best(sb=None, lb=None, big=None, std=0.005):
-    base = dict(train_loss=0.03, train_acc=1.0, test_loss=1.3, test_acc=0.66, top_eig=4.0, trace=90.0,
-                **{'sharp_0.001_full': 18.0, 'sharp_0.001_p100': 4.0})
-    rows = []
-    for reg, over in [('SB', sb), ('LB', {**dict(train_loss=0.035, test_acc=0.61, top_eig=11.0, **{'sharp_0.001_full': 50.0, 'sharp_0.001_p100': 10.0}), **(lb or {})}),
-                      ('LB-5xLR', {**dict(train_loss=0.026, test_acc=0.665, top_eig=2.8), **(big or {})})]:
-        row = dict(network='mlp', regime=reg, **{**base, **(over or {})})
-        row.update({k + '_std': std * (v if k not in ('train_acc', 'test_acc') else 1) for k, v in list(row.items()) if k in base})
-        rows.append(row)
-    return {'best': pd.DataFrame(rows)}
-
-
-def _holds(s): return {c: ok for c, ok, _ in sf.check(s)}
-
-
-def test_check_holds_on_a_summary_where_the_claim_holds():
-    res = sf.check(_best())
-    assert len(res) == 8 and all(ok for _, ok, _ in res), [c for c, ok, _ in res if not ok]
-
-
-@pytest.mark.parametrize('lb, part', [
-    (dict(test_acc=0.66), 'generalises worse'),                 # no generalisation gap
-    (dict(test_acc=0.655), 'generalises worse'),                # a gap smaller than the seed spread (margin 0.01)
-    (dict(top_eig=3.0), 'top Hessian eigenvalue'),              # LB flatter
-    (dict(top_eig=4.03), 'top Hessian eigenvalue'),             # sharper, but within the spread (margin 0.04)
-    (dict(**{'sharp_0.001_full': 10.0}), 'full space'),
-    (dict(**{'sharp_0.001_p100': 4.0}), 'subspace'),
-    (dict(train_acc=0.9), 'as high as'),                        # LB did not train as well
-    (dict(train_loss=0.2), 'as high as'),                       # ... or to a much higher loss
-])
-def test_each_part_of_the_claim_can_fail(lb, part):
-    h = _holds(_best(lb=lb))
-    failed = [c for c, ok in h.items() if not ok]
-    assert failed and all(part in c for c in failed), failed
-
-
-@pytest.mark.parametrize('big, part', [
-    (dict(top_eig=4.0), 'flatter'), (dict(top_eig=11.0), 'flatter'),
-    (dict(test_acc=0.61), 'generalises as well'), (dict(train_loss=0.1), 'as low as')])
-def test_each_part_of_the_counterpoint_can_fail(big, part):
-    h = _holds(_best(big=big))
-    failed = [c for c, ok in h.items() if not ok]
-    assert failed and all(part in c and 'counterpoint' in c for c in failed), failed
-
-
-def test_check_reads_the_interpolation_when_there_is_one():
-    s = _best()
-    alphas = np.linspace(-1, 2, 31)
-    steep_lb = pd.DataFrame(dict(alpha=alphas, train_loss=0.03 + np.where(alphas > 1, alphas - 1, 0) + 0.1 * np.where(alphas < 0, -alphas, 0)))
-    steep_sb = steep_lb.assign(train_loss=steep_lb.train_loss[::-1].values)
-    key = 'the SB→LB line rises more steeply'
-    for line, expect in [(steep_lb, True), (steep_sb, False)]:
-        h = _holds({**s, 'networks': {'mlp': {'interpolation': line}}})
-        assert [ok for c, ok in h.items() if c.startswith(key)] == [expect]
-
-
-def test_check_without_lb_says_so():
-    s = _best(); s['best'] = s['best'][s['best'].regime == 'SB']
-    (c, ok, d), = sf.check(s)
-    assert not ok and 'SB and LB' in c
 
 
 # --- presets ---
@@ -132,6 +69,7 @@ def test_paper_preset_configs_validate_without_loading_data():
         assert regs['SB'][0].batch_size == 256 and regs['LB'][0].batch_size == sizes[net] // 10
         assert regs['SB'][0].lr == regs['LB'][0].lr and regs['LB-5xLR'][0].lr == 5 * regs['SB'][0].lr
         assert all(c.momentum == 0 and c.schedule == 'constant' for g in regs.values() for c in g)  # plain SGD
+        assert len({c.target_loss for g in regs.values() for c in g}) == 1          # compared at matched loss
     assert cfgs['F1']['SB'][0].dataset == 'mnist' and cfgs['F1']['SB'][0].model_kwargs == {'hidden': (512, 512)}
     assert cfgs['C1']['SB'][0].dataset == 'cifar10' and cfgs['C1']['SB'][0].model == 'c1'
 
