@@ -15,9 +15,10 @@ from .stats import KINDS, Check
 from .train import environment
 
 # %% auto 0
-__all__ = ['TABLE_START', 'TABLE_END', 'Spec', 'Claim', 'claims', 'get_claim', 'preregistration', 'criteria_changes',
-           'run_checks', 'verdict_lines', 'verdict', 'all_of', 'findings', 'verdict_record', 'save_verdict',
-           'load_verdicts', 'claims_table', 'readme_with_table', 'save_figure', 'edge_optima', 'notebook_preset']
+__all__ = ['TABLE_START', 'TABLE_END', 'Spec', 'pick_preset', 'Claim', 'claims', 'get_claim', 'preregistration',
+           'criteria_changes', 'run_checks', 'verdict_lines', 'verdict', 'all_of', 'findings', 'verdict_record',
+           'save_verdict', 'load_verdicts', 'claims_table', 'readme_with_table', 'save_figure', 'edge_optima',
+           'notebook_preset']
 
 # %% ../nbs/09_contract.ipynb 4
 @dataclass(frozen=True)
@@ -33,6 +34,12 @@ class Spec:
         if self.kind not in KINDS: raise ValueError(f"spec {self.id}: unknown kind {self.kind!r}: choose one of {', '.join(KINDS)}")
 
 # %% ../nbs/09_contract.ipynb 5
+def pick_preset(presets: dict, name: str, what: str = '') -> dict:
+    "`presets[name]`; an unknown name is a one-line error listing the choices."
+    if name not in presets:
+        raise ValueError(f"unknown preset {name!r}{' for ' + what if what else ''}: choose one of {', '.join(presets)}")
+    return presets[name]
+
 @dataclass
 class Claim:
     "What a claim module exports as `CLAIM`; the CLI, the tests, the notebooks and the README read only this."
@@ -63,9 +70,7 @@ class Claim:
 
     def preset(self, name: str) -> dict:
         "The preset `name`; an unknown name is a one-line error listing the choices."
-        if name not in self.presets:
-            raise ValueError(f"unknown preset {name!r} for {self.name}: choose one of {', '.join(self.presets)}")
-        return self.presets[name]
+        return pick_preset(self.presets, name, self.name)
 
     def margins(self, preset: str) -> dict:
         "{spec id: margin value} declared by `preset`."

@@ -14,8 +14,8 @@ import torch
 from IPython.display import Markdown, display
 
 from . import stats
-from .contract import (Claim, Spec, all_of, criteria_changes, findings, notebook_preset, run_checks,
-                                preregistration, save_figure, save_verdict, verdict)
+from .contract import (Claim, Spec, all_of, criteria_changes, findings, notebook_preset, pick_preset,
+                                preregistration, run_checks, save_figure, save_verdict, verdict)
 from .sharpness import (eps_sharpness, evaluate, hessian_trace, interpolate, loss_surface_2d,
                                  rescale_relu_layers, top_eigenvalues)
 from .sweep import train_group
@@ -85,7 +85,7 @@ PRESETS = {
 
 def configs(preset: str = 'smoke', **overrides) -> dict:
     "{network: {regime: [TrainConfig per seed]}} for a preset; `overrides` replace fields of the base configs (e.g. device='cuda')."
-    p = CLAIM.preset(preset)
+    p = pick_preset(PRESETS, preset, 'sharp-flat')
     return {net: {reg: [TrainConfig(**{**spec['base'], **{k: v for k, v in kw.items() if k != 'seeds'}, **overrides, 'seed': s})
                         for s in kw.get('seeds', p['seeds'])]
                   for reg, kw in spec['regimes'].items()}

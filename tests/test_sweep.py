@@ -218,3 +218,24 @@ def test_lr_fit_is_the_optimum_between_grid_points():
     assert b.lr.iloc[0] == 1.0 and 1.0 < b.lr_fit.iloc[0] < 2.0   # the argmax flips with 1e-4; the fit barely moves
     edge = [(64, lr, 0, acc, 1.0, 'ok') for lr, acc in zip(lrs, (0.9, 0.5, 0.4, 0.3, 0.2, 0.1))]
     assert best_lr(_fake(edge)).lr_fit.iloc[0] == 0.125            # at the edge of the grid: the grid point
+
+
+def test_mlp_engine_trains_images_like_train():
+    "The ensemble engine flattens images as the model's Flatten does (it used to fail on digits/MNIST/CIFAR)."
+    cfgs = grid(TrainConfig(dataset='digits', model='mlp', batch_size=32, steps=20, n_evals=1), lr=[0.05, 0.1])
+    together = train_group(cfgs, engine='mlp', progress=False)
+    alone = [train(c, progress=False).to_dict() for c in cfgs]
+    assert [r['env']['engine'] for r in together] == ['mlp', 'mlp']
+    for a, b in zip(alone, together):
+        assert abs(a['final']['train_loss'] - b['final']['train_loss']) < 1e-4
+
+
+def test_train_only_options_route_to_train():
+    import warnings
+    cfgs = grid(TrainConfig(n_train=512, n_test=128, batch_size=32, epochs=3, n_evals=1, target_loss=2.0,
+                            schedule='constant'), lr=[0.1, 0.2])
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        res = train_group(cfgs, progress=False)
+    assert [r['env']['engine'] for r in res] == ['loop', 'loop']
+    with pytest.raises(ValueError, match='does not implement'): train_group(cfgs, engine='mlp', progress=False)

@@ -141,3 +141,42 @@ def test_compile_trains_the_same_model():
     a, b = train(cfg, progress=False), train(cfg.replace(compile=True), progress=False)
     assert b.status == 'ok'
     for k in ('train_loss', 'test_loss'): assert b.final[k] == pytest.approx(a.final[k], rel=1e-5)
+
+
+def test_crop_flip_is_seeded_shape_preserving_and_a_shifted_window():
+    from sgd_noise.train import crop_flip
+    x = torch.randn(16, 3, 8, 8)
+    a = crop_flip(x, torch.Generator().manual_seed(0))
+    b = crop_flip(x, torch.Generator().manual_seed(0))
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, x)
+    c = crop_flip(x, torch.Generator().manual_seed(1))
+    assert not torch.equal(a, c)
+    # every output pixel comes from the image itself (shifted, maybe flipped) or from the zero padding
+    assert set(torch.unique(a).tolist()) <= set(torch.unique(x).tolist()) | {0.0}
+
+
+def test_augment_is_validated_recorded_and_needs_images():
+    with pytest.raises(ValueError, match='unknown augment'): validate(TrainConfig(epochs=1, augment='mixup'))
+    assert TrainConfig(epochs=1).config_id != TrainConfig(epochs=1, augment='crop-flip').config_id
+    assert TrainConfig(epochs=1).config_id == TrainConfig(epochs=1, augment=None).config_id
+    with pytest.raises(ValueError, match='needs images'): train(TrainConfig(steps=2, augment='crop-flip', **FAST), progress=False)
+
+
+def test_augmentation_changes_training_on_images():
+    base = TrainConfig(dataset='digits', model='cnn', batch_size=32, steps=6, n_evals=1)
+    plain, aug = (train(base.replace(augment=a), progress=False) for a in (None, 'crop-flip'))
+    again = train(base.replace(augment='crop-flip'), progress=False)
+    assert plain.final != aug.final and aug.final == again.final and aug.config['augment'] == 'crop-flip'
+
+
+def test_target_loss_stops_at_the_first_epoch_below_it():
+    cfg = TrainConfig(batch_size=32, lr=0.1, epochs=60, schedule='constant', target_loss=0.5, **FAST)
+    r = train(cfg, progress=False)
+    assert r.status == 'ok' and r.final['train_loss'] <= 0.5 and r.steps_done < cfg.total_steps(512)
+    assert r.steps_done % 16 == 0 and r.history[-1]['step'] == r.steps_done   # checked once an epoch, evaluated there
+    longer = train(cfg.replace(target_loss=0.4), progress=False)
+    assert longer.steps_done > r.steps_done
+    never = train(cfg.replace(epochs=2, target_loss=1e-6), progress=False)
+    assert never.steps_done == cfg.replace(epochs=2).total_steps(512) and never.final['train_loss'] > 1e-6
+    for bad in (0, -1.0, float('nan'), 'low', True):
+        with pytest.raises(ValueError, match='target_loss'): validate(cfg.replace(target_loss=bad))
