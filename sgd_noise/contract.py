@@ -15,10 +15,10 @@ from .stats import KINDS, Check
 from .train import environment
 
 # %% auto 0
-__all__ = ['TABLE_START', 'TABLE_END', 'Spec', 'pick_preset', 'Claim', 'claims', 'get_claim', 'preregistration',
-           'criteria_changes', 'run_checks', 'verdict_lines', 'verdict', 'all_of', 'findings', 'verdict_record',
-           'save_verdict', 'load_verdicts', 'claims_table', 'readme_with_table', 'save_figure', 'edge_optima',
-           'notebook_preset']
+__all__ = ['PLUMBING_PRESETS', 'TABLE_START', 'TABLE_END', 'Spec', 'pick_preset', 'Claim', 'claims', 'get_claim',
+           'preregistration', 'criteria_changes', 'run_checks', 'verdict_lines', 'verdict', 'all_of', 'findings',
+           'verdict_record', 'save_verdict', 'load_verdicts', 'claims_table', 'readme_with_table', 'save_figure',
+           'edge_optima', 'notebook_preset']
 
 # %% ../nbs/09_contract.ipynb 4
 @dataclass(frozen=True)
@@ -132,10 +132,15 @@ def verdict_lines(checks: list[Check], known: dict | None = None) -> list[str]:
     known = known or {}
     return [c.line() + ('  [recorded as failing at this scale]' if c.id in known and not c.holds else '') for c in checks]
 
+PLUMBING_PRESETS = ('tiny',)  # presets that test the code path, not the claim
+
 def verdict(claim: Claim, checks: list[Check], preset: str, *, strict: bool = True) -> list[Check]:
     """Print the verdict of `checks`; with `strict`, raise AssertionError if a check fails that is not recorded
     in `claim.known_failures[preset]`."""
     known = claim.known_failures.get(preset, {})
+    if preset in PLUMBING_PRESETS:
+        print(f'{preset} is a plumbing preset, far too small to test the claim: failures are printed, not asserted')
+        strict = False
     for line in verdict_lines(checks, known): print(line)
     for c in checks:
         if c.id in known and c.holds:
@@ -212,7 +217,7 @@ def _status(checks) -> str:
 def _where(d: dict) -> str:
     env = d.get('env') or {}
     hw = env.get('gpu') or f"{env.get('cpu', '?')} ({env.get('cores', '?')} cores)"
-    n = ', '.join(f"{d[k]} {k}" for k in ('seeds', 'runs') if k in d)
+    n = ', '.join(f"{d[k]} {k if d[k] != 1 else k[:-1]}" for k in ('seeds', 'runs') if k in d)
     return f"{d.get('date', '?')}; {hw}; torch {env.get('torch', '?')}" + (f'; {n}' if n else '')
 
 def claims_table(verdicts: list[dict]) -> str:

@@ -22,7 +22,7 @@ from .train import TrainConfig
 __all__ = ['MARGINS', 'PRESETS', 'SPECS', 'SPEC', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs', 'run',
            'analyse', 'checks', 'table', 'plot', 'heatmap']
 
-# %% ../nbs/10_two_regimes.ipynb 4
+# %% ../nbs/10_two_regimes.ipynb 6
 # The margins, declared before the runs they judge (each: value, reason). Accuracies are fractions.
 MARGINS = {
     'flat-small-batch': (0.02, '2 points: well under the 5-40-point falls the claim is about, above the ~1-point '
@@ -67,7 +67,7 @@ def run(preset: str = 'smoke', *, store=None, progress: bool = True, **overrides
     "Run (or resume from `store`) the two-regimes sweep; one row per run."
     return sweep(configs(preset, **overrides), store=store, progress=progress)
 
-# %% ../nbs/10_two_regimes.ipynb 6
+# %% ../nbs/10_two_regimes.ipynb 8
 SPECS = [
     Spec('flat-small-batch', 'test accuracy is the same at the three smallest batch sizes', 'equivalent',
          'TOST: 90% CI of the paired difference acc(B) − acc(B₀) within ±margin, for the 2nd and 3rd batch sizes'),
@@ -85,7 +85,7 @@ SPECS = [
          'paired t 95% CI of the per-seed mean over B past the transition of (momentum − plain) above the margin'),
 ]
 
-# %% ../nbs/10_two_regimes.ipynb 8
+# %% ../nbs/10_two_regimes.ipynb 10
 def _find_regime(acc: np.ndarray, bs: list, margin: float) -> tuple[int, list]:
     "How many batch sizes from the smallest are all equivalent to it (TOST), and the per-B tests."
     tests = [stats.equivalent(f'b{b}', acc[:, j], acc[:, 0], statement=f'acc(B={b}) = acc(B={bs[0]})', margin=margin)
@@ -104,7 +104,7 @@ def analyse(df: pd.DataFrame, margins: dict) -> dict:
     return dict(df=df, by_momentum=by_m, batch_sizes=bs, seeds=plain['cube'].seeds, n_flat=n_flat,
                 transition=bs[n_flat - 1], equivalence=tests, lr_grid=(float(df.lr.min()), float(df.lr.max())))
 
-# %% ../nbs/10_two_regimes.ipynb 10
+# %% ../nbs/10_two_regimes.ipynb 12
 def _slope_check(id, s, cols, margins, **side):
     "Bootstrap over seeds of the slope of log2 lr_fit on log2 B over the batch sizes `cols` (plain SGD)."
     cube, bs = s['by_momentum'][0.0]['cube'], np.log2(np.array(s['batch_sizes'], float))
@@ -139,7 +139,7 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
                              statement=SPEC['momentum-better-large'].statement, detail=f'B={[bs[j] for j in large]}'))
     return out
 
-# %% ../nbs/10_two_regimes.ipynb 12
+# %% ../nbs/10_two_regimes.ipynb 14
 def table(s: dict) -> pd.DataFrame:
     "Per momentum and batch size: the tuned effective LR, the mean test accuracy with its 95% t-interval, the loss."
     rows = []
@@ -185,7 +185,7 @@ def heatmap(df: pd.DataFrame, path=None, metric='test_acc', momentum=0.0):
     fig.colorbar(im); fig.tight_layout()
     return save_figure(fig, path)
 
-# %% ../nbs/10_two_regimes.ipynb 14
+# %% ../nbs/10_two_regimes.ipynb 16
 SPEC = {s.id: s for s in SPECS}
 
 # Checks that did not hold when this repository ran a preset, with what was measured (see "What this run found")
