@@ -6,7 +6,7 @@
 __all__ = ['NORMS', 'MODELS', 'ALIASES', 'count_params', 'uses_batch_norm', 'MLP', 'SmallCNN', 'GhostBatchNorm2d', 'PreActBlock',
            'WideResNet', 'KeskarC1', 'Autoencoder', 'make_model']
 
-# %% ../nbs/01_models.ipynb 2
+# %% ../nbs/01_models.ipynb 3
 import inspect
 import math
 
@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-# %% ../nbs/01_models.ipynb 5
+# %% ../nbs/01_models.ipynb 6
 def count_params(model: nn.Module) -> int:
     "Number of scalar parameters (trainable or not; buffers such as BN running stats excluded)."
     return sum(p.numel() for p in model.parameters())
@@ -24,7 +24,7 @@ def uses_batch_norm(model: nn.Module) -> bool:
     "True if any sub-module is a batch-norm layer (including `GhostBatchNorm2d`)."
     return any(isinstance(m, _BatchNorm) for m in model.modules())
 
-# %% ../nbs/01_models.ipynb 7
+# %% ../nbs/01_models.ipynb 8
 class MLP(nn.Sequential):
     "Fully connected ReLU net: `Flatten, Linear, ReLU, ..., Linear` (PyTorch default init)."
     task = 'classify'
@@ -35,7 +35,7 @@ class MLP(nn.Sequential):
         layers.append(nn.Linear(sizes[-1], n_classes))
         super().__init__(*layers)
 
-# %% ../nbs/01_models.ipynb 10
+# %% ../nbs/01_models.ipynb 11
 class SmallCNN(nn.Module):
     "Three conv layers (no batch norm), global average pool, linear head; Conv1d for 1-D inputs, Conv2d for images."
     task = 'classify'
@@ -55,7 +55,7 @@ class SmallCNN(nn.Module):
         h = self.features(x)
         return self.head(h.mean(dim=tuple(range(2, h.ndim))))  # global average pool
 
-# %% ../nbs/01_models.ipynb 15
+# %% ../nbs/01_models.ipynb 16
 class GhostBatchNorm2d(nn.BatchNorm2d):
     "BatchNorm2d that, when using batch statistics, normalises each chunk of `ghost_batch_size` examples on its own."
     def __init__(self, num_features: int, ghost_batch_size: int = 64, **bn_kwargs):
@@ -99,7 +99,7 @@ class GhostBatchNorm2d(nn.BatchNorm2d):
                 self.running_var.copy_(sum(s * rv.sum(0) for s, (_, rv) in zip(sizes, stats)) / n)
         return torch.cat(outs) if len(outs) > 1 else outs[0]
 
-# %% ../nbs/01_models.ipynb 19
+# %% ../nbs/01_models.ipynb 20
 NORMS = ('bn', 'ghost', 'none')
 
 def _norm2d(norm: str, channels: int, ghost_batch_size: int) -> nn.Module:
@@ -132,7 +132,7 @@ class PreActBlock(nn.Module):
         pre = F.relu(self.norm1(x))
         return self.shortcut(x, pre) + self.residual(pre)
 
-# %% ../nbs/01_models.ipynb 20
+# %% ../nbs/01_models.ipynb 21
 class WideResNet(nn.Module):
     "Pre-activation Wide-ResNet (Zagoruyko & Komodakis 2016); `norm` in 'bn', 'ghost', 'none' (SkipInit)."
     task = 'classify'
@@ -165,7 +165,7 @@ class WideResNet(nn.Module):
         h = F.relu(self.norm(self.blocks(self.stem(x))))
         return self.head(h.mean(dim=(2, 3)))  # global average pool: any image size works
 
-# %% ../nbs/01_models.ipynb 27
+# %% ../nbs/01_models.ipynb 28
 def _pooled(size: int) -> int: return (size + 2 - 3) // 2 + 1  # MaxPool2d(3, stride=2, padding=1)
 
 class KeskarC1(nn.Module):
@@ -185,7 +185,7 @@ class KeskarC1(nn.Module):
 
     def forward(self, x): return self.classifier(self.features(x))
 
-# %% ../nbs/01_models.ipynb 31
+# %% ../nbs/01_models.ipynb 32
 class Autoencoder(nn.Module):
     "Fully connected autoencoder `in-1000-500-250-30-250-500-1000-in`, ReLU hidden units, linear code and output."
     task = 'reconstruct'
@@ -201,7 +201,7 @@ class Autoencoder(nn.Module):
         "Reconstruction of the flattened input, shape `[N, in_features]`."
         return self.decoder(self.encoder(x))
 
-# %% ../nbs/01_models.ipynb 35
+# %% ../nbs/01_models.ipynb 36
 MODELS = ('mlp', 'cnn', 'wrn', 'c1', 'autoencoder')
 ALIASES = {'wrn16_4': ('wrn', dict(depth=16, width=4))}
 
@@ -241,7 +241,7 @@ def _build_autoencoder(input_shape, n_classes, sizes=(1000, 500, 250, 30)):
 
 _BUILDERS = dict(mlp=_build_mlp, cnn=_build_cnn, wrn=_build_wrn, c1=_build_c1, autoencoder=_build_autoencoder)
 
-# %% ../nbs/01_models.ipynb 36
+# %% ../nbs/01_models.ipynb 37
 def make_model(name: str, *, input_shape, n_classes: int, seed: int = 0, **kwargs) -> nn.Module:
     "Build model `name` (one of `MODELS`) for examples of shape `input_shape`, with weights fixed by `seed`."
     if name in ALIASES: name, kwargs = ALIASES[name][0], {**ALIASES[name][1], **kwargs}
