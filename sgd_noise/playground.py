@@ -88,7 +88,7 @@ def plot_runs(shown: list[dict]) -> Figure:
     axs[0].set(xlabel='epoch', ylabel='training loss', yscale='log', ylim=(None, top))
     axs[1].set(xlabel='epoch', ylabel='test accuracy', ylim=(0, 1))
     if shown: axs[0].legend(fontsize=7, loc='upper left', bbox_to_anchor=(2.3, 1.0))
-    fig.subplots_adjust(left=0.06, right=0.72, wspace=0.25, bottom=0.15)
+    fig.subplots_adjust(left=0.08, right=0.72, wspace=0.28, bottom=0.15)
     return fig
 
 def _png(fig: Figure) -> bytes:
