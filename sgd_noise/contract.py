@@ -57,6 +57,7 @@ class Claim:
     known_failures: dict = field(default_factory=dict)    # preset -> {spec id: what was measured}
     criteria_changes: list = field(default_factory=list)  # dicts: date, check, old, new, why
     deviations: list = field(default_factory=list)        # how the presets differ from the paper's setup
+    configs: Callable | None = None  # configs(preset) -> [TrainConfig], every run the preset trains (for its cost)
 
     def __post_init__(self):
         ids = [s.id for s in self.specs]

@@ -174,4 +174,4 @@ CLAIM = Claim(name='epoch-budget', title='The optimal learning rate vs the epoch
               paper='Smith, Elsen & De 2020, *On the Generalization Benefit of Noise in SGD*, arXiv 2006.15081, §5',
               notebook='12_epoch_budget.ipynb', specs=SPECS, presets=PRESETS, run=run, analyse=analyse, checks=checks,
               plot=plot, table=table, known_failures=KNOWN_FAILURES, criteria_changes=CRITERIA_CHANGES,
-              deviations=DEVIATIONS)
+              deviations=DEVIATIONS, configs=configs)

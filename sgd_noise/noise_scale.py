@@ -207,4 +207,5 @@ CLAIM = Claim(name='noise-scale', title='The gradient noise scale predicts the t
                     'arXiv 1812.06162, §2 and App. A; with SED20 (arXiv 2006.15081) §3',
               notebook='13_noise_scale.ipynb', specs=SPECS, presets=PRESETS, run=run, analyse=analyse, checks=checks,
               plot=plot, table=table, known_failures=KNOWN_FAILURES, criteria_changes=CRITERIA_CHANGES,
-              deviations=DEVIATIONS)
+              deviations=DEVIATIONS,
+              configs=lambda p: two_regimes.configs(p) + two_regimes.configs(p)[:1])  # the sweep, and one tracked run

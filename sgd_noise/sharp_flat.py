@@ -337,7 +337,8 @@ CLAIM = Claim(name='sharp-flat', title='Large batches find sharp minima and gene
                     'Generalization Gap and Sharp Minima*, arXiv 1609.04836, §2–3, Tables 2–3, Fig. 3',
               notebook='14_sharp_flat.ipynb', specs=SPECS, presets=PRESETS, run=run, analyse=analyse, checks=checks,
               plot=plot, table=table, known_failures=KNOWN_FAILURES,
-              criteria_changes=CRITERIA_CHANGES, deviations=DEVIATIONS)
+              criteria_changes=CRITERIA_CHANGES, deviations=DEVIATIONS,
+              configs=lambda p: [c for regs in configs(p).values() for cs in regs.values() for c in cs])
 
 # %% ../nbs/14_sharp_flat.ipynb 25
 def dinh_rescaling(model, x, y, x_test, y_test, factors=(1.0, 10.0), *, layer=0, eps=1e-3, seed=0) -> pd.DataFrame:

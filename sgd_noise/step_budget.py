@@ -166,4 +166,4 @@ CLAIM = Claim(name='step-budget', title='A constant step budget: large batches o
               paper='Smith, Elsen & De 2020, *On the Generalization Benefit of Noise in SGD*, arXiv 2006.15081, §4',
               notebook='11_step_budget.ipynb', specs=SPECS, presets=PRESETS, run=run, analyse=analyse, checks=checks,
               plot=plot, table=table, known_failures=KNOWN_FAILURES, criteria_changes=CRITERIA_CHANGES,
-              deviations=DEVIATIONS)
+              deviations=DEVIATIONS, configs=configs)

@@ -220,4 +220,4 @@ CLAIM = Claim(name='two-regimes', title='Two regimes of SGD (noise- vs curvature
               paper='Smith, Elsen & De 2020, *On the Generalization Benefit of Noise in SGD*, arXiv 2006.15081, §3, Fig. 1',
               notebook='10_two_regimes.ipynb', specs=SPECS, presets=PRESETS, run=run, analyse=analyse, checks=checks,
               plot=plot, table=table, known_failures=KNOWN_FAILURES, criteria_changes=CRITERIA_CHANGES,
-              deviations=DEVIATIONS)
+              deviations=DEVIATIONS, configs=configs)
