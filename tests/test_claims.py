@@ -11,7 +11,7 @@ from sgd_noise.sweep import results_frame, train_group
 from sgd_noise.train import TrainConfig, validate
 
 SWEEP_CLAIMS = ['two-regimes', 'step-budget', 'epoch-budget']
-ALL = ['two-regimes', 'step-budget', 'epoch-budget', 'noise-scale', 'sharp-flat']
+ALL = ['two-regimes', 'step-budget', 'epoch-budget', 'noise-scale', 'sharp-flat', 'sde-quadratic']
 TESTED_KINDS = ('differs', 'equivalent', 'slope', 'ratio')   # kinds whose verdict needs a declared margin
 
 
