@@ -1,5 +1,5 @@
-"The sweep engine: ensemble members equal single runs, the store survives kills and concurrent writers, executors."
-import json, math, os, signal, sqlite3, subprocess, sys, time, warnings
+"The sweep engine: ensemble members equal single runs, the store, executors (kills and other faults: test_faults.py)."
+import json, math, os, sqlite3, warnings
 
 import pandas as pd
 import pytest
@@ -104,50 +104,7 @@ def test_resume_skips_finished_runs(tmp_path):
     with sqlite3.connect(store) as con: assert dict(con.execute('SELECT config_id, finished_at FROM runs')) == stamps
 
 
-_WORKER = '''
-import sys
-from sgd_noise.sweep import grid, sweep
-from sgd_noise.train import TrainConfig
-cfgs = grid(TrainConfig(dataset='mnist1d', n_train=1024, n_test=128, epochs=int(sys.argv[2]), n_evals=1),
-            batch_size=[8, 16, 24, 32, 40, 48], lr=[0.02, 0.05], seed=[0, 1])
-sweep(cfgs, store=sys.argv[1], progress=False)
-'''
-
-
-def _count(store):
-    if not os.path.exists(store): return 0
-    try:
-        with sqlite3.connect(store, timeout=30) as con: return con.execute('SELECT COUNT(*) FROM runs').fetchone()[0]
-    except sqlite3.OperationalError: return 0
-
-
-def test_sigkill_mid_sweep_then_resume(tmp_path):
-    "Kill a real sweep process with SIGKILL between groups, restart it: every run once, none recomputed."
-    store = str(tmp_path / 'kill.sqlite'); script = tmp_path / 'w.py'; script.write_text(_WORKER)
-    p = subprocess.Popen([sys.executable, str(script), store, '6'])
-    t0 = time.time()
-    while _count(store) < 4 and p.poll() is None and time.time() - t0 < 300: time.sleep(0.05)
-    assert p.poll() is None, 'the sweep finished before it could be killed: make the workload larger'
-    os.kill(p.pid, signal.SIGKILL); p.wait()
-    with sqlite3.connect(store) as con: before = dict(con.execute('SELECT config_id, finished_at FROM runs'))
-    assert 4 <= len(before) < 24
-    subprocess.run([sys.executable, str(script), store, '6'], check=True, timeout=600)
-    with sqlite3.connect(store) as con:
-        rows = con.execute('SELECT config_id, finished_at FROM runs').fetchall()
-        assert con.execute('PRAGMA integrity_check').fetchone()[0] == 'ok'
-    assert len(rows) == 24 == len({r[0] for r in rows})
-    after = dict(rows)
-    assert all(after[k] == v for k, v in before.items())   # finished runs were not recomputed
-
-
-def test_two_processes_share_a_store(tmp_path):
-    store = str(tmp_path / 'shared.sqlite'); script = tmp_path / 'w.py'; script.write_text(_WORKER)
-    ps = [subprocess.Popen([sys.executable, str(script), store, '1']) for _ in range(2)]
-    assert [p.wait(timeout=600) for p in ps] == [0, 0]
-    with sqlite3.connect(store) as con:
-        assert con.execute('PRAGMA integrity_check').fetchone()[0] == 'ok'
-        ids = [r[0] for r in con.execute('SELECT config_id FROM runs')]
-    assert len(ids) == 24 == len(set(ids))
+# A sweep killed mid-way and resumed, and processes sharing a store: tests/test_faults.py (the fault battery).
 
 
 def test_run_group_is_picklable_plain_data():
