@@ -563,22 +563,27 @@ class ResultStore:
         if os.path.exists(dst) and not (os.path.isfile(dst) and os.path.getsize(dst) == 0):
             raise ValueError(f"{dst} already exists: give a new file name for the salvaged store")
         out = cls(dst)
-        try: con = sqlite3.connect(_ro_uri(src), uri=True)
-        except sqlite3.DatabaseError as e: raise ValueError(f"results store {src} cannot be opened ({e})") from None
-        try:
-            con.execute('PRAGMA writable_schema=ON')  # reads a file shorter than its header says; nothing is written
-            known = _scan(con, 'SELECT config_id, rowid FROM runs INDEXED BY sqlite_autoindex_runs_1')
-            known.update(_scan(con, 'SELECT config_id, rowid FROM runs NOT INDEXED'))  # the table's own pages
-            if not known: raise ValueError(f"{src}: no run of an sgd_noise results store can be read")
-            rows, lost = [], []
-            for rowid in range(1, max(known) + 1):
-                try: row = con.execute(f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE rowid=?", (rowid,)).fetchone()
-                except sqlite3.DatabaseError: row = False   # on a damaged page
-                if row and all(_parses(row[_COLUMNS.index(k)]) for k in _JSON): rows.append(row)
-                elif row: lost.append(row[0])
-                elif row is False or rowid in known: lost.append(known.get(rowid, f'row {rowid}'))
-        finally: con.close()
+        try: rows, lost = _readable_rows(src)
+        except sqlite3.DatabaseError as e: raise ValueError(f"{src} cannot be read as a results store ({e})") from None
         return dict(copied=out._insert(rows) if rows else 0, lost=lost)
+
+def _readable_rows(src) -> tuple[list, list]:
+    "The rows of `src` that can be read and whose JSON parses, and the ids (or 'row N') of those that cannot."
+    con = sqlite3.connect(_ro_uri(src), uri=True)
+    try:
+        con.execute('PRAGMA writable_schema=ON')  # reads a file shorter than its header says; nothing is written
+        known = _scan(con, 'SELECT config_id, rowid FROM runs INDEXED BY sqlite_autoindex_runs_1')
+        known.update(_scan(con, 'SELECT config_id, rowid FROM runs NOT INDEXED'))  # the table's own pages
+        if not known: raise ValueError(f"{src}: no run of an sgd_noise results store can be read")
+        rows, lost = [], []
+        for rowid in range(1, max(known) + 1):
+            try: row = con.execute(f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE rowid=?", (rowid,)).fetchone()
+            except sqlite3.DatabaseError: row = False   # on a damaged page
+            if row and all(_parses(row[_COLUMNS.index(k)]) for k in _JSON): rows.append(row)
+            elif row: lost.append(row[0])
+            elif row is False or rowid in known: lost.append(known.get(rowid, f'row {rowid}'))
+        return rows, lost
+    finally: con.close()
 
 def _parses(text) -> bool:
     try: json.loads(text); return True

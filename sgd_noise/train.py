@@ -137,9 +137,10 @@ def _check_budget(cfg, n_train):
     _check((cfg.epochs is None) != (cfg.steps is None), "give exactly one budget: epochs=... or steps=...")
     if cfg.epochs is not None: _check_number(cfg, 'epochs', lambda v: v > 0, '> 0')
     else: _check_int(cfg, 'steps', 1, MAX_STEPS)
-    if n_train is not None:
-        n = cfg.total_steps(n_train)
-        _check(n <= MAX_STEPS, f"epochs={cfg.epochs!r} is {n} steps, more than {MAX_STEPS}: give a smaller budget")
+    if n_train is not None and cfg.epochs is not None:
+        n = cfg.epochs * n_train / cfg.batch_size   # as a float: `total_steps` would overflow on the way
+        _check(n <= MAX_STEPS, f"epochs={cfg.epochs!r} is {n:.3g} steps of batch_size={cfg.batch_size}, more than "
+                               f"2**53: give a smaller budget")
 
 def validate(cfg: TrainConfig, n_train: int | None = None) -> TrainConfig:
     """Check every field of `cfg` (and the batch size and budget against `n_train` when known); one-line
