@@ -198,6 +198,11 @@ def _break_one_row(path):
         con.execute("UPDATE runs SET history = '[{\"step\": 0, \"train_lo' WHERE rowid = 5")
 
 
+def _row_id(path, rowid) -> str:
+    with contextlib.closing(sqlite3.connect(path)) as con:
+        return con.execute('SELECT config_id FROM runs WHERE rowid = ?', (rowid,)).fetchone()[0]
+
+
 def _truncate(path):
     b = open(path, 'rb').read(); open(path, 'wb').write(b[:len(b) * 2 // 3])
 
@@ -217,6 +222,7 @@ def test_damaged_store_is_refused_untouched_then_salvaged(tmp_path, reference, t
     with pytest.raises(ValueError) as e: sweep(_configs(), store=store, progress=False)
     msg = str(e.value)
     assert says in msg and store in msg and '\n' not in msg and trained == []      # refused before any training
+    if damage is _break_one_row: assert _row_id(reference[0], 5) in msg                # names the run
     assert open(store, 'rb').read() == before and not _side_files(store)          # never modified, nothing beside
     if damage is _zero_header:
         with pytest.raises(ValueError, match='no run'): ResultStore.salvage(store, new)
