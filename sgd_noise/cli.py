@@ -101,10 +101,10 @@ def _write_record(res, path):
 
 def _train(a) -> int:
     if a.out: check_writable(a.out, '--out', example='record.json')   # before training, not after
+    epochs = a.epochs if a.epochs is not None else (10 if a.steps is None else None)   # `--steps 0` is a budget too
     cfg = TrainConfig(dataset=a.dataset, model=a.model, batch_size=a.batch_size, lr=a.lr, momentum=a.momentum,
-                      weight_decay=a.weight_decay, epochs=a.epochs if a.epochs is not None else (10 if a.steps is None else None),
-                      steps=a.steps, schedule=a.schedule, seed=a.seed, device=a.device, n_train=a.n_train, n_test=a.n_test,
-                      **_speed(a))
+                      weight_decay=a.weight_decay, epochs=epochs, steps=a.steps, schedule=a.schedule, seed=a.seed,
+                      device=a.device, n_train=a.n_train, n_test=a.n_test, **_speed(a))
     res = train(cfg, progress=not a.no_progress)
     f = res.final
     print(f"{res.status}: train loss {f['train_loss']:.4f}, train acc {f['train_acc']:.4f}, test loss {f['test_loss']:.4f}, "
@@ -123,7 +123,7 @@ def _check_outputs(a, name) -> str:
         raise ValueError(f'{e}{hint}') from None
     check_writable(a.images, '--images', folder=True)
     store = a.store or kept
-    ResultStore(store)   # refuses a folder, a damaged or foreign file, a place that cannot be written; reads a read-only one
+    ResultStore(store)   # refuses a folder, a damaged or foreign file, an unwritable place; reads a read-only store
     return store
 
 def _write_outputs(claim, a, s, store, name):
@@ -159,7 +159,7 @@ def _reproduce(a) -> int:
 
 def _report(a) -> int:
     if not os.path.isdir(a.verdicts):
-        raise ValueError(f"--verdicts {a.verdicts} is not a folder: give the folder of verdict files (CLAIM-PRESET.json)")
+        raise ValueError(f"--verdicts {a.verdicts} is not a folder: give the folder of the CLAIM-PRESET.json files")
     table = claims_table(load_verdicts(a.verdicts))
     try: readme = Path(a.readme).read_text()
     except OSError as e: raise ValueError(f"cannot read {a.readme} ({e.strerror}): give the README with --readme") from None
@@ -177,7 +177,8 @@ def _report(a) -> int:
 
 def _salvage(a) -> int:
     r = ResultStore.salvage(a.store, a.new)
-    lost = f"; lost {len(r['lost'])}: {', '.join(map(str, r['lost'][:5]))}{' ...' if len(r['lost']) > 5 else ''}" if r['lost'] else ''
+    ids = ', '.join(map(str, r['lost'][:5])) + (' ...' if len(r['lost']) > 5 else '')
+    lost = f"; lost {len(r['lost'])}: {ids}" if r['lost'] else ''
     print(f"copied {r['copied']} runs from {a.store} to {a.new}{lost}; a sweep on {a.new} trains only the missing ones")
     return 0
 

@@ -364,7 +364,8 @@ def check_writable(path, what: str, *, folder: bool = False, example: str = 'res
     p = os.path.abspath(os.fspath(path))
     if os.path.isdir(p) and not folder:
         raise ValueError(f"{what} {path} is a folder: give a file name such as {os.path.join(path, example)}")
-    if os.path.exists(p) and not os.path.isdir(p) and folder: raise ValueError(f"{what} {path} is a file: give a folder")
+    if folder and os.path.exists(p) and not os.path.isdir(p):
+        raise ValueError(f"{what} {path} is a file: give a folder")
     where = p
     while not os.path.exists(where): where = os.path.dirname(where)
     if where != p and not os.path.isdir(where):
@@ -398,7 +399,8 @@ def _scan(con, sql) -> dict:
 def _header_is_ours(path) -> bool:
     "Whether the first 100 bytes are an SQLite header with our application id (its offset 68), whatever follows."
     with open(path, 'rb') as f: head = f.read(100)
-    return head.startswith(b'SQLite format 3\x00') and len(head) == 100 and int.from_bytes(head[68:72], 'big') == _APP_ID
+    ours = int.from_bytes(head[68:72], 'big') == _APP_ID
+    return len(head) == 100 and head.startswith(b'SQLite format 3\x00') and ours
 
 def _side_files(path) -> set:
     return {p for p in (f'{path}-wal', f'{path}-shm') if os.path.exists(p)}
@@ -465,8 +467,8 @@ class ResultStore:
         except sqlite3.DatabaseError as e: return str(e)
 
     def _damaged(self, what: str) -> ValueError:
-        return ValueError(f"results store {self.path} is damaged ({what}); it was left as it is: copy the runs that can "
-                          f"still be read to a new store with `sgd-noise salvage {self.path} NEW.sqlite` "
+        return ValueError(f"results store {self.path} is damaged ({what}); it was left as it is: copy the runs that "
+                          f"can still be read to a new store with `sgd-noise salvage {self.path} NEW.sqlite` "
                           f"(ResultStore.salvage) and resume from that")
 
     @contextlib.contextmanager
@@ -484,8 +486,9 @@ class ResultStore:
                                       and 'malformed' not in msg):
             folder = os.path.dirname(os.path.abspath(self.path))
             free = shutil.disk_usage(folder).free / 2**20 if os.path.isdir(folder) else math.nan
-            return ValueError(f"{where}: cannot {doing} ({msg}; {free:.1f} MiB free on its disk): the runs stored before "
-                              f"are kept; free some space, or give a store in a writable place, and rerun to resume")
+            return ValueError(f"{where}: cannot {doing} ({msg}; {free:.1f} MiB free on its disk): the runs stored "
+                              f"before are kept; free some space, or give a store in a writable place, and rerun to "
+                              f"resume")
         if 'unable to open' in msg:
             wal = f'; the journal {self.path}-wal is beside it' if os.path.exists(self.path + '-wal') else ''
             return ValueError(f"{where} cannot be read here ({msg}{wal}): copy it, with its -wal file, to a writable "
@@ -544,8 +547,9 @@ class ResultStore:
         for k in _JSON:
             try: d[k] = json.loads(d[k])
             except (TypeError, ValueError) as e:
-                raise ValueError(f"results store {self.path}: run {row[0]} has a damaged {k} ({e}); copy the other runs "
-                                 f"to a new store with `sgd-noise salvage {self.path} NEW.sqlite` and resume from that") from None
+                raise ValueError(f"results store {self.path}: run {row[0]} has a damaged {k} ({e}); copy the other "
+                                 f"runs to a new store with `sgd-noise salvage {self.path} NEW.sqlite` and resume from "
+                                 f"that") from None
         return d
 
     def __len__(self):

@@ -179,7 +179,8 @@ def resolve_device(device: str) -> torch.device:
     if dev.type == 'cuda' and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} but no GPU is visible: use device='cpu' (or 'auto')")
     if dev.type == 'cuda' and (dev.index or 0) >= torch.cuda.device_count():
-        raise ValueError(f"device={device!r} but only {torch.cuda.device_count()} GPU(s) are visible: use 'cuda' or 'cuda:0'")
+        raise ValueError(f"device={device!r} but only {torch.cuda.device_count()} GPU(s) are visible: use 'cuda' or "
+                         f"'cuda:0'")
     if dev.type not in ('cpu', 'cuda', 'mps'): raise ValueError(bad)
     return dev
 

@@ -153,13 +153,15 @@ def test_paper_preset_without_its_data_leaves_nothing(claim, dataset, cwd, tmp_p
     for cls in ('CIFAR10', 'MNIST'): monkeypatch.setattr(torchvision.datasets, cls, offline)
     monkeypatch.setenv('SGD_NOISE_DATA', str(tmp_path_factory.mktemp('no-data')))
     before = _listing(cwd)
-    _one_line_exit_2(*_run(['reproduce', claim, '--preset', 'paper', '--no-progress'], capsys), f'{dataset}: download failed')
+    code_out_err = _run(['reproduce', claim, '--preset', 'paper', '--no-progress'], capsys)
+    _one_line_exit_2(*code_out_err, f'{dataset}: download failed')
     assert _listing(cwd) == before   # no results/ with an empty store, no images/
 
 
 def test_a_real_process_prints_no_traceback(tmp_path):
     exe = os.path.join(os.path.dirname(sys.executable), 'sgd-noise')
-    r = subprocess.run([exe, 'train', '--weight-decay', '-1e-4'], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    r = subprocess.run([exe, 'train', '--weight-decay', '-1e-4'], capture_output=True, text=True, cwd=tmp_path,
+                       timeout=300)
     assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'weight_decay' in r.stderr and os.listdir(tmp_path) == []
 
 

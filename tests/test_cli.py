@@ -75,7 +75,8 @@ def test_train_record_is_kept_when_it_cannot_be_written(tmp_path, monkeypatch, c
     def full(*a, **k): raise OSError(28, 'No space left on device')
     monkeypatch.setattr(os, 'replace', full)
     out = tmp_path / 'r.json'
-    assert main(['train', '--n-train', '256', '--n-test', '64', '--steps', '3', '--no-progress', '--out', str(out)]) == 2
+    args = ['train', '--n-train', '256', '--n-test', '64', '--steps', '3', '--no-progress', '--out', str(out)]
+    assert main(args) == 2
     printed = capsys.readouterr()
     assert json.loads(printed.out.splitlines()[-1])['steps_done'] == 3 and not out.exists()
     assert 'No space left on device' in printed.err and printed.err.count('\n') == 1 and os.listdir(tmp_path) == []

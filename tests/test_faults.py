@@ -55,7 +55,8 @@ def _count(store) -> int:
 
 
 def _healthy(store) -> bool:
-    with contextlib.closing(sqlite3.connect(store)) as con: return con.execute('PRAGMA integrity_check').fetchone()[0] == 'ok'
+    with contextlib.closing(sqlite3.connect(store)) as con:
+        return con.execute('PRAGMA integrity_check').fetchone()[0] == 'ok'
 
 
 def _side_files(path) -> list: return [p for p in (f'{path}-wal', f'{path}-shm') if os.path.exists(p)]
@@ -286,7 +287,8 @@ def test_reproduce_reads_a_store_from_read_only_media(tmp_path, capsys):
     first = capsys.readouterr().out.splitlines()
     arch.mkdir(); shutil.copy(res / 'two-regimes-tiny.sqlite', arch)
     with read_only(arch, 'mount'):
-        assert main(args + ['--results', str(tmp_path / 'res2'), '--store', str(arch / 'two-regimes-tiny.sqlite')]) == code
+        kept = str(arch / 'two-regimes-tiny.sqlite')
+        assert main(args + ['--results', str(tmp_path / 'res2'), '--store', kept]) == code
         again = capsys.readouterr().out.splitlines()
         assert again[:-1] == first[:-1]                        # table and checks; the last line names the paths
         assert main(args + ['--results', str(arch)]) == 2     # outputs cannot go there: said before anything runs
