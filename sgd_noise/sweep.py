@@ -445,6 +445,8 @@ class ResultStore:
             if health != 'ok' and not self.readonly: health = self._health()  # again under locks: a writer may
         except sqlite3.DatabaseError as e:                                    # have been checkpointing
             self._tidy(side)
+            if isinstance(e, sqlite3.OperationalError) and not any(w in str(e) for w in ('malformed', 'not a data')):
+                raise self._error(e, 'read it') from None   # locked, a full disk, a journal it cannot open
             if _header_is_ours(self.path): raise self._damaged(str(e)) from None
             raise ValueError(f"{bad} ({e}): give a new file name, or move the file away") from None
         if app != _APP_ID or 'runs' not in tables:
@@ -482,18 +484,17 @@ class ResultStore:
         msg, where = getattr(e, 'strerror', None) or str(e), f"results store {self.path}"
         if 'locked' in msg or 'busy' in msg:
             return ValueError(f"{where} stayed locked by another process ({msg}): try again when that one is done")
-        if isinstance(e, OSError) or (doing != 'read it' and isinstance(e, sqlite3.OperationalError)
-                                      and 'malformed' not in msg):
-            folder = os.path.dirname(os.path.abspath(self.path))
-            free = shutil.disk_usage(folder).free / 2**20 if os.path.isdir(folder) else math.nan
-            return ValueError(f"{where}: cannot {doing} ({msg}; {free:.1f} MiB free on its disk): the runs stored "
-                              f"before are kept; free some space, or give a store in a writable place, and rerun to "
-                              f"resume")
-        if 'unable to open' in msg:
-            wal = f'; the journal {self.path}-wal is beside it' if os.path.exists(self.path + '-wal') else ''
-            return ValueError(f"{where} cannot be read here ({msg}{wal}): copy it, with its -wal file, to a writable "
-                              f"folder and use the copy")
-        return self._damaged(self._health() if 'malformed' in msg or 'not a database' in msg else msg)
+        if 'malformed' in msg or 'not a database' in msg:
+            found = self._health()
+            return self._damaged(msg if found == 'ok' else found)
+        folder = os.path.dirname(os.path.abspath(self.path))
+        free = f"{shutil.disk_usage(folder).free / 2**20:.1f} MiB free on its disk" if os.path.isdir(folder) else ''
+        if doing == 'read it':   # a full disk (no room for the -shm file), or a journal in a read-only place
+            wal = f"; the journal {self.path}-wal is beside it" if os.path.exists(self.path + '-wal') else ''
+            return ValueError(f"{where} cannot be read here ({msg}; {free}{wal}): free some space, or copy it with "
+                              f"its -wal file to a writable folder and use the copy")
+        return ValueError(f"{where}: cannot {doing} ({msg}; {free}): the runs stored before are kept; free some "
+                          f"space, or give a store in a writable place, and rerun to resume")
 
     def check_can_add(self, n_todo: int, n_all: int):
         "A read-only store can be read, not resumed: a one-line error before any training if runs are left."
