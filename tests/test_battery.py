@@ -53,6 +53,8 @@ CLI = [
     ('train --out adir', '--out adir is a folder'), ('train --out afile/r.json', 'afile is a file, not a folder'),
     (f'train --out {RO}/r.json', 'cannot be written'),
     ('train --bf16=yes', "ignored explicit argument 'yes'"), ('train --no-progress=1', 'ignored explicit argument'),
+    ('train --channels-last=1', 'argument --channels-last'), ('train --compile=no', 'argument --compile'),
+    ('train --n-test many', 'invalid int value'), ('train --schedule', 'expected one argument'),
     ('train --frobnicate', 'unrecognized arguments'),
     # reproduce (every claim and preset name below), report, salvage, list, the command itself
     ('reproduce', 'the following arguments are required: claim'), ('reproduce nonsense', 'unknown claim'),
@@ -64,6 +66,9 @@ CLI = [
     ('reproduce two-regimes --store damaged.sqlite', 'is damaged (quick_check'),
     (f'reproduce two-regimes --store {RO}/new.sqlite', 'cannot be written'),
     ('reproduce two-regimes --device tpu', "device='tpu'"), ('reproduce two-regimes --bf16=1', 'ignored explicit'),
+    ('reproduce two-regimes --channels-last=1', 'ignored explicit'), ('reproduce two-regimes --compile=1', 'ignored'),
+    ('reproduce two-regimes --no-progress=x', 'ignored explicit'), ('reproduce two-regimes --images', 'expected one'),
+    ('report --check=yes', 'ignored explicit'), ('salvage damaged.sqlite', 'required: new'),
     ('report --verdicts nope', '--verdicts nope is not a folder'), ('report --verdicts afile', 'is not a folder'),
     ('report --verdicts adir --readme nope.md', 'cannot read nope.md'),
     ('report --verdicts adir --readme adir', 'cannot read adir'),
