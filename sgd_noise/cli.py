@@ -4,11 +4,12 @@
 
 # %% ../nbs/90_cli.ipynb 2
 from __future__ import annotations
-import argparse, json, os, sys
+import argparse, json, os, re, sys
 from pathlib import Path
 
 from .contract import (claims, claims_table, get_claim, load_verdicts, readme_with_table, run_checks,
                                 save_verdict, verdict_lines)
+from .sweep import ResultStore, check_writable
 from .train import SCHEDULES, SPEED_DEFAULTS, TrainConfig, resolve_device, train
 
 # %% auto 0
@@ -17,6 +18,12 @@ __all__ = ['main']
 # %% ../nbs/90_cli.ipynb 3
 class _Parser(argparse.ArgumentParser):
     "argparse that reports a bad argument in one line (and exit status 2), without the usage block."
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        # argparse's own pattern for negative numbers, ^-\d+$|^-\d*\.\d+$, misses exponents and infinities, so
+        # `--weight-decay -1e-4` was read as an option; this one lets every float a value can be through
+        self._negative_number_matcher = re.compile(r'^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|infinity|nan)$', re.I)
+
     def error(self, message):
         self.exit(2, f'{self.prog}: error: {message}\n')
 
@@ -31,9 +38,7 @@ def _speed(a) -> dict:
     d = dict(precision='bf16' if a.bf16 else 'fp32', channels_last=a.channels_last, compile=a.compile)
     return {k: v for k, v in d.items() if v != SPEED_DEFAULTS[k]}
 
-def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog='sgd-noise', description='Noise in SGD and generalisation: train one model, or reproduce a claim.')
-    sub = p.add_subparsers(dest='command', required=True, parser_class=_Parser)
+def _train_parser(sub):
     t = sub.add_parser('train', help='train one model and print its final metrics')
     d = TrainConfig()
     t.add_argument('--dataset', default=d.dataset)
@@ -51,62 +56,110 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument('--n-train', type=int)
     t.add_argument('--n-test', type=int)
     _speed_args(t)
-    t.add_argument('--out', help='write the full result record (JSON) here')
+    t.add_argument('--out', help='write the full result record (JSON) to this file')
     t.add_argument('--no-progress', action='store_true')
+
+def _reproduce_parser(sub):
     r = sub.add_parser('reproduce', help="run a claim's experiment")
     r.add_argument('claim', help=f"one of {', '.join(claims())}")
     r.add_argument('--preset', default='smoke', help='smoke (CPU, minutes), paper (the seed paper, GPU) or tiny (plumbing)')
-    r.add_argument('--results', default='results', help='folder for the results store and table')
+    r.add_argument('--results', default='results', help='folder for the results store, table and verdict')
     r.add_argument('--images', default='images', help='folder for the figure')
+    r.add_argument('--store', help='the results store (default RESULTS/CLAIM-PRESET.sqlite); a read-only one is '
+                                   'read, e.g. from an archive, when nothing is left to train')
     r.add_argument('--device', help='override the preset device (cpu, cuda, auto)')
     _speed_args(r)
     r.add_argument('--no-progress', action='store_true')
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog='sgd-noise', description='Noise in SGD and generalisation: train one model, or reproduce a claim.')
+    sub = p.add_subparsers(dest='command', required=True, parser_class=_Parser)
+    _train_parser(sub)
+    _reproduce_parser(sub)
     sub.add_parser('list', help='the claims and their presets')
     rp = sub.add_parser('report', help="write the README's claims table from verdict files")
     rp.add_argument('--verdicts', default='verdicts', help='folder of verdict files (CLAIM-PRESET.json)')
     rp.add_argument('--readme', default='README.md', help='the README whose table to write (between its markers)')
     rp.add_argument('--check', action='store_true', help='write nothing; exit 1 if the README table differs')
+    sv = sub.add_parser('salvage', help='copy the runs of a damaged results store that can still be read to a new one')
+    sv.add_argument('store', help='the damaged store (only read)')
+    sv.add_argument('new', help='the new store to write (must not exist)')
     return p
 
 # %% ../nbs/90_cli.ipynb 4
+def _write_record(res, path):
+    "Write the run's record to `path` through a temporary file; if that fails, print it, so the run is not lost."
+    tmp = f'{path}.tmp'
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(tmp, 'w') as fh: json.dump(res.to_dict(), fh, indent=1)
+        os.replace(tmp, path)
+    except OSError as e:
+        if os.path.exists(tmp): os.remove(tmp)
+        print(json.dumps(res.to_dict()))
+        raise ValueError(f"cannot write --out {path} ({e.strerror}): the record is printed above instead") from None
+
 def _train(a) -> int:
+    if a.out: check_writable(a.out, '--out', example='record.json')   # before training, not after
+    epochs = a.epochs if a.epochs is not None else (10 if a.steps is None else None)   # `--steps 0` is a budget too
     cfg = TrainConfig(dataset=a.dataset, model=a.model, batch_size=a.batch_size, lr=a.lr, momentum=a.momentum,
-                      weight_decay=a.weight_decay, epochs=a.epochs if a.steps is None and a.epochs is not None else (None if a.steps else 10),
-                      steps=a.steps, schedule=a.schedule, seed=a.seed, device=a.device, n_train=a.n_train, n_test=a.n_test,
-                      **_speed(a))
+                      weight_decay=a.weight_decay, epochs=epochs, steps=a.steps, schedule=a.schedule, seed=a.seed,
+                      device=a.device, n_train=a.n_train, n_test=a.n_test, **_speed(a))
     res = train(cfg, progress=not a.no_progress)
     f = res.final
     print(f"{res.status}: train loss {f['train_loss']:.4f}, train acc {f['train_acc']:.4f}, test loss {f['test_loss']:.4f}, "
           f"test acc {f['test_acc']:.4f} after {res.steps_done} steps ({res.wall_time:.1f} s on {res.env['device']})")
     if a.out:
-        os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-        with open(a.out, 'w') as fh: json.dump(res.to_dict(), fh, indent=1)
+        _write_record(res, a.out)
         print(f'result record: {a.out}')
     return 0
+
+def _check_outputs(a, name) -> str:
+    "Check every place `reproduce` writes, creating nothing, before anything runs; the store's path."
+    kept = os.path.join(a.results, f'{name}.sqlite')
+    try: check_writable(a.results, '--results', folder=True)
+    except ValueError as e:
+        hint = f'; to read the runs kept there, give --store {kept}' if os.path.isfile(kept) and not a.store else ''
+        raise ValueError(f'{e}{hint}') from None
+    check_writable(a.images, '--images', folder=True)
+    store = a.store or kept
+    ResultStore(store)   # refuses a folder, a damaged or foreign file, an unwritable place; reads a read-only store
+    return store
+
+def _write_outputs(claim, a, s, store, name):
+    "The table, figure and verdict of a run; a failed write is one line (the runs stay in the store)."
+    paths = dict(table=os.path.join(a.results, f'{name}.csv'),
+                 figure=os.path.join(a.images, f"{a.claim.replace('-', '_')}_{a.preset}.png"))
+    try:
+        os.makedirs(a.results, exist_ok=True)
+        table = claim.table(s)
+        table.to_csv(paths['table'], index=False)
+        claim.plot(s, paths['figure'], title=f'{a.claim} ({a.preset} preset)')
+        print(table.round(4).to_string(index=False))
+        checks = run_checks(claim, s, a.preset)
+        for line in verdict_lines(checks, claim.known_failures.get(a.preset, {})): print(line)
+        paths['verdict'] = save_verdict(a.results, claim, a.preset, checks, runs=len(table))
+    except OSError as e:
+        raise ValueError(f"cannot write {e.filename or a.results} ({e.strerror}): the runs are kept in {store}; "
+                         f"free some space or give other folders, and rerun (nothing is trained again)") from None
+    kept = f'runs: {store}  ' if os.path.exists(store) else ''
+    print(f"{kept}table: {paths['table']}  verdict: {paths['verdict']}  figure: {paths['figure']}")
+    return checks
 
 def _reproduce(a) -> int:
     claim = get_claim(a.claim)
     claim.preset(a.preset)  # an unknown preset is a one-line error before anything runs
     if a.device: resolve_device(a.device)
-    os.makedirs(a.results, exist_ok=True); os.makedirs(a.images, exist_ok=True)
     name = f'{a.claim}-{a.preset}'
-    store = os.path.join(a.results, f'{name}.sqlite')
+    store = _check_outputs(a, name)
     over = {**({'device': a.device} if a.device else {}), **_speed(a)}
     raw = claim.run(a.preset, store=store, progress=not a.no_progress, **over)
-    s = claim.analyse(raw, claim.margins(a.preset))
-    table = claim.table(s)
-    table.to_csv(os.path.join(a.results, f'{name}.csv'), index=False)
-    fig_path = os.path.join(a.images, f"{a.claim.replace('-', '_')}_{a.preset}.png")
-    claim.plot(s, fig_path, title=f'{a.claim} ({a.preset} preset)')
-    print(table.round(4).to_string(index=False))
-    checks = run_checks(claim, s, a.preset)
-    for line in verdict_lines(checks, claim.known_failures.get(a.preset, {})): print(line)
-    vpath = save_verdict(a.results, claim, a.preset, checks, runs=len(table))
-    kept = f'runs: {store}  ' if os.path.exists(store) else ''
-    print(f'{kept}table: {os.path.join(a.results, name + ".csv")}  verdict: {vpath}  figure: {fig_path}')
+    checks = _write_outputs(claim, a, claim.analyse(raw, claim.margins(a.preset)), store, name)
     return 0 if all(c.holds for c in checks) else 1
 
 def _report(a) -> int:
+    if not os.path.isdir(a.verdicts):
+        raise ValueError(f"--verdicts {a.verdicts} is not a folder: give the folder of the CLAIM-PRESET.json files")
     table = claims_table(load_verdicts(a.verdicts))
     try: readme = Path(a.readme).read_text()
     except OSError as e: raise ValueError(f"cannot read {a.readme} ({e.strerror}): give the README with --readme") from None
@@ -117,8 +170,16 @@ def _report(a) -> int:
             return 1
         print(f'{a.readme}: the claims table matches the verdicts in {a.verdicts}')
         return 0
-    Path(a.readme).write_text(new)
+    try: Path(a.readme).write_text(new)
+    except OSError as e: raise ValueError(f"cannot write {a.readme} ({e.strerror}): give a writable README") from None
     print(table)
+    return 0
+
+def _salvage(a) -> int:
+    r = ResultStore.salvage(a.store, a.new)
+    ids = ', '.join(map(str, r['lost'][:5])) + (' ...' if len(r['lost']) > 5 else '')
+    lost = f"; lost {len(r['lost'])}: {ids}" if r['lost'] else ''
+    print(f"copied {r['copied']} runs from {a.store} to {a.new}{lost}; a sweep on {a.new} trains only the missing ones")
     return 0
 
 def main(argv=None) -> int:
@@ -128,6 +189,7 @@ def main(argv=None) -> int:
         if a.command == 'train': return _train(a)
         if a.command == 'reproduce': return _reproduce(a)
         if a.command == 'report': return _report(a)
+        if a.command == 'salvage': return _salvage(a)
         for name, c in claims().items():
             known = {p: sorted(k) for p, k in c.known_failures.items() if k}
             print(f"{name}: presets {', '.join(c.presets)}" + (f"; recorded failing: {known}" if known else ''))

@@ -9,7 +9,7 @@ __all__ = ['task_loss', 'ParamLoss', 'hvp', 'full_hessian', 'EigenResult', 'lanc
            'rescale_relu_layers', 'eigenvalue_spread']
 
 # %% ../nbs/05_sharpness.ipynb 3
-import contextlib, copy, math, time, warnings
+import contextlib, copy, math, numbers, time, warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -284,7 +284,8 @@ def eps_sharpness(model, x, y, *, eps=1e-3, subspace_dim=None, seed=0, maxiter=1
                   fallback=True, **opts):
     "Keskar et al.'s epsilon-sharpness (Metric 2.1) of the loss at the model's parameters; `opts` go to `ParamLoss`."
     if method not in ('lbfgsb', 'pga'): raise ValueError(f"method: got {method!r}; use 'lbfgsb' or 'pga'")
-    if eps <= 0: raise ValueError(f"eps: got {eps}; use a positive box size such as 1e-3")
+    if not (isinstance(eps, numbers.Real) and math.isfinite(eps) and eps > 0):  # `eps <= 0` lets NaN through
+        raise ValueError(f"eps: got {eps!r}; use a finite positive box size such as 1e-3")
     f = ParamLoss(model, x, y, **opts)
     x0 = f.theta0.detach().double()  # the box and the perturbation in float64, on the model's device
     if subspace_dim is None: A, radius = None, eps * (x0.abs() + 1)
@@ -389,7 +390,8 @@ _HOMOGENEOUS = (nn.ReLU, nn.Identity, nn.Dropout, nn.Flatten)  # modules with m(
 
 def rescale_relu_layers(model, alpha, layer=0):
     "Copy of a Sequential of Linear/ReLU with Linear #layer scaled by alpha and Linear #layer+1's weight by 1/alpha."
-    if not alpha > 0: raise ValueError(f"alpha: got {alpha}; ReLU is only positively homogeneous, use alpha > 0")
+    if not (math.isfinite(alpha) and alpha > 0):
+        raise ValueError(f"alpha: got {alpha}; ReLU is only positively homogeneous, use a finite alpha > 0")
     net = copy.deepcopy(model)
     leaves = [m for m in net.modules() if not list(m.children())]
     idx = [i for i, m in enumerate(leaves) if isinstance(m, nn.Linear)]

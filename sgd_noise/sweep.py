@@ -4,8 +4,9 @@
 
 # %% ../nbs/03_sweep.ipynb 2
 from __future__ import annotations
-import copy, itertools, json, math, os, sqlite3, time, warnings
+import contextlib, copy, dataclasses, itertools, json, math, os, shutil, sqlite3, time, warnings
 from dataclasses import dataclass
+from pathlib import Path
 from concurrent.futures import Executor, as_completed
 
 import numpy as np
@@ -20,16 +21,19 @@ from .train import (METRICS, LOOP_ONLY_DEFAULTS, RunResult, TrainConfig, environ
 
 # %% auto 0
 __all__ = ['MEMBER_FIELDS', 'ENGINES', 'CONFIG_COLUMNS', 'grid', 'preset_configs', 'group_key', 'make_groups', 'EnsembleSampler',
-           'gather', 'is_mlp', 'choose_engine', 'train_group', 'ResultStore', 'run_group', 'sweep', 'results_frame',
-           'seed_stats', 'best_lr', 'diverged_fraction', 'Cube', 'metric_cube', 'tune_lr', 'at_tuned', 'tuned']
+           'gather', 'is_mlp', 'choose_engine', 'train_group', 'check_writable', 'ResultStore', 'run_group', 'sweep',
+           'results_frame', 'seed_stats', 'best_lr', 'diverged_fraction', 'Cube', 'metric_cube', 'tune_lr', 'at_tuned',
+           'tuned']
 
 # %% ../nbs/03_sweep.ipynb 4
 def grid(base: TrainConfig | None = None, **axes) -> list[TrainConfig]:
     "Every combination of the values in `axes` (lists) applied to `base`: `grid(cfg, batch_size=[32, 64], lr=[.1, .2])`."
     base = base or TrainConfig()
-    names = list(axes)
+    names, fields = list(axes), {f.name for f in dataclasses.fields(base)}
     for n in names:
-        if not hasattr(base, n): raise ValueError(f"grid axis {n!r} is not a TrainConfig field")
+        if n not in fields: raise ValueError(f"grid axis {n!r} is not a TrainConfig field")
+        if isinstance(axes[n], (str, bytes, dict)) or not hasattr(axes[n], '__iter__'):
+            raise ValueError(f"grid axis {n}={axes[n]!r} must be a list of values, e.g. {n}=[{axes[n]!r}]")
     return [base.replace(**dict(zip(names, vals))) for vals in itertools.product(*(list(axes[n]) for n in names))]
 
 def preset_configs(presets: dict, preset: str, **overrides) -> list[TrainConfig]:
@@ -341,69 +345,254 @@ def train_group(configs: list[TrainConfig], *, data: Dataset | None = None, engi
 
 # %% ../nbs/03_sweep.ipynb 17
 _APP_ID = 0x5347444E  # 'SGDN', written into the SQLite header of every store
+_COLUMNS = ('config_id', 'config', 'status', 'final', 'history', 'steps_done', 'diverged_at', 'wall_time', 'env',
+            'finished_at')
+_JSON = ('config', 'final', 'history', 'env')
+_SCHEMA = ('CREATE TABLE IF NOT EXISTS runs (config_id TEXT PRIMARY KEY, config TEXT, status TEXT, final TEXT, '
+           'history TEXT, steps_done INTEGER, diverged_at INTEGER, wall_time REAL, env TEXT, finished_at REAL)')
+
+def _unwritable(path) -> str | None:
+    "Why the existing `path` cannot be written to (a read-only file system, permissions), or None."
+    if os.access(path, os.W_OK | (os.X_OK if os.path.isdir(path) else 0)): return None
+    try: ro = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError: ro = False
+    return 'read-only file system' if ro else 'no write permission'
+
+def check_writable(path, what: str, *, folder: bool = False, example: str = 'results.sqlite'):
+    """Check, creating nothing, that `path` can be written: a file (or with `folder=True` a folder) that exists and
+    is writable, or can be made in the nearest existing folder above it. One-line `ValueError` naming `what`."""
+    p = os.path.abspath(os.fspath(path))
+    if os.path.isdir(p) and not folder:
+        raise ValueError(f"{what} {path} is a folder: give a file name such as {os.path.join(path, example)}")
+    if folder and os.path.exists(p) and not os.path.isdir(p):
+        raise ValueError(f"{what} {path} is a file: give a folder")
+    where = p
+    while not os.path.exists(where): where = os.path.dirname(where)
+    if where != p and not os.path.isdir(where):
+        raise ValueError(f"{what} {path} cannot be made: {where} is a file, not a folder")
+    why = _unwritable(where)
+    if why is None and where == p and not folder:   # an existing file: its journal is written beside it
+        where = os.path.dirname(p); why = _unwritable(where)
+    if why: raise ValueError(f"{what} {path} cannot be written ({why} at {where}): give a "
+                             f"{'folder' if folder else 'path'} in a writable place")
+
+def _quick_check(con) -> str:
+    "'ok', or what `PRAGMA quick_check` finds (its first lines), or the error it stops with."
+    try: rows = [r[0] for r in con.execute('PRAGMA quick_check(3)')]
+    except sqlite3.DatabaseError as e: return f'quick_check: {e}'
+    lines = [x for r in rows for x in r.splitlines() if not x.startswith('***')]  # '*** in database main ***'
+    return 'ok' if lines == ['ok'] else 'quick_check: ' + '; '.join(lines[:3])
+
+def _ro_uri(path) -> str:
+    "A read-only SQLite URI: `immutable=1` (no locks, nothing made beside the file) unless a journal is beside it."
+    mode = 'mode=ro' if os.path.exists(os.fspath(path) + '-wal') else 'immutable=1'
+    return f'{Path(os.path.abspath(path)).as_uri()}?{mode}'
+
+def _scan(con, sql) -> dict:
+    "{rowid: config_id} of the rows a query reaches before it meets a damaged page."
+    out = {}
+    try:
+        for cid, rowid in con.execute(sql): out[rowid] = cid
+    except sqlite3.DatabaseError: pass
+    return out
+
+def _header_is_ours(path) -> bool:
+    "Whether the first 100 bytes are an SQLite header with our application id (its offset 68), whatever follows."
+    with open(path, 'rb') as f: head = f.read(100)
+    ours = int.from_bytes(head[68:72], 'big') == _APP_ID
+    return len(head) == 100 and head.startswith(b'SQLite format 3\x00') and ours
+
+def _side_files(path) -> set:
+    return {p for p in (f'{path}-wal', f'{path}-shm') if os.path.exists(p)}
 
 class ResultStore:
-    "An SQLite file of run results, safe to share between processes."
+    """An SQLite file of run results, safe to share between processes; opened read-only where it cannot be written.
+    A bad path, a damaged file or a failed write is a one-line `ValueError` naming the file and what to do."""
     def __init__(self, path):
         self.path = os.fspath(path)
-        if os.path.isdir(self.path): raise ValueError(f"results store {self.path} is a folder: give a file path such as results.sqlite")
-        fresh = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
-        if not fresh: self._check_ours()
-        with self._connect() as con:
-            con.execute('PRAGMA journal_mode=WAL')
-            con.execute(f'PRAGMA application_id={_APP_ID}')
-            con.execute('CREATE TABLE IF NOT EXISTS runs (config_id TEXT PRIMARY KEY, config TEXT, status TEXT, '
-                        'final TEXT, history TEXT, steps_done INTEGER, diverged_at INTEGER, wall_time REAL, env TEXT, '
-                        'finished_at REAL)')
+        self.readonly = None   # why the store cannot be written, or None
+        self._made = self._exists()
+        if not self._made:     # made by the first `add`: a sweep that fails before any run finishes leaves nothing
+            check_writable(self.path, 'results store')
+            return
+        self.readonly = _unwritable(self.path) or _unwritable(os.path.dirname(os.path.abspath(self.path)))
+        self._inspect()
 
-    def _connect(self): return sqlite3.connect(self.path, timeout=120, isolation_level=None)
+    def _exists(self) -> bool: return os.path.isfile(self.path) and os.path.getsize(self.path) > 0
 
-    def _check_ours(self):
-        bad = f"{self.path} is not an sgd_noise results store"
+    def _connect(self):
+        "A connection for reading: through the read-only URI where the store cannot be written."
+        if self.readonly: return sqlite3.connect(_ro_uri(self.path), uri=True, timeout=120, isolation_level=None)
+        return sqlite3.connect(self.path, timeout=120, isolation_level=None)
+
+    @contextlib.contextmanager
+    def _reading(self):
+        with self._guard('read it'):
+            con = self._connect()
+            try: yield con
+            finally: con.close()
+
+    def _inspect(self):
+        "Refuse a file that is not a store of ours, or is damaged, without writing to it or leaving files beside it."
+        bad, side = f"{self.path} is not an sgd_noise results store", _side_files(self.path)
         try:
-            con = sqlite3.connect(f'file:{self.path}?mode=ro', uri=True)
+            con = sqlite3.connect(_ro_uri(self.path), uri=True, timeout=120)
             try:
                 app = con.execute('PRAGMA application_id').fetchone()[0]
                 tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                health = _quick_check(con) if app == _APP_ID and 'runs' in tables else 'ok'
             finally: con.close()
-        except sqlite3.DatabaseError as e:
+            if health != 'ok' and not self.readonly: health = self._health()  # again under locks: a writer may
+        except sqlite3.DatabaseError as e:                                    # have been checkpointing
+            self._tidy(side)
+            if isinstance(e, sqlite3.OperationalError) and not any(w in str(e) for w in ('malformed', 'not a data')):
+                raise self._error(e, 'read it') from None   # locked, a full disk, a journal it cannot open
+            if _header_is_ours(self.path): raise self._damaged(str(e)) from None
             raise ValueError(f"{bad} ({e}): give a new file name, or move the file away") from None
         if app != _APP_ID or 'runs' not in tables:
-            raise ValueError(f"{bad} (an SQLite database of something else): give a new file name") from None
+            self._tidy(side)
+            raise ValueError(f"{bad} (an SQLite database of something else): give a new file name")
+        if health != 'ok':
+            self._tidy(side)
+            raise self._damaged(health)
+
+    def _tidy(self, before: set):
+        "Remove the journal files that opening a refused store made beside it (none were there before)."
+        for p in _side_files(self.path) - before:
+            with contextlib.suppress(OSError): os.remove(p)
+
+    def _health(self) -> str:
+        try:
+            con = self._connect()
+            try: return _quick_check(con)
+            finally: con.close()
+        except sqlite3.DatabaseError as e: return str(e)
+
+    def _damaged(self, what: str) -> ValueError:
+        return ValueError(f"results store {self.path} is damaged ({what}); it was left as it is: copy the runs that "
+                          f"can still be read to a new store with `sgd-noise salvage {self.path} NEW.sqlite` "
+                          f"(ResultStore.salvage) and resume from that")
+
+    @contextlib.contextmanager
+    def _guard(self, doing: str):
+        "SQLite's and the file system's errors while `doing` as one-line ValueErrors naming the store."
+        try: yield
+        except (sqlite3.DatabaseError, OSError) as e:
+            raise self._error(e, doing) from None
+
+    def _error(self, e, doing: str) -> ValueError:
+        msg, where = getattr(e, 'strerror', None) or str(e), f"results store {self.path}"
+        if 'locked' in msg or 'busy' in msg:
+            return ValueError(f"{where} stayed locked by another process ({msg}): try again when that one is done")
+        if 'malformed' in msg or 'not a database' in msg:
+            found = self._health()
+            return self._damaged(msg if found == 'ok' else found)
+        folder = os.path.dirname(os.path.abspath(self.path))
+        free = f"{shutil.disk_usage(folder).free / 2**20:.1f} MiB free on its disk" if os.path.isdir(folder) else ''
+        if doing == 'read it':   # a full disk (no room for the -shm file), or a journal in a read-only place
+            wal = f"; the journal {self.path}-wal is beside it" if os.path.exists(self.path + '-wal') else ''
+            return ValueError(f"{where} cannot be read here ({msg}; {free}{wal}): free some space, or copy it with "
+                              f"its -wal file to a writable folder and use the copy")
+        return ValueError(f"{where}: cannot {doing} ({msg}; {free}): the runs stored before are kept; free some "
+                          f"space, or give a store in a writable place, and rerun to resume")
+
+    def check_can_add(self, n_todo: int, n_all: int):
+        "A read-only store can be read, not resumed: a one-line error before any training if runs are left."
+        if self.readonly and n_todo:
+            raise ValueError(f"results store {self.path} is read-only ({self.readonly}): {n_todo} of {n_all} runs are "
+                             f"left to train; copy it to a writable folder and give that path")
 
     def finished(self) -> set[str]:
         "The config ids already in the store."
-        with self._connect() as con: return {r[0] for r in con.execute('SELECT config_id FROM runs')}
+        if not self._exists(): return set()
+        with self._reading() as con: return {r[0] for r in con.execute('SELECT config_id FROM runs')}
 
     def add(self, results: list[dict]) -> int:
         "Insert results (dicts from `train_group`) in one transaction; returns how many were new."
-        con = self._connect()
-        try:
-            con.execute('BEGIN IMMEDIATE')
-            n = 0
-            for r in results:
-                cid = TrainConfig(**r['config']).config_id
-                cur = con.execute('INSERT OR IGNORE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)',
-                                  (cid, json.dumps(r['config']), r['status'], json.dumps(r['final']), json.dumps(r['history']),
-                                   r['steps_done'], r['diverged_at'], r['wall_time'], json.dumps(r['env']), time.time()))
-                n += cur.rowcount
-            con.execute('COMMIT')
-        except BaseException:
-            con.execute('ROLLBACK'); raise
-        finally: con.close()
-        return n
+        rows = [(TrainConfig(**r['config']).config_id, json.dumps(r['config']), r['status'], json.dumps(r['final']),
+                 json.dumps(r['history']), r['steps_done'], r['diverged_at'], r['wall_time'], json.dumps(r['env']),
+                 time.time()) for r in results]
+        return self._insert(rows)
+
+    def _insert(self, rows: list[tuple]) -> int:
+        "Insert rows (tuples in `_COLUMNS` order) in one transaction, keeping those already there; how many were new."
+        self.check_can_add(len(rows), len(rows))
+        with self._guard('write to it'):
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            con = sqlite3.connect(self.path, timeout=120, isolation_level=None)
+            try:
+                if not self._made:
+                    con.execute('PRAGMA journal_mode=WAL'); con.execute(f'PRAGMA application_id={_APP_ID}')
+                    con.execute(_SCHEMA); self._made = True
+                con.execute('BEGIN IMMEDIATE')
+                sql = f"INSERT OR IGNORE INTO runs VALUES ({', '.join('?' * len(_COLUMNS))})"
+                n = sum(con.execute(sql, row).rowcount for row in rows)
+                con.execute('COMMIT')
+                return n
+            except BaseException:
+                if con.in_transaction:
+                    with contextlib.suppress(sqlite3.Error): con.execute('ROLLBACK')
+                raise
+            finally: con.close()
 
     def results(self, ids=None) -> list[dict]:
         "Result dicts (as `train_group` returns them), optionally only those in `ids`."
-        with self._connect() as con:
-            rows = con.execute('SELECT config_id, config, status, final, history, steps_done, diverged_at, wall_time, env FROM runs').fetchall()
+        if not self._exists(): return []
+        with self._reading() as con: rows = con.execute(f"SELECT {', '.join(_COLUMNS[:-1])} FROM runs").fetchall()
         keep = None if ids is None else set(ids)
-        return [dict(config=json.loads(c), status=s, final=json.loads(f), history=json.loads(h), steps_done=n,
-                     diverged_at=d, wall_time=w, env=json.loads(e))
-                for cid, c, s, f, h, n, d, w, e in rows if keep is None or cid in keep]
+        return [self._record(r) for r in rows if keep is None or r[0] in keep]
+
+    def _record(self, row) -> dict:
+        "A row as the dict `train_group` returns; a field that is not JSON is a one-line error naming the run."
+        d = dict(zip(_COLUMNS[1:], row[1:]))
+        for k in _JSON:
+            try: d[k] = json.loads(d[k])
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"results store {self.path}: run {row[0]} has a damaged {k} ({e}); copy the other "
+                                 f"runs to a new store with `sgd-noise salvage {self.path} NEW.sqlite` and resume from "
+                                 f"that") from None
+        return d
 
     def __len__(self):
-        with self._connect() as con: return con.execute('SELECT COUNT(*) FROM runs').fetchone()[0]
+        if not self._exists(): return 0
+        with self._reading() as con: return con.execute('SELECT COUNT(*) FROM runs').fetchone()[0]
+
+    @classmethod
+    def salvage(cls, src, dst) -> dict:
+        """Copy the runs of the (damaged) store `src` that can still be read, row by row with their JSON parsed, into
+        the new store `dst`, reading `src` only; returns {'copied': n, 'lost': [config ids, or 'row N' where the id
+        is lost too]}. (SQLite's `.recover` is a command of the sqlite3 shell, not part of Python's module.)"""
+        src = os.fspath(src)
+        if not (os.path.isfile(src) and os.path.getsize(src) > 0):
+            raise ValueError(f"results store {src} does not exist or is empty: give the store to salvage")
+        if os.path.exists(dst) and not (os.path.isfile(dst) and os.path.getsize(dst) == 0):
+            raise ValueError(f"{dst} already exists: give a new file name for the salvaged store")
+        out = cls(dst)
+        try: rows, lost = _readable_rows(src)
+        except sqlite3.DatabaseError as e: raise ValueError(f"{src} cannot be read as a results store ({e})") from None
+        return dict(copied=out._insert(rows) if rows else 0, lost=lost)
+
+def _readable_rows(src) -> tuple[list, list]:
+    "The rows of `src` that can be read and whose JSON parses, and the ids (or 'row N') of those that cannot."
+    con = sqlite3.connect(_ro_uri(src), uri=True)
+    try:
+        con.execute('PRAGMA writable_schema=ON')  # reads a file shorter than its header says; nothing is written
+        known = _scan(con, 'SELECT config_id, rowid FROM runs INDEXED BY sqlite_autoindex_runs_1')
+        known.update(_scan(con, 'SELECT config_id, rowid FROM runs NOT INDEXED'))  # the table's own pages
+        if not known: raise ValueError(f"{src}: no run of an sgd_noise results store can be read")
+        rows, lost = [], []
+        for rowid in range(1, max(known) + 1):
+            try: row = con.execute(f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE rowid=?", (rowid,)).fetchone()
+            except sqlite3.DatabaseError: row = False   # on a damaged page
+            if row and all(_parses(row[_COLUMNS.index(k)]) for k in _JSON): rows.append(row)
+            elif row: lost.append(row[0])
+            elif row is False or rowid in known: lost.append(known.get(rowid, f'row {rowid}'))
+        return rows, lost
+    finally: con.close()
+
+def _parses(text) -> bool:
+    try: json.loads(text); return True
+    except (TypeError, ValueError): return False
 
 # %% ../nbs/03_sweep.ipynb 19
 def run_group(configs: list[dict], engine: str = 'auto', progress: bool = False) -> list[dict]:
@@ -418,6 +607,9 @@ def sweep(configs: list[TrainConfig], *, store: ResultStore | str | os.PathLike 
     store = ResultStore(store) if store is not None and not isinstance(store, ResultStore) else store
     done = store.finished() if store is not None else set()
     todo = [c for c in configs if c.config_id not in done]
+    if store is not None and todo:  # before any training: a store that cannot take them, a damaged row
+        store.check_can_add(len(todo), len(configs))
+        store.results([c.config_id for c in configs if c.config_id in done])
     groups = make_groups(todo, max_members)
     mem: list[dict] = []
     def keep(res):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses, functools, hashlib, json, math, os, platform, time
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
@@ -15,9 +16,9 @@ from .data import DATASETS, Dataset, MinibatchSampler, data_root, load_dataset
 from .models import MODELS, make_model
 
 # %% auto 0
-__all__ = ['SCHEDULES', 'PRECISIONS', 'AUGMENTATIONS', 'SPEED_DEFAULTS', 'LOOP_ONLY_DEFAULTS', 'METRICS', 'AUGMENT', 'lr_factor',
-           'TrainConfig', 'validate', 'resolve_device', 'get_data', 'loss_fn', 'evaluate', 'eval_steps', 'environment',
-           'RunResult', 'nan_metrics', 'progress_bar', 'crop_flip', 'train']
+__all__ = ['SCHEDULES', 'PRECISIONS', 'AUGMENTATIONS', 'SPEED_DEFAULTS', 'LOOP_ONLY_DEFAULTS', 'MAX_SEED', 'MAX_STEPS', 'METRICS',
+           'AUGMENT', 'lr_factor', 'TrainConfig', 'validate', 'resolve_device', 'get_data', 'loss_fn', 'evaluate',
+           'eval_steps', 'environment', 'RunResult', 'nan_metrics', 'progress_bar', 'crop_flip', 'train']
 
 # %% ../nbs/02_train.ipynb 4
 SCHEDULES = ('sed20', 'constant', 'cosine')
@@ -38,6 +39,13 @@ SPEED_DEFAULTS = dict(precision='fp32', channels_last=False, compile=False)  # t
 # fields added after the first stores were written: at these defaults they leave older config ids valid, and any
 # other value makes the sweep train the config through `train` (the ensemble engines do not implement them)
 LOOP_ONLY_DEFAULTS = dict(SPEED_DEFAULTS, augment=None, target_loss=None)
+
+def _plain(v):
+    "`v` with NumPy scalars (what `np.arange`, `np.logspace` give) turned into Python numbers, inside lists too."
+    if isinstance(v, np.generic): return v.item()
+    if isinstance(v, (list, tuple)): return type(v)(_plain(x) for x in v)
+    if isinstance(v, dict): return {k: _plain(x) for k, x in v.items()}
+    return v
 
 @dataclass
 class TrainConfig:
@@ -66,7 +74,11 @@ class TrainConfig:
     augment: str | None = None    # data augmentation of training batches, on the device: None or 'crop-flip'
     target_loss: float | None = None  # stop once the training loss (whole set, checked every epoch) is this low
 
-    def to_dict(self) -> dict: return dataclasses.asdict(self)
+    def __post_init__(self):
+        # NumPy integers and floats are stored as Python numbers: the config's JSON and id do not change with them
+        for f in dataclasses.fields(self): setattr(self, f.name, _plain(getattr(self, f.name)))
+
+    def to_dict(self) -> dict: return _plain(dataclasses.asdict(self))
 
     @property
     def config_id(self) -> str:
@@ -92,49 +104,84 @@ class TrainConfig:
 def _check(ok: bool, msg: str):
     if not ok: raise ValueError(msg)
 
-def _is_int(v) -> bool: return isinstance(v, int) and not isinstance(v, bool)
+def _is_int(v) -> bool: return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+def _is_num(v) -> bool:
+    "A finite int or float (NumPy's too), not a bool."
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)): return False
+    try: return math.isfinite(v)
+    except OverflowError: return False   # an int too large for a float
+
+MAX_SEED = 2**63 - 1   # torch seeds are 64-bit; the augmentation stream adds 7919
+MAX_STEPS = 2**53      # beyond it a step count is not exact as a float (epochs, schedules)
+_LIMITS = {MAX_SEED: '2**63 - 1', MAX_STEPS: '2**53'}
+
+def _check_number(cfg, name, ok, rule, optional=False):
+    "A finite number for which `ok(v)` holds; NaN and the infinities fail, a bool is not a number."
+    v = getattr(cfg, name)
+    if optional and v is None: return
+    _check(_is_num(v) and ok(v), f"{name}={v!r} must be {'None or ' if optional else ''}a finite number {rule}")
+
+def _check_int(cfg, name, lo, hi=None, *, optional=False):
+    "An integer (NumPy's too, not a bool) in [lo, hi]."
+    v = getattr(cfg, name)
+    if optional and v is None: return
+    top = f">= {lo}" if hi is None else f"from {lo} to {_LIMITS.get(hi, hi)}"
+    ok = _is_int(v) and lo <= v and (hi is None or v <= hi)
+    _check(ok, f"{name}={v!r} must be {'None or ' if optional else ''}an integer {top}")
+
+def _check_name(cfg, name, choices):
+    v = getattr(cfg, name)
+    _check(isinstance(v, str) and v in choices, f"unknown {name} {v!r}: choose one of {', '.join(choices)}")
+
+def _check_budget(cfg, n_train):
+    _check((cfg.epochs is None) != (cfg.steps is None), "give exactly one budget: epochs=... or steps=...")
+    if cfg.epochs is not None: _check_number(cfg, 'epochs', lambda v: v > 0, '> 0')
+    else: _check_int(cfg, 'steps', 1, MAX_STEPS)
+    if n_train is not None and cfg.epochs is not None:
+        n = cfg.epochs * n_train / cfg.batch_size   # as a float: `total_steps` would overflow on the way
+        _check(n <= MAX_STEPS, f"epochs={cfg.epochs!r} is {n:.3g} steps of batch_size={cfg.batch_size}, more than "
+                               f"2**53: give a smaller budget")
 
 def validate(cfg: TrainConfig, n_train: int | None = None) -> TrainConfig:
-    "Check every field of `cfg` (and the batch size against `n_train` when known); one-line `ValueError` if wrong."
-    _check(cfg.dataset in DATASETS, f"unknown dataset {cfg.dataset!r}: choose one of {', '.join(DATASETS)}")
-    _check(cfg.model in MODELS, f"unknown model {cfg.model!r}: choose one of {', '.join(MODELS)}")
-    _check(_is_int(cfg.batch_size) and cfg.batch_size >= 1, f"batch_size={cfg.batch_size!r} must be a positive integer")
+    """Check every field of `cfg` (and the batch size and budget against `n_train` when known); one-line
+    `ValueError` naming the field if wrong. Every float field rejects NaN and infinities."""
+    _check_name(cfg, 'dataset', DATASETS); _check_name(cfg, 'model', MODELS)
+    _check_int(cfg, 'batch_size', 1)
     if n_train is not None:
         _check(cfg.batch_size <= n_train, f"batch_size={cfg.batch_size} is larger than the training set "
                f"({n_train} examples): use at most {n_train}")
-    for name in ('lr', 'momentum', 'weight_decay'):
-        v = getattr(cfg, name)
-        _check(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v), f"{name}={v!r} must be a finite number")
-    _check(cfg.lr > 0, f"lr={cfg.lr!r} must be positive")
-    _check(0 <= cfg.momentum < 1, f"momentum={cfg.momentum!r} must be in [0, 1)")
-    _check(cfg.weight_decay >= 0, f"weight_decay={cfg.weight_decay!r} must be >= 0")
-    _check((cfg.epochs is None) != (cfg.steps is None), "give exactly one budget: epochs=... or steps=...")
-    if cfg.epochs is not None:
-        _check(isinstance(cfg.epochs, (int, float)) and cfg.epochs > 0, f"epochs={cfg.epochs!r} must be a positive number")
-    else:
-        _check(_is_int(cfg.steps) and cfg.steps > 0, f"steps={cfg.steps!r} must be a positive integer")
-    _check(cfg.schedule in SCHEDULES, f"unknown schedule {cfg.schedule!r}: choose one of {', '.join(SCHEDULES)}")
-    _check(_is_int(cfg.seed), f"seed={cfg.seed!r} must be an integer")
-    _check(_is_int(cfg.n_evals) and cfg.n_evals >= 0, f"n_evals={cfg.n_evals!r} must be an integer >= 0")
+    _check_number(cfg, 'lr', lambda v: v > 0, '> 0')
+    _check_number(cfg, 'momentum', lambda v: 0 <= v < 1, 'in [0, 1)')
+    _check_number(cfg, 'weight_decay', lambda v: v >= 0, '>= 0')
+    _check_budget(cfg, n_train)
+    _check_name(cfg, 'schedule', SCHEDULES)
+    _check_int(cfg, 'seed', 0, MAX_SEED)
+    for name in ('n_train', 'n_test'): _check_int(cfg, name, 1, optional=True)
+    _check_int(cfg, 'data_seed', 0, MAX_SEED, optional=True)
+    _check_int(cfg, 'n_evals', 0)
     _check(isinstance(cfg.model_kwargs, dict), f"model_kwargs={cfg.model_kwargs!r} must be a dict")
-    _check(cfg.precision in PRECISIONS, f"unknown precision {cfg.precision!r}: choose one of {', '.join(PRECISIONS)}")
-    for name in ('channels_last', 'compile'):
+    _check_name(cfg, 'precision', PRECISIONS)
+    for name in ('replacement', 'channels_last', 'compile'):
         _check(isinstance(getattr(cfg, name), bool), f"{name}={getattr(cfg, name)!r} must be True or False")
-    _check(cfg.augment is None or cfg.augment in AUGMENTATIONS,
+    _check(cfg.augment is None or (isinstance(cfg.augment, str) and cfg.augment in AUGMENTATIONS),
            f"unknown augment {cfg.augment!r}: choose None or one of {', '.join(AUGMENTATIONS)}")
-    t = cfg.target_loss
-    _check(t is None or (isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t > 0),
-           f"target_loss={t!r} must be None or a positive number")
+    _check_number(cfg, 'target_loss', lambda v: v > 0, '> 0', optional=True)
     resolve_device(cfg.device)
     return cfg
 
 def resolve_device(device: str) -> torch.device:
     "'auto' picks the GPU when there is one; asking for a GPU that is not there is a one-line error."
     if device == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    bad = f"device={device!r} is not a device: use 'cpu', 'cuda' or 'auto'"
+    _check(isinstance(device, str), bad)
     try: dev = torch.device(device)
-    except (RuntimeError, TypeError): raise ValueError(f"device={device!r} is not a device: use 'cpu', 'cuda' or 'auto'") from None
+    except (RuntimeError, TypeError): raise ValueError(bad) from None
     if dev.type == 'cuda' and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} but no GPU is visible: use device='cpu' (or 'auto')")
+    if dev.type == 'cuda' and (dev.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device={device!r} but only {torch.cuda.device_count()} GPU(s) are visible: use 'cuda' or "
+                         f"'cuda:0'")
+    if dev.type not in ('cpu', 'cuda', 'mps'): raise ValueError(bad)
     return dev
 
 # %% ../nbs/02_train.ipynb 12
@@ -169,7 +216,8 @@ def evaluate(model, x, y, *, chunk: int = 4096) -> tuple[float, float]:
 def eval_steps(total_steps: int, n_evals: int) -> list[int]:
     "The steps after which the model is evaluated: 0, ..., total_steps, evenly spaced; only the last if `n_evals=0`."
     if n_evals == 0: return [total_steps]
-    return sorted({round(i * total_steps / n_evals) for i in range(n_evals + 1)})
+    n = min(n_evals, total_steps)   # more evaluations than steps: every step (the same set, without a huge loop)
+    return sorted({round(i * total_steps / n) for i in range(n + 1)})
 
 def environment(device) -> dict:
     "What a number depends on besides the config: versions, device, threads."

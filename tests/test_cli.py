@@ -68,3 +68,15 @@ def test_reproduce_refuses_a_corrupt_store_and_keeps_it(tmp_path):
     r = run('reproduce', 'two-regimes', '--preset', 'tiny', '--no-progress', '--results', str(res), '--images', str(tmp_path))
     assert r.returncode == 2 and 'not an sgd_noise results store' in r.stderr and r.stderr.count('\n') == 1
     assert bad.read_bytes() == b'\x00garbage' * 50
+
+
+def test_train_record_is_kept_when_it_cannot_be_written(tmp_path, monkeypatch, capsys):
+    "A write that fails after training (a full disk) prints the record instead of losing it, and says so in one line."
+    def full(*a, **k): raise OSError(28, 'No space left on device')
+    monkeypatch.setattr(os, 'replace', full)
+    out = tmp_path / 'r.json'
+    args = ['train', '--n-train', '256', '--n-test', '64', '--steps', '3', '--no-progress', '--out', str(out)]
+    assert main(args) == 2
+    printed = capsys.readouterr()
+    assert json.loads(printed.out.splitlines()[-1])['steps_done'] == 3 and not out.exists()
+    assert 'No space left on device' in printed.err and printed.err.count('\n') == 1 and os.listdir(tmp_path) == []

@@ -214,6 +214,15 @@ def test_eps_sharpness_on_a_network_leaves_it_unchanged():
     with pytest.raises(ValueError, match='method'): eps_sharpness(model, x, y, method='bfgs')
 
 
+@pytest.mark.parametrize('eps', [float('nan'), float('inf'), 0.0, -1e-3, '1e-3'])
+def test_eps_sharpness_refuses_a_box_that_is_not_finite_and_positive(eps):
+    "NaN used to pass `eps <= 0` and give phi near 2.4e11 with success=True."
+    model, (x, y) = mlp(), data()
+    with pytest.raises(ValueError, match='eps'): eps_sharpness(model, x, y, eps=eps)
+    for alpha in (float('nan'), float('inf')):
+        with pytest.raises(ValueError, match='alpha'): rescale_relu_layers(model, alpha)
+
+
 # ---- interpolation ----
 
 def test_interpolate_endpoints_and_bn_buffers():
