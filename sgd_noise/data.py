@@ -5,7 +5,7 @@
 # %% auto 0
 __all__ = ['DATASETS', 'MNIST1D_SEED', 'MNIST1D_MAX', 'data_root', 'Dataset', 'load_dataset', 'MinibatchSampler']
 
-# %% ../nbs/00_data.ipynb 3
+# %% ../nbs/00_data.ipynb 4
 import contextlib
 import gzip
 import os
@@ -19,16 +19,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-# %% ../nbs/00_data.ipynb 4
+# %% ../nbs/00_data.ipynb 5
 DATASETS = ('mnist1d', 'digits', 'mnist', 'fashion_mnist', 'cifar10')
 
-# %% ../nbs/00_data.ipynb 6
+# %% ../nbs/00_data.ipynb 7
 def data_root(root=None) -> Path:
     "The data folder: `root` if given, else `$SGD_NOISE_DATA`, else `~/.cache/sgd_noise/data`."
     if root is None: root = os.environ.get('SGD_NOISE_DATA') or '~/.cache/sgd_noise/data'
     return Path(root).expanduser()
 
-# %% ../nbs/00_data.ipynb 8
+# %% ../nbs/00_data.ipynb 9
 @dataclass(eq=False)
 class Dataset:
     "Whole train/test tensors on one device: `x` float32 normalised with train-set statistics, `y` int64 labels."
@@ -59,7 +59,7 @@ class Dataset:
         return (f"Dataset({self.name!r}, n_train={self.n_train}, n_test={self.n_test}, "
                 f"input_shape={self.input_shape}, n_classes={self.n_classes}, device={self.device})")
 
-# %% ../nbs/00_data.ipynb 10
+# %% ../nbs/00_data.ipynb 11
 def _is_int(v): return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 def _check_size(field_name, value, default, hi, name):
@@ -76,7 +76,7 @@ def _check_seed(data_seed, default):
         raise ValueError(f"data_seed={data_seed!r} must be a non-negative integer (or None for the default {default})")
     return int(data_seed)
 
-# %% ../nbs/00_data.ipynb 12
+# %% ../nbs/00_data.ipynb 13
 def _standardise(x_train, x_test, per_channel=True):
     "Standardise float32 tensors [N, C, ...] (or [N, L] with `per_channel=False`) with train-set mean/std."
     dims = (0,) + tuple(range(2, x_train.ndim)) if per_channel else tuple(range(x_train.ndim))
@@ -88,7 +88,7 @@ def _standardise(x_train, x_test, per_channel=True):
     x_test = x_test.sub_(mean).div_(std)
     return x_train, x_test, {'mean': mean.flatten().tolist(), 'std': std.flatten().tolist()}
 
-# %% ../nbs/00_data.ipynb 13
+# %% ../nbs/00_data.ipynb 14
 def _subset(n_avail, n, seed, stream):
     """Indices of a seeded random subset of size `n` of range(n_avail), in increasing order.
     For one seed, smaller subsets are contained in larger ones; `n == n_avail` gives everything in file order."""
@@ -96,7 +96,7 @@ def _subset(n_avail, n, seed, stream):
     perm = np.random.default_rng([seed, stream]).permutation(n_avail)
     return np.sort(perm[:n])
 
-# %% ../nbs/00_data.ipynb 15
+# %% ../nbs/00_data.ipynb 16
 MNIST1D_SEED = 42  # the seed of the standard MNIST-1D (`get_dataset_args().seed`)
 MNIST1D_MAX = 1_000_000  # examples per split: generation takes minutes there, and a typo like 10**9 would not end
 
@@ -120,7 +120,7 @@ def _generate_mnist1d(n_train, n_test, seed):
     y = np.concatenate([d['y'], d['y_test']]).astype(np.int64)
     return x[:n_train], y[:n_train], x[n_train:total], y[n_train:total]
 
-# %% ../nbs/00_data.ipynb 17
+# %% ../nbs/00_data.ipynb 18
 def _mnist1d_cache_path(root, n_train, n_test, seed) -> Path:
     return data_root(root) / 'mnist1d' / f'mnist1d_train{n_train}_test{n_test}_seed{seed}.npz'
 
@@ -164,7 +164,7 @@ def _load_mnist1d(n_train, n_test, root, data_seed):
     return Dataset('mnist1d', xtr, torch.from_numpy(ytr), xte, torch.from_numpy(yte), 10,
                    meta={**stats, 'data_seed': seed})
 
-# %% ../nbs/00_data.ipynb 19
+# %% ../nbs/00_data.ipynb 20
 def _load_digits(n_train, n_test, data_seed):
     from sklearn.datasets import load_digits
     d = load_digits()
@@ -179,7 +179,7 @@ def _load_digits(n_train, n_test, data_seed):
     xtr, xte, stats = _standardise(x[tr], x[te])
     return Dataset('digits', xtr, y[tr], xte, y[te], 10, meta={**stats, 'data_seed': seed})
 
-# %% ../nbs/00_data.ipynb 21
+# %% ../nbs/00_data.ipynb 22
 _IDX_FILES = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')
 _CIFAR_FILES = tuple(f'data_batch_{i}' for i in range(1, 6)) + ('test_batch',)
 
@@ -199,7 +199,7 @@ def _corrupt(name, path, what):
     _, folder, url = _SOURCES[name]
     return ValueError(f"{name}: corrupt file {path} ({what}): delete it and get the files again from {url}")
 
-# %% ../nbs/00_data.ipynb 22
+# %% ../nbs/00_data.ipynb 23
 def _read_idx(path: Path, magic: int, name: str) -> np.ndarray:
     "Read one uint8 IDX file (optionally .gz), checking the magic number and the length."
     try:
@@ -228,7 +228,7 @@ def _read_cifar_batch(path: Path, name: str):
         raise _corrupt(name, path, f"data of shape {data.shape} with {labels.size} labels, expected [N, 3072] and N labels")
     return data.reshape(-1, 3, 32, 32), labels
 
-# %% ../nbs/00_data.ipynb 23
+# %% ../nbs/00_data.ipynb 24
 def _find_files(folder: Path, names, allow_gz):
     "Map each name to its path in `folder` (the plain file, else `name.gz` if allowed); the missing names."
     found, missing = {}, []
@@ -263,7 +263,7 @@ def _dataset_files(name, root, download):
                          f"there, from {url}, or pass download=True with internet access")
     return found
 
-# %% ../nbs/00_data.ipynb 24
+# %% ../nbs/00_data.ipynb 25
 def _read_images(name, root, download):
     "uint8 images [N, C, H, W] and int64 labels for train and test, read from the files on disk."
     files = _dataset_files(name, root, download)
@@ -294,7 +294,7 @@ def _load_images(name, n_train, n_test, root, download, data_seed):
     return Dataset(name, xtr_t, torch.from_numpy(ytr[tr]), xte_t, torch.from_numpy(yte[te]), 10,
                    meta={**stats, 'data_seed': seed})
 
-# %% ../nbs/00_data.ipynb 26
+# %% ../nbs/00_data.ipynb 27
 def load_dataset(name, *, n_train=None, n_test=None, root=None, device='cpu', data_seed=None, download=True) -> Dataset:
     """Load dataset `name` (one of `DATASETS`) as tensors on `device`.
     `n_train`/`n_test`: sizes (None: the dataset's default; smaller than available: a seeded random subset).
@@ -308,7 +308,7 @@ def load_dataset(name, *, n_train=None, n_test=None, root=None, device='cpu', da
     else: ds = _load_images(name, n_train, n_test, root, download, data_seed)
     return ds.to(device)
 
-# %% ../nbs/00_data.ipynb 43
+# %% ../nbs/00_data.ipynb 44
 class MinibatchSampler:
     "Endless seeded minibatch indices over range(n); without replacement the last partial batch is dropped."
     def __init__(self, n, batch_size, *, seed=0, replacement=False, device='cpu'):

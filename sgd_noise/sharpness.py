@@ -8,7 +8,7 @@ __all__ = ['task_loss', 'ParamLoss', 'hvp', 'full_hessian', 'EigenResult', 'lanc
            'interpolate_state', 'evaluate', 'interpolate', 'filter_normalized_direction', 'loss_surface_2d',
            'rescale_relu_layers', 'eigenvalue_spread']
 
-# %% ../nbs/05_sharpness.ipynb 3
+# %% ../nbs/05_sharpness.ipynb 4
 import contextlib, copy, math, numbers, time, warnings
 from dataclasses import dataclass, field
 
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad, grad_and_value, hessian, jvp
 from torch.nn.utils import parameters_to_vector
 
-# %% ../nbs/05_sharpness.ipynb 6
+# %% ../nbs/05_sharpness.ipynb 7
 def task_loss(model, output, x, y):
     "Mean loss of `output` for `model.task`: 'classify' (cross-entropy on logits, default) or 'reconstruct' (MSE to the flattened input)."
     task = getattr(model, 'task', 'classify')
@@ -30,7 +30,7 @@ def task_loss(model, output, x, y):
     if task == 'reconstruct': return F.mse_loss(output, x.flatten(1))
     raise ValueError(f"task: unknown task {task!r} of {type(model).__name__}; use 'classify' or 'reconstruct', or pass loss_fn=")
 
-# %% ../nbs/05_sharpness.ipynb 7
+# %% ../nbs/05_sharpness.ipynb 8
 _BatchNorm = nn.modules.batchnorm._BatchNorm
 
 class ParamLoss:
@@ -119,7 +119,7 @@ def _quiet_forward_ad():
         warnings.filterwarnings('ignore', message='.*torch.jit.script.*', category=FutureWarning)
         yield
 
-# %% ../nbs/05_sharpness.ipynb 9
+# %% ../nbs/05_sharpness.ipynb 10
 def hvp(model, x, y, v, **opts):
     "Hessian-vector product of the loss at the model's parameters; `v` is flat, like `parameters_to_vector(model.parameters())`."
     f = ParamLoss(model, x, y, **opts)
@@ -130,7 +130,7 @@ def full_hessian(model, x, y, **opts):
     "Exact Hessian (n x n) of the loss at the model's parameters, for small models and tests."
     return ParamLoss(model, x, y, **opts).hessian()
 
-# %% ../nbs/05_sharpness.ipynb 16
+# %% ../nbs/05_sharpness.ipynb 17
 @dataclass
 class EigenResult:
     "Top eigenvalues of a symmetric operator and how converged they are."
@@ -161,7 +161,7 @@ def _residuals(mv, vals, vecs):
         res.append(r / abs(lam) if lam != 0 else r)
     return np.array(res)
 
-# %% ../nbs/05_sharpness.ipynb 17
+# %% ../nbs/05_sharpness.ipynb 18
 def lanczos(matvec, n, *, k=1, max_iter=None, tol=None, seed=0, ncv=None, dtype=torch.float32, device='cpu',
             return_eigenvectors=False):
     "The `k` largest algebraic eigenvalues of the symmetric operator `matvec` (ARPACK implicitly restarted Lanczos)."
@@ -204,7 +204,7 @@ def power_iteration(matvec, n, *, max_iter=1000, tol=None, seed=0, dtype=torch.f
     return EigenResult(np.array([lam]), np.array([res]), it, converged, 'power', tol,
                        vec if return_eigenvectors else None, history)
 
-# %% ../nbs/05_sharpness.ipynb 18
+# %% ../nbs/05_sharpness.ipynb 19
 def top_eigenvalues(model, x, y, *, k=1, method='lanczos', max_iter=None, tol=None, seed=0,
                     return_eigenvectors=False, **opts):
     "Top-`k` Hessian eigenvalues of the loss at the model's parameters; `opts` go to `ParamLoss` (bn, chunk_size, loss_fn, dtype)."
@@ -217,7 +217,7 @@ def top_eigenvalues(model, x, y, *, k=1, method='lanczos', max_iter=None, tol=No
         return power_iteration(f.hvp, f.n, **kw)
     raise ValueError(f"method: got {method!r}; use 'lanczos' or 'power'")
 
-# %% ../nbs/05_sharpness.ipynb 22
+# %% ../nbs/05_sharpness.ipynb 23
 @dataclass
 class TraceResult:
     "Hutchinson estimate of tr H with its standard error."
@@ -241,7 +241,7 @@ def hessian_trace(model, x, y, *, n_samples=100, seed=0, **opts):
     f = ParamLoss(model, x, y, **opts)
     return hutchinson(f.hvp, f.n, n_samples=n_samples, seed=seed, dtype=f.theta0.dtype, device=f.theta0.device)
 
-# %% ../nbs/05_sharpness.ipynb 25
+# %% ../nbs/05_sharpness.ipynb 26
 @dataclass
 class SharpnessResult:
     "Keskar et al.'s epsilon-sharpness (Metric 2.1) with the optimiser's diagnostics."
@@ -275,7 +275,7 @@ def _pga(fg, z, radius, *, steps, step_size=0.5, min_step=1e-4):
             if eta < min_step: return z, fz, it, 'step size below min_step'
     return z, fz, steps, 'step limit reached'
 
-# %% ../nbs/05_sharpness.ipynb 26
+# %% ../nbs/05_sharpness.ipynb 27
 def subspace_matrix(n, p, seed=0):
     "The n x p matrix A of `eps_sharpness(subspace_dim=p, seed=seed)`: i.i.d. N(0, 1) entries, float64."
     return np.random.default_rng(seed).standard_normal((n, p))
@@ -324,7 +324,7 @@ def eps_sharpness(model, x, y, *, eps=1e-3, subspace_dim=None, seed=0, maxiter=1
     return SharpnessResult((fmax - f0) / (1 + f0) * 100, f0, fmax, eps, subspace_dim, method, success, status, message,
                            line_search_failed, used_fallback, n_fev[0], n_iter, at_bound, z)
 
-# %% ../nbs/05_sharpness.ipynb 32
+# %% ../nbs/05_sharpness.ipynb 33
 def interpolate_state(model_a, model_b, alpha):
     "A new model with parameters and floating buffers alpha * b + (1 - alpha) * a (running variances clipped at 0)."
     sa, sb = model_a.state_dict(), model_b.state_dict()
@@ -360,7 +360,7 @@ def interpolate(model_a, model_b, x, y=None, alphas=None, *, chunk_size=None, lo
             for a in alphas]
     return pd.DataFrame(rows, columns=['alpha', 'loss', 'accuracy'])
 
-# %% ../nbs/05_sharpness.ipynb 34
+# %% ../nbs/05_sharpness.ipynb 35
 def _filter_normalized(model, gen):
     parts = []
     for p in model.parameters():
@@ -385,7 +385,7 @@ def loss_surface_2d(model, x, y=None, *, span=1.0, n=21, seed=0, **opts):
     losses = np.array([[f.value(f.theta0 + a * d1 + b * d2) for b in betas] for a in alphas])
     return {'alphas': alphas, 'betas': betas, 'losses': losses}  # losses[i, j] at (alphas[i], betas[j])
 
-# %% ../nbs/05_sharpness.ipynb 36
+# %% ../nbs/05_sharpness.ipynb 37
 _HOMOGENEOUS = (nn.ReLU, nn.Identity, nn.Dropout, nn.Flatten)  # modules with m(a z) = a m(z) for a > 0
 
 def rescale_relu_layers(model, alpha, layer=0):
@@ -406,7 +406,7 @@ def rescale_relu_layers(model, alpha, layer=0):
         second.weight.div_(alpha)
     return net
 
-# %% ../nbs/05_sharpness.ipynb 38
+# %% ../nbs/05_sharpness.ipynb 39
 def eigenvalue_spread(model, x, y, sample_sizes, seeds=(0, 1, 2), *, method='lanczos', max_iter=None, tol=None, **opts):
     "Top Hessian eigenvalue on random subsets: one row per (sample size, seed), with cost and convergence."
     rows = []

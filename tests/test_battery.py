@@ -76,7 +76,7 @@ CLI = [
     ('salvage', 'required'), ('salvage nope.sqlite new.sqlite', 'does not exist'),
     ('salvage damaged.sqlite afile', 'afile already exists'), ('salvage damaged.sqlite adir', 'adir already exists'),
     ('salvage junk.sqlite new.sqlite', 'no run of an sgd_noise results store'),
-    ('list extra', 'unrecognized arguments'), ('', 'required'), ('frobnicate', 'invalid choice'),
+    ('list extra', 'unrecognized arguments'), ('frobnicate', 'invalid choice'),
 ]
 CLI += [(f'reproduce {c} --preset huge', f"unknown preset 'huge' for {c}") for c in CLAIMS]
 CLI += [(f'reproduce {c} --images afile', '--images afile is a file') for c in CLAIMS]

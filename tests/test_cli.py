@@ -19,7 +19,7 @@ def run(*args, cwd=None):
     (['train', '--steps', '-5'], 'steps'), (['train', '--batch-size', 'many'], 'invalid int'),
     (['train', '--n-train', '500', '--batch-size', '600'], 'larger than the training set'),
     (['reproduce', 'nonsense'], 'unknown claim'), (['reproduce', 'two-regimes', '--preset', 'huge'], 'unknown preset'),
-    (['frobnicate'], 'invalid choice'), ([], 'required')])
+    (['frobnicate'], 'invalid choice')])
 def test_bad_arguments_exit_2_with_one_line(args, needle, capsys):
     code = None
     try: code = main(args)
@@ -80,3 +80,35 @@ def test_train_record_is_kept_when_it_cannot_be_written(tmp_path, monkeypatch, c
     printed = capsys.readouterr()
     assert json.loads(printed.out.splitlines()[-1])['steps_done'] == 3 and not out.exists()
     assert 'No space left on device' in printed.err and printed.err.count('\n') == 1 and os.listdir(tmp_path) == []
+
+
+def test_no_command_prints_the_commands(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert all(c in out for c in ('train', 'reproduce', 'report', 'salvage', 'list'))
+
+
+def test_help_shows_defaults_and_choices(capsys):
+    with pytest.raises(SystemExit): main(['train', '--help'])
+    out = capsys.readouterr().out
+    assert '(default: 32)' in out and 'mnist1d' in out and 'cifar10' in out and 'sed20' in out
+    with pytest.raises(SystemExit): main(['reproduce', '--help'])
+    out = capsys.readouterr().out
+    assert 'two-regimes' in out and '(default: smoke)' in out and '--dry-run' in out
+
+
+def test_dry_run_costs_a_preset_and_trains_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(['reproduce', 'two-regimes', '--preset', 'tiny', '--dry-run']) == 0
+    out = capsys.readouterr().out
+    assert 'model-steps' in out and 'Nothing was trained' in out and 'step_seconds' in out
+    assert os.listdir(tmp_path) == []                      # no store, no folders
+    assert main(['reproduce', 'sde-quadratic', '--preset', 'tiny', '--dry-run']) == 0
+
+
+def test_reproduce_output_fits_100_columns(tmp_path, capsys):
+    code = main(['reproduce', 'step-budget', '--preset', 'tiny', '--no-progress', '--results', str(tmp_path / 'r'),
+                 '--images', str(tmp_path / 'i')])
+    lines = capsys.readouterr().out.splitlines()
+    table = lines[:lines.index(next(l for l in lines if l.startswith(('HOLDS', 'FAILS'))))]
+    assert code in (0, 1) and table and max(len(l) for l in table) <= 100
