@@ -21,7 +21,7 @@ from .sweep import preset_configs, sweep, tune_lr, tuned
 __all__ = ['MARGINS', 'PRESETS', 'SPECS', 'SPEC', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs', 'run',
            'analyse', 'checks', 'table', 'plot']
 
-# %% ../nbs/12_epoch_budget.ipynb 5
+# %% ../nbs/12_epoch_budget.ipynb 7
 # The margins, declared before the runs they judge (each: value, reason). Accuracies are fractions.
 MARGINS = {
     'budgets-span': (16, 'SED20 multiply the budget by 128; a 16× range is the least in which a 4× fall can show'),
@@ -55,7 +55,7 @@ def run(preset: str = 'smoke', *, store=None, progress: bool = True, **overrides
     "Run (or resume from `store`) the epoch-budget sweep."
     return sweep(configs(preset, **overrides), store=store, progress=progress)
 
-# %% ../nbs/12_epoch_budget.ipynb 7
+# %% ../nbs/12_epoch_budget.ipynb 9
 SPECS = [
     Spec('budgets-span', 'the budgets span at least the declared range', 'threshold',
          'largest / smallest epoch budget at least the margin'),
@@ -74,7 +74,7 @@ SPECS = [
 ]
 SPEC = {s.id: s for s in SPECS}
 
-# %% ../nbs/12_epoch_budget.ipynb 9
+# %% ../nbs/12_epoch_budget.ipynb 11
 def analyse(df: pd.DataFrame, margins: dict | None = None) -> dict:
     "Learning rates tuned for accuracy and for loss at every budget, with every seed's numbers there."
     df = df.assign(lr=df.lr / (1 - df.momentum))
@@ -118,7 +118,7 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
                            (np.nan, np.nan), 0, not edges, detail=f"grid {s['lr_grid'][0]:g}…{s['lr_grid'][1]:g}"))
     return out
 
-# %% ../nbs/12_epoch_budget.ipynb 10
+# %% ../nbs/12_epoch_budget.ipynb 12
 def table(s: dict) -> pd.DataFrame:
     "Per budget: the LR tuned for accuracy and its accuracy (95% CI), the LR tuned for loss and its loss."
     a, l = s['acc'], s['loss']
@@ -143,7 +143,7 @@ def plot(s: dict, path=None, title='optimal LR vs epoch budget'):
     fig.suptitle(title); fig.tight_layout()
     return save_figure(fig, path)
 
-# %% ../nbs/12_epoch_budget.ipynb 12
+# %% ../nbs/12_epoch_budget.ipynb 14
 # Checks that did not hold when this repository ran a preset, with what was measured (see "What this run found")
 KNOWN_FAILURES = {
     'smoke': {'loss-lr-falls': 'over 1-32 epochs the loss-optimal LR fell 2.1x (95% CI 1.9-2.3), not more than 4x',

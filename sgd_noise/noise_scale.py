@@ -23,7 +23,7 @@ __all__ = ['MARGINS', 'PRESETS', 'SPECS', 'SPEC', 'KNOWN_FAILURES', 'CRITERIA_CH
            'noise_scale_from_norms', 'gradient_noise_scale', 'regression_problem', 'track', 'run', 'analyse', 'checks',
            'table', 'plot']
 
-# %% ../nbs/13_noise_scale.ipynb 5
+# %% ../nbs/13_noise_scale.ipynb 7
 def noise_scale_from_norms(g2_small: float, g2_big: float, b_small: int, b_big: int) -> dict:
     "|G|², tr(Σ) and B_simple from mean squared gradient norms at two batch sizes (McCandlish et al., App. A)."
     G2 = (b_big * g2_big - b_small * g2_small) / (b_big - b_small)
@@ -61,7 +61,7 @@ def gradient_noise_scale(model, x, y, *, b_small: int = 32, b_big: int = 1024, n
     boots = np.array([v for v in boots if np.isfinite(v)])
     return dict(est, B_simple_se=float(boots.std(ddof=1)) if len(boots) > 1 else float('nan'))
 
-# %% ../nbs/13_noise_scale.ipynb 7
+# %% ../nbs/13_noise_scale.ipynb 9
 def regression_problem(d: int = 20, n: int = 200_000, sigma: float = 0.5, delta_norm: float = 1.0, seed: int = 0):
     "A linear-regression problem whose |G|², tr(Σ) and B_simple are known in closed form: (model, x, y, loss, truth)."
     g = torch.Generator().manual_seed(seed)
@@ -75,7 +75,7 @@ def regression_problem(d: int = 20, n: int = 200_000, sigma: float = 0.5, delta_
     G2, trS = delta_norm ** 2, d * (delta_norm ** 2 + sigma ** 2) + delta_norm ** 2
     return model, x, y, loss, dict(G2=G2, trS=trS, B_simple=trS / G2)
 
-# %% ../nbs/13_noise_scale.ipynb 11
+# %% ../nbs/13_noise_scale.ipynb 13
 MARGINS = {
     'b-simple-grows': (2.0, 'McCandlish et al. see the noise scale grow by an order of magnitude; a doubling is the least'),
     'b-simple-predicts-transition': (2.0, "one grid step (a factor of 2) either side of the sweep's transition interval: "
@@ -111,7 +111,7 @@ def run(preset: str = 'smoke', *, store=None, progress: bool = True, **overrides
                  n_batches=p['n_batches'], progress=progress)
     return dict(regimes=reg, history=hist, config=cfg)
 
-# %% ../nbs/13_noise_scale.ipynb 13
+# %% ../nbs/13_noise_scale.ipynb 15
 SPECS = [
     Spec('b-simple-grows', 'B_simple grows during training', 'ratio',
          'last / first measurable B_simple after step 0, 95% interval from their bootstrap standard errors (log '
@@ -122,7 +122,7 @@ SPECS = [
 ]
 SPEC = {s.id: s for s in SPECS}
 
-# %% ../nbs/13_noise_scale.ipynb 14
+# %% ../nbs/13_noise_scale.ipynb 16
 def analyse(r: dict, margins: dict | None = None) -> dict:
     "B_simple along the run after step 0, its constant-LR phase, and the transition interval the sweep found."
     h, reg = r['history'], r['regimes']
@@ -174,7 +174,7 @@ def plot(s: dict, path=None, title='gradient noise scale vs the transition'):
     fig.tight_layout()
     return save_figure(fig, path)
 
-# %% ../nbs/13_noise_scale.ipynb 15
+# %% ../nbs/13_noise_scale.ipynb 17
 # Checks that did not hold when this repository ran a preset, with what was measured (see "What this run found")
 KNOWN_FAILURES = {
     'smoke': {'b-simple-grows': 'B_simple grew 118x (89 -> 10541), but the last estimate is at the noise floor of |G|² '

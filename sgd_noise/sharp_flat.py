@@ -26,7 +26,7 @@ __all__ = ['MARGINS', 'PRESETS', 'SPECS', 'SPEC', 'KNOWN_FAILURES', 'CRITERIA_CH
            'curvature_subset', 'sharpness_key', 'measure', 'run', 'analyse', 'checks', 'plot', 'table',
            'dinh_rescaling']
 
-# %% ../nbs/14_sharp_flat.ipynb 7
+# %% ../nbs/14_sharp_flat.ipynb 9
 _MEASURE = dict(
     n_curvature=1000,      # fixed training examples the curvature is measured on (the same for every model)
     eps=(1e-3, 5e-4),      # KMN17's two box sizes for the ε-sharpness
@@ -91,7 +91,7 @@ def configs(preset: str = 'smoke', **overrides) -> dict:
                   for reg, kw in spec['regimes'].items()}
             for net, spec in p['networks'].items()}
 
-# %% ../nbs/14_sharp_flat.ipynb 11
+# %% ../nbs/14_sharp_flat.ipynb 13
 def curvature_subset(data, n: int, seed: int = 0):
     "The fixed training examples (x, y) every model's curvature is measured on: `n` drawn without replacement by `seed`."
     n = min(n, len(data.x_train))
@@ -117,7 +117,7 @@ def measure(model, x, y, *, eps=(1e-3, 5e-4), subspace_dim=100, sharpness_maxite
             out[k], out[k + '_stop'] = s.value, s.message.split(':')[0] + (' +PGA' if s.used_fallback else '')
     return out
 
-# %% ../nbs/14_sharp_flat.ipynb 13
+# %% ../nbs/14_sharp_flat.ipynb 15
 def _rises(sb, lb, data) -> tuple[float, float]:
     "Training-loss rise on the SB→LB line 0.5 past the SB end and 0.5 past the LB end (KMN17 Fig. 3 in two numbers)."
     loss = interpolate(sb, lb, data.x_train, data.y_train, np.array([-0.5, 0.0, 1.0, 1.5])).loss
@@ -162,7 +162,7 @@ def run(preset: str = 'smoke', *, store=None, progress: bool = True, **overrides
                                     seconds=time.perf_counter() - t0)
     return out
 
-# %% ../nbs/14_sharp_flat.ipynb 15
+# %% ../nbs/14_sharp_flat.ipynb 17
 _METRICS = ['train_loss', 'train_acc', 'test_loss', 'test_acc', 'top_eig', 'trace', 'stability', 'epochs_done']
 
 def _pm(m, s, fmt='{:.2f}'):
@@ -201,7 +201,7 @@ def analyse(result: dict, margins: dict | None = None) -> dict:
     stops = {k: ok.groupby(['network', 'regime'], sort=False)[k + '_stop'].agg(lambda s: ', '.join(sorted(set(s)))) for k in sharp}
     return dict(result, runs=runs, best=best, table2=t2, table3=t3, slices=slices, sharpness_stops=pd.DataFrame(stops).reset_index())
 
-# %% ../nbs/14_sharp_flat.ipynb 17
+# %% ../nbs/14_sharp_flat.ipynb 19
 SPECS = [
     Spec('matched-loss', 'SB and LB end at the same training loss', 'equivalent',
          'TOST: 90% CI of log10 loss(LB) − log10 loss(SB), paired, within ±margin'),
@@ -224,7 +224,7 @@ SPECS = [
 ]
 SPEC = {s.id: s for s in SPECS}
 
-# %% ../nbs/14_sharp_flat.ipynb 19
+# %% ../nbs/14_sharp_flat.ipynb 21
 def _paired(runs, regime, col, log=False):
     "`col` of `regime` per seed (NaN where the run diverged or was not measured), as an array in seed order."
     d = runs[runs.regime == regime].set_index('seed')[col] if col in runs else pd.Series(dtype=float)
@@ -264,7 +264,7 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
     return [parts[0] if len(parts) == 1 else all_of(parts[0].id, list(parts), statement=parts[0].statement)
             for parts in zip(*per_net)]
 
-# %% ../nbs/14_sharp_flat.ipynb 21
+# %% ../nbs/14_sharp_flat.ipynb 23
 _COLORS = {'SB': 'C0', 'LB': 'C3', 'LB-5xLR': 'C2'}
 
 def plot(s: dict, path=None, title='sharp and flat minima (KMN17)'):
@@ -305,7 +305,7 @@ def table(s: dict) -> pd.DataFrame:
     "One row per (network, regime): seed means and stds of every metric (the CSV of `sgd-noise reproduce`)."
     return s['best']
 
-# %% ../nbs/14_sharp_flat.ipynb 23
+# %% ../nbs/14_sharp_flat.ipynb 25
 # Checks that did not hold when this repository ran a preset, with what was measured (see "What this run found")
 KNOWN_FAILURES = {
     'smoke': {'larger-lr-flatter': 'LB at 5x the LR had a 1.57x smaller top eigenvalue than SB (95% CI 1.36-1.81x): '
@@ -340,7 +340,7 @@ CLAIM = Claim(name='sharp-flat', title='Large batches find sharp minima and gene
               criteria_changes=CRITERIA_CHANGES, deviations=DEVIATIONS,
               configs=lambda p: [c for regs in configs(p).values() for cs in regs.values() for c in cs])
 
-# %% ../nbs/14_sharp_flat.ipynb 25
+# %% ../nbs/14_sharp_flat.ipynb 27
 def dinh_rescaling(model, x, y, x_test, y_test, factors=(1.0, 10.0), *, layer=0, eps=1e-3, seed=0) -> pd.DataFrame:
     "Outputs, test accuracy, top eigenvalue and ε-sharpness of `model` with layer `layer` scaled by α and layer+1 by 1/α."
     with torch.no_grad(): ref = copy.deepcopy(model).eval()(x_test)

@@ -21,7 +21,7 @@ from .sweep import at_tuned, preset_configs, sweep, tune_lr, tuned
 __all__ = ['MARGINS', 'PRESETS', 'SPECS', 'SPEC', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs', 'run',
            'analyse', 'checks', 'table', 'plot']
 
-# %% ../nbs/11_step_budget.ipynb 5
+# %% ../nbs/11_step_budget.ipynb 7
 # The margins, declared before the runs they judge (each: value, reason). Accuracies are fractions.
 MARGINS = {
     'acc-falls-at-largest': (0.01, 'one point: the claim is that accuracy falls; a fall under a point is not worth it'),
@@ -53,7 +53,7 @@ def run(preset: str = 'smoke', *, store=None, progress: bool = True, **overrides
     "Run (or resume from `store`) the step-budget sweep."
     return sweep(configs(preset, **overrides), store=store, progress=progress)
 
-# %% ../nbs/11_step_budget.ipynb 7
+# %% ../nbs/11_step_budget.ipynb 9
 SPECS = [
     Spec('acc-falls-at-largest', 'the largest batch size reaches a lower test accuracy than the best smaller one',
          'differs', 'bootstrap 95% CI over seeds of max over B < B_max of acc(B) − acc(B_max), re-tuned per resample, '
@@ -68,7 +68,7 @@ SPECS = [
 ]
 SPEC = {s.id: s for s in SPECS}
 
-# %% ../nbs/11_step_budget.ipynb 9
+# %% ../nbs/11_step_budget.ipynb 11
 def analyse(df: pd.DataFrame, margins: dict | None = None) -> dict:
     "Learning rates tuned for accuracy and for loss at every batch size, with every seed's numbers there."
     df = df.assign(lr=df.lr / (1 - df.momentum))
@@ -106,7 +106,7 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
                                                               f"grid {s['lr_grid'][0]:g}…{s['lr_grid'][1]:g}")
     return [fall, loss, slope, edge]
 
-# %% ../nbs/11_step_budget.ipynb 10
+# %% ../nbs/11_step_budget.ipynb 12
 def table(s: dict) -> pd.DataFrame:
     "Per batch size: the LR tuned for accuracy and its accuracy (95% CI), the LR tuned for loss and its loss."
     a, l = s['acc'], s['loss']
@@ -135,7 +135,7 @@ def plot(s: dict, path=None, title='constant step budget'):
     fig.suptitle(title); fig.tight_layout()
     return save_figure(fig, path)
 
-# %% ../nbs/11_step_budget.ipynb 12
+# %% ../nbs/11_step_budget.ipynb 14
 # Checks that did not hold when this repository ran a preset, with what was measured (see "What this run found")
 KNOWN_FAILURES = {
     'smoke': {'loss-lower-at-largest': 'test accuracy peaked at B=256, which also reached the lowest training loss '
