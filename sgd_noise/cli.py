@@ -71,7 +71,7 @@ def _train_parser(sub):
 def _reproduce_parser(sub):
     r = sub.add_parser('reproduce', help="run a claim's experiment", formatter_class=_Help)
     r.add_argument('claim', help=f"one of {', '.join(claims())}")
-    r.add_argument('--preset', default='smoke', help='smoke (CPU, minutes), paper (the seed paper, GPU) or tiny (plumbing)')
+    r.add_argument('--preset', default='smoke', help='smoke (CPU, minutes), gpu (one GPU, minutes each), paper (the seed paper on CIFAR-10 or MNIST) or tiny (plumbing)')
     r.add_argument('--results', default='results', help='folder for the results store, table and verdict')
     r.add_argument('--images', default=os.path.join('results', 'images'),
                    help="folder for the figure (the default is ignored by git: running the course rewrites no tracked file)")
@@ -150,7 +150,9 @@ def _write_outputs(claim, a, s, store, name):
         print(table.round(4).to_string(index=False, line_width=100))   # the whole table is in the CSV
         checks = run_checks(claim, s, a.preset)
         for line in verdict_lines(checks, claim.known_failures.get(a.preset, {})): print(line)
-        paths['verdict'] = save_verdict(a.results, claim, a.preset, checks, runs=len(table))
+        cfgs = claim.configs(a.preset) if claim.configs else []
+        dev = resolve_device(a.device or (cfgs[0].device if cfgs else 'cpu'))   # the verdict names the hardware
+        paths['verdict'] = save_verdict(a.results, claim, a.preset, checks, runs=len(table), device=str(dev))
     except OSError as e:
         raise ValueError(f"cannot write {e.filename or a.results} ({e.strerror}): the runs are kept in {store}; "
                          f"free some space or give other folders, and rerun (nothing is trained again)") from None

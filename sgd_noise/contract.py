@@ -15,7 +15,7 @@ from .stats import KINDS, Check
 from .train import environment
 
 # %% auto 0
-__all__ = ['PLUMBING_PRESETS', 'TABLE_START', 'TABLE_END', 'Spec', 'pick_preset', 'Claim', 'claims', 'get_claim',
+__all__ = ['GPU_SCALE', 'PLUMBING_PRESETS', 'TABLE_START', 'TABLE_END', 'Spec', 'pick_preset', 'Claim', 'claims', 'get_claim',
            'preregistration', 'criteria_changes', 'run_checks', 'verdict_lines', 'verdict', 'all_of', 'findings',
            'verdict_record', 'save_verdict', 'load_verdicts', 'claims_table', 'readme_with_table', 'save_figure',
            'edge_optima', 'notebook_preset']
@@ -33,7 +33,10 @@ class Spec:
         if not re.fullmatch(r'[a-z0-9]+(-[a-z0-9]+)*', self.id): raise ValueError(f"spec id {self.id!r} must be kebab-case")
         if self.kind not in KINDS: raise ValueError(f"spec {self.id}: unknown kind {self.kind!r}: choose one of {', '.join(KINDS)}")
 
-# %% ../nbs/09_contract.ipynb 6
+# %% ../nbs/09_contract.ipynb 7
+GPU_SCALE = dict(dataset='mnist1d', n_train=16000, n_test=4000, model='cnn', device='auto',
+                 model_kwargs={'channels': 32, 'depth': 5, 'norm': 'ghost', 'ghost_batch_size': 64})
+
 def pick_preset(presets: dict, name: str, what: str = '') -> dict:
     "`presets[name]`; an unknown name is a one-line error listing the choices."
     if name not in presets:
@@ -80,7 +83,7 @@ class Claim:
     def spec(self, id: str) -> Spec:
         return next(s for s in self.specs if s.id == id)
 
-# %% ../nbs/09_contract.ipynb 8
+# %% ../nbs/09_contract.ipynb 9
 _NOT_CLAIMS = {'contract', 'cli', '_modidx'}
 
 def claims() -> dict[str, Claim]:
@@ -99,7 +102,7 @@ def get_claim(name: str) -> Claim:
     if name not in cs: raise ValueError(f"unknown claim {name!r}: choose one of {', '.join(cs)}")
     return cs[name]
 
-# %% ../nbs/09_contract.ipynb 10
+# %% ../nbs/09_contract.ipynb 11
 def _fmt_margin(v) -> str:
     if isinstance(v, (tuple, list)): return '(' + ', '.join('—' if x is None else f'{x:g}' for x in v) + ')'
     return f'{v:g}' if isinstance(v, (int, float)) else str(v)
@@ -117,7 +120,7 @@ def criteria_changes(claim: Claim) -> pd.DataFrame:
     "The changes made to the criteria after results had been seen: date, check, old rule, new rule, why."
     return pd.DataFrame(claim.criteria_changes, columns=['date', 'check', 'old', 'new', 'why'])
 
-# %% ../nbs/09_contract.ipynb 12
+# %% ../nbs/09_contract.ipynb 13
 def run_checks(claim: Claim, summary: dict, preset: str) -> list[Check]:
     "The checks of a run's `summary` under the margins of `preset`, one per spec, in the specs' order."
     checks = claim.checks(summary, claim.margins(preset))
@@ -174,7 +177,7 @@ def findings(checks: list[Check]) -> str:
     if failed: out += ['', '**Did not hold in this run:**'] + [f'* {c.statement} (`{c.id}`): {c.line()[7:]}' for c in failed]
     return '\n'.join(out)
 
-# %% ../nbs/09_contract.ipynb 14
+# %% ../nbs/09_contract.ipynb 15
 def _cpu() -> str:
     "The processor's name where the system says it (Linux), else the architecture."
     try:
@@ -240,7 +243,7 @@ def readme_with_table(readme: str, table: str) -> str:
     head, rest = readme.split(TABLE_START, 1)
     return head + TABLE_START + '\n' + table + '\n' + TABLE_END + rest.split(TABLE_END, 1)[1]
 
-# %% ../nbs/09_contract.ipynb 16
+# %% ../nbs/09_contract.ipynb 17
 def save_figure(fig, path=None, dpi: int = 100):
     "Save `fig` to `path` (if given; its folder is created) and return it."
     if path is not None:

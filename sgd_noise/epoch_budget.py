@@ -13,7 +13,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from . import stats
-from .contract import (Claim, Spec, criteria_changes, edge_optima, findings, notebook_preset, run_checks,
+from .contract import (GPU_SCALE, Claim, Spec, criteria_changes, edge_optima, findings, notebook_preset, run_checks,
                                 preregistration, save_figure, save_verdict, verdict)
 from .sweep import preset_configs, sweep, tune_lr, tuned
 
@@ -42,6 +42,11 @@ PRESETS = {
     'smoke': dict(base=dict(dataset='mnist1d', model='mlp', n_train=4000, n_test=1000, batch_size=32, n_evals=2,
                             momentum=0.9, weight_decay=5e-4),
                   axes=dict(epochs=[1, 2, 4, 8, 16, 32], lr=_LRS, seed=[0, 1, 2, 3, 4]), margins=MARGINS),
+    # the gpu scale (`contract.GPU_SCALE`): the 1-D conv net with ghost batch norm on 16,000 MNIST-1D examples,
+    # B=64 as in SED20, momentum 0.9, L2 5e-4, budgets 1 … 32 epochs, LRs 0.1·2^-8 … 0.1·2^2, five seeds
+    'gpu': dict(base=dict(GPU_SCALE, batch_size=64, n_evals=2, momentum=0.9, weight_decay=5e-4),
+                axes=dict(epochs=[1, 2, 4, 8, 16, 32], lr=[0.1 * 2.0 ** k for k in range(-8, 3)],
+                          seed=[0, 1, 2, 3, 4]), margins=MARGINS),
     # SED20 §5: WRN-16-4, ghost batch norm, B=64, momentum 0.9, L2 5e-4, augmentation; budgets 1…128 epochs; a GPU
     'paper': dict(base=dict(dataset='cifar10', model='wrn', model_kwargs={'norm': 'ghost', 'ghost_batch_size': 64},
                             batch_size=64, momentum=0.9, weight_decay=5e-4, n_evals=10, device='auto', augment='crop-flip'),
@@ -168,6 +173,7 @@ DEVIATIONS = [
     'smoke: B=32 (SED20: 64) and budgets 1…32 epochs (SED20: a 128× range)',
     'smoke: no batch norm, so no ghost batch norm; no data augmentation (MNIST-1D)',
     'the SED20 schedule (constant for half the budget, then halved every budget/20) is our reading of the paper',
+    'gpu: a 5-layer 1-D conv net with ghost batch norm on MNIST-1D (16,000 examples), budgets 1 … 32 epochs',
 ]
 
 CLAIM = Claim(name='epoch-budget', title='The optimal learning rate vs the epoch budget',

@@ -85,6 +85,7 @@ MARGINS = {
 PRESETS = {
     'tiny': dict(b_small=16, b_big=256, n_batches=4, n_evals=2, margins=MARGINS),
     'smoke': dict(b_small=32, b_big=2000, n_batches=12, n_evals=10, margins=MARGINS),
+    'gpu': dict(b_small=64, b_big=4096, n_batches=16, n_evals=10, margins=MARGINS),  # on the two-regimes gpu sweep
     'paper': dict(b_small=64, b_big=4096, n_batches=16, n_evals=10, margins=MARGINS),
 }
 

@@ -84,6 +84,7 @@ PRESETS = {
     'tiny': dict(problem=dict(d=2), chains=200, steps=400, margins=MARGINS),
     'smoke': dict(problem=dict(d=4), chains=4000, steps=3000, margins=MARGINS),
     'paper': dict(problem=dict(d=16), chains=20000, steps=20000, margins=MARGINS),
+    'gpu': dict(problem=dict(d=16), chains=20000, steps=20000, margins=MARGINS),  # NumPy: the paper scale, no GPU needed
 }
 
 SPECS = [

@@ -73,6 +73,13 @@ PRESETS = {
     # to a training loss of 0.05 (all three got below it in earlier runs: 0.026, 0.035, 0.026), five seeds
     'smoke': dict(networks={'mlp': dict(base=dict(_MNIST1D, n_evals=8), regimes=_regimes(32, 400, 0.1, 40, target_loss=0.05))},
                   seeds=[0, 1, 2, 3, 4], margins=MARGINS, measure=dict(_MEASURE, surface_span=0.25)),
+    # the gpu scale: the 40-512-512-10 MLP (curvature needs no batch norm) on 16,000 MNIST-1D examples, SB=64,
+    # LB=1600 (10%), plain SGD at LR 0.1, each to a training loss of 0.05; curvature on 4000 examples
+    'gpu': dict(networks={'mlp': dict(base=dict(_MNIST1D, n_train=16000, n_test=4000, n_evals=8, device='auto',
+                                                model_kwargs={'hidden': (512, 512)}),
+                                      regimes=_regimes(64, 1600, 0.1, 40, target_loss=0.05))},
+                seeds=[0, 1, 2, 3, 4], margins=MARGINS, measure=dict(_MEASURE, n_curvature=4000, chunk_size=1000,
+                                                                      surface_span=0.25)),
     # KMN17 for a GPU: SB=256, LB=10% of the training set; F1 approximated by a 784-512-512-10 MLP on MNIST, C1 on
     # CIFAR-10; plain SGD (KMN17 used ADAM); LR 0.1 untuned; curvature on 5000 examples in chunks of 1000
     'paper': dict(networks={

@@ -13,7 +13,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from . import stats
-from .contract import (Claim, Spec, criteria_changes, edge_optima, findings, notebook_preset, run_checks,
+from .contract import (GPU_SCALE, Claim, Spec, criteria_changes, edge_optima, findings, notebook_preset, run_checks,
                                 preregistration, save_figure, save_verdict, verdict)
 from .sweep import at_tuned, preset_configs, sweep, tune_lr, tuned
 
@@ -40,6 +40,11 @@ PRESETS = {
     'smoke': dict(base=dict(dataset='mnist1d', model='mlp', model_kwargs={'hidden': (128, 128)}, n_train=4000, n_test=1000,
                             steps=1000, n_evals=2, momentum=0.9, weight_decay=5e-4),
                   axes=dict(batch_size=[16, 32, 64, 128, 256, 512, 1024], lr=_LRS, seed=[0, 1, 2, 3, 4]), margins=MARGINS),
+    # the gpu scale (`contract.GPU_SCALE`): the 1-D conv net with ghost batch norm on 16,000 MNIST-1D examples,
+    # 1000 steps (2 epochs at B=32, 128 at B=2048), momentum 0.9, L2 5e-4, LRs 0.1·2^-6 … 0.1·2^4, five seeds
+    'gpu': dict(base=dict(GPU_SCALE, steps=1000, n_evals=2, momentum=0.9, weight_decay=5e-4),
+                axes=dict(batch_size=[2 ** k for k in range(5, 12)], lr=[0.1 * 2.0 ** k for k in range(-6, 5)],
+                          seed=[0, 1, 2, 3, 4]), margins=MARGINS),
     # SED20 §4: WRN-16-4, ghost batch norm, momentum 0.9, L2 5e-4, 9765 steps, augmentation on; for a GPU
     'paper': dict(base=dict(dataset='cifar10', model='wrn', model_kwargs={'norm': 'ghost', 'ghost_batch_size': 64},
                             momentum=0.9, weight_decay=5e-4, steps=9765, n_evals=10, device='auto', augment='crop-flip'),
@@ -160,6 +165,7 @@ DEVIATIONS = [
     'smoke: 1000 steps (SED20: 9765) and batch sizes 16…1024 (SED20 go further)',
     'smoke: no batch norm, so no ghost batch norm; no data augmentation (MNIST-1D)',
     'the SED20 schedule (constant for half the budget, then halved every budget/20) is our reading of the paper',
+    'gpu: a 5-layer 1-D conv net with ghost batch norm on MNIST-1D (16,000 examples), 1000 steps, B = 32 … 2048',
 ]
 
 CLAIM = Claim(name='step-budget', title='A constant step budget: large batches optimise better, generalise worse',

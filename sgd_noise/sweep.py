@@ -20,10 +20,10 @@ from .train import (METRICS, LOOP_ONLY_DEFAULTS, RunResult, TrainConfig, environ
                              lr_factor, nan_metrics, progress_bar, resolve_device, train, validate)
 
 # %% auto 0
-__all__ = ['MEMBER_FIELDS', 'ENGINES', 'CONFIG_COLUMNS', 'grid', 'preset_configs', 'group_key', 'make_groups', 'EnsembleSampler',
-           'gather', 'is_mlp', 'choose_engine', 'train_group', 'check_writable', 'ResultStore', 'run_group', 'sweep',
-           'results_frame', 'seed_stats', 'best_lr', 'diverged_fraction', 'Cube', 'metric_cube', 'tune_lr', 'at_tuned',
-           'tuned']
+__all__ = ['MEMBER_FIELDS', 'ENGINES', 'ENSEMBLE_OPTIONS', 'CONFIG_COLUMNS', 'grid', 'preset_configs', 'group_key', 'make_groups',
+           'EnsembleSampler', 'gather', 'is_mlp', 'choose_engine', 'train_group', 'check_writable', 'ResultStore',
+           'run_group', 'sweep', 'results_frame', 'seed_stats', 'best_lr', 'diverged_fraction', 'Cube', 'metric_cube',
+           'tune_lr', 'at_tuned', 'tuned']
 
 # %% ../nbs/03_sweep.ipynb 5
 def grid(base: TrainConfig | None = None, **axes) -> list[TrainConfig]:
@@ -86,9 +86,12 @@ class _Members:
         self.t0 = time.perf_counter()
 
     def lrs(self, step, device) -> torch.Tensor:
-        "Each active member's learning rate at 0-based `step`, shape [members]."
-        f = lr_factor(self.cfgs[0].schedule, step, self.total)
-        return torch.tensor([self.cfgs[i].lr * f for i in self.active], device=device)
+        "Each active member's learning rate at 0-based `step`, shape [members] (no host-to-device copy per step)."
+        key = (tuple(self.active), str(device))
+        if getattr(self, '_lr_key', None) != key:
+            self._lr_key = key
+            self._lr_base = torch.tensor([self.cfgs[i].lr for i in self.active], dtype=torch.float64, device=device)
+        return (self._lr_base * lr_factor(self.cfgs[0].schedule, step, self.total)).float()
 
     def record(self, step, metrics):
         "metrics: (train_loss, train_acc, test_loss, test_acc), each a sequence over active members."
@@ -213,35 +216,40 @@ class _MLPEnsemble:
 
 # %% ../nbs/03_sweep.ipynb 14
 class _VmapEnsemble:
-    def __init__(self, models, momentum, weight_decay):
-        params, self.buffers = stack_module_state(models)
-        self.names = list(params)
+    def __init__(self, models, momentum, weight_decay, precision='fp32'):
+        params, buffers = stack_module_state(models)
+        self.names, self.buffer_names = list(params), list(buffers)
         self.p = [params[n].detach().clone() for n in self.names]
-        self.base = copy.deepcopy(models[0]).to('meta')
+        self.b = [buffers[n].clone() for n in self.buffer_names]
+        base = copy.deepcopy(models[0]).to('meta')
+        self.train_base, self.eval_base = base.train(), copy.deepcopy(base).eval()
         self.task = getattr(models[0], 'task', 'classify')
-        self.m, self.wd = momentum, weight_decay
+        self.m, self.wd, self.bf16 = momentum, weight_decay, precision == 'bf16'
         self.v = [torch.zeros_like(p) for p in self.p] if momentum else None
+        def state(p, b): return {**dict(zip(self.names, p)), **dict(zip(self.buffer_names, b))}
         def member_loss(p, b, x, y):
-            out = functional_call(self.base, (dict(zip(self.names, p)), b), (x,))
+            out = functional_call(self.train_base, state(p, b), (x,))
             return loss_fn(self.task, out, x, y)
         self._grad = vmap(grad_and_value(member_loss))
-        self._out = vmap(lambda p, b, x: functional_call(self.base, (dict(zip(self.names, p)), b), (x,)), in_dims=(0, 0, None))
+        self._out = vmap(lambda p, b, x: functional_call(self.eval_base, state(p, b), (x,)), in_dims=(0, 0, None))
 
     def keep(self, mask):
         k = torch.tensor(mask, device=self.p[0].device)
         self.p = [t[k] for t in self.p]
-        self.buffers = {n: t[k] for n, t in self.buffers.items()}
+        self.b = [t[k] for t in self.b]
         if self.v is not None: self.v = [t[k] for t in self.v]
 
     @torch.no_grad()
     def step(self, x, y, lr):
-        grads, loss = self._grad(self.p, self.buffers, x, y)
-        for j, (p, g) in enumerate(zip(self.p, grads)):
-            neg = -lr.view(-1, *[1] * (p.dim() - 1))
-            if self.wd: g = g.add(p, alpha=self.wd)
-            if self.m: g = self.v[j].mul_(self.m).add_(g)
-            p.addcmul_(g, neg)
-        return loss
+        dev = x.device.type
+        with torch.autocast(dev, dtype=torch.bfloat16, enabled=self.bf16):
+            grads, loss = self._grad(self.p, self.b, x, y)   # updates the BN buffers in self.b, per member
+        grads = list(grads)
+        if self.wd: torch._foreach_add_(grads, self.p, alpha=self.wd)
+        if self.m:
+            torch._foreach_mul_(self.v, self.m); torch._foreach_add_(self.v, grads); grads = self.v
+        torch._foreach_addcmul_(self.p, grads, [-lr.view(-1, *[1] * (p.dim() - 1)) for p in self.p])
+        return loss.float()
 
     @torch.no_grad()
     def evaluate(self, x, y, chunk=1024):
@@ -249,7 +257,7 @@ class _VmapEnsemble:
         tot = torch.zeros(n_members, device=x.device); cor = torch.zeros_like(tot)
         for i in range(0, len(x), chunk):
             xb, yb = x[i:i + chunk], y[i:i + chunk]
-            out = self._out(self.p, self.buffers, xb)
+            out = self._out(self.p, self.b, xb)
             if self.task == 'reconstruct':
                 tot += ((out - xb.flatten(1)) ** 2).mean(-1).sum(-1)
             else:
@@ -259,11 +267,13 @@ class _VmapEnsemble:
         return (tot / len(x)).tolist(), acc
 
     def to_models(self, models):
+        "Write each member's parameters and buffers (batch-norm statistics) into (copies of) `models`."
         out = []
         for j, model in enumerate(models):
             model = copy.deepcopy(model)
             with torch.no_grad():
                 for n, p in zip(self.names, self.p): model.get_parameter(n).copy_(p[j])
+                for n, t in zip(self.buffer_names, self.b): model.get_buffer(n).copy_(t[j])
             out.append(model)
         return out
 
@@ -274,34 +284,42 @@ _said = set()
 def _say_once(msg):
     if msg not in _said: _said.add(msg); warnings.warn(msg, stacklevel=3)
 
+ENSEMBLE_OPTIONS = {'vmap': ('precision',), 'mlp': ()}  # the speed options each ensemble engine implements
+
 def choose_engine(model: nn.Module, engine: str = 'auto', cfg: TrainConfig | None = None) -> str:
-    """The engine for `model`: `mlp` for MLP classifiers, `vmap` without batch norm, else `loop`. The options of
-    `cfg` only `train` implements (bf16, channels_last, compile, augment, target_loss) mean `loop` too."""
+    """The engine for `model`: `mlp` for MLP classifiers, else `vmap` (batch norm included). The options of `cfg`
+    an engine does not implement mean `loop` (one model at a time, through `train`): augmentation, a target loss,
+    channels_last and compile for both, bf16 for `mlp` (it goes to `vmap`) and for models with batch norm."""
     if engine not in ENGINES: raise ValueError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
-    opts = [] if cfg is None else [f'{k}={getattr(cfg, k)}' for k, off in LOOP_ONLY_DEFAULTS.items() if getattr(cfg, k) != off]
-    if opts:
-        if engine in ('mlp', 'vmap'): raise ValueError(f"engine={engine!r} does not implement {', '.join(opts)}: use 'loop'")
-        if engine == 'auto': _say_once(f"{', '.join(opts)}: the sweep members train one at a time, through `train`")
-        return 'loop'
-    if uses_batch_norm(model):
-        if engine in ('mlp', 'vmap'): raise ValueError(f"engine={engine!r} cannot train batch norm with running statistics: use 'loop'")
-        if engine == 'auto': _say_once(f"{type(model).__name__} uses batch norm with running statistics: its sweep members train one at a time")
-        return 'loop'
+    bn = uses_batch_norm(model)
+    def missing(eng):
+        # bf16 autocast with batch norm fails inside vmap ("expected scalar type BFloat16", torch 2.14, CPU): loop
+        if cfg is None: return []
+        return [f'{k}={getattr(cfg, k)}' for k, off in LOOP_ONLY_DEFAULTS.items()
+                if getattr(cfg, k) != off and (k not in ENSEMBLE_OPTIONS[eng] or (bn and k == 'precision'))]
     if engine == 'mlp' and not is_mlp(model): raise ValueError(f"engine='mlp' needs an MLP classifier, not {type(model).__name__}: use 'vmap'")
-    if engine != 'auto': return engine
-    return 'mlp' if is_mlp(model) else 'vmap'
+    if engine in ('mlp', 'vmap'):
+        if missing(engine): raise ValueError(f"engine={engine!r} does not implement {', '.join(missing(engine))}: use 'loop'")
+        return engine
+    if engine == 'loop': return engine
+    for eng in (('mlp', 'vmap') if is_mlp(model) else ('vmap',)):
+        if not missing(eng): return eng
+    _say_once(f"{', '.join(missing('vmap'))}: the sweep members train one at a time, through `train`")
+    return 'loop'
 
 def train_group(configs: list[TrainConfig], *, data: Dataset | None = None, engine: str = 'auto',
-                progress: bool = True, check_every: int = 1, return_models: bool = False):
+                progress: bool = True, check_every: int | None = None, return_models: bool = False):
     """Train configs that differ only in `lr` and `seed` together; return one `train`-style result dict each.
 
     With `return_models=True`, return `(results, models)` (the trained modules, `None` for diverged members
-    of the ensemble engines)."""
+    of the ensemble engines). The loss is checked for divergence every `check_every` steps: by default every step
+    on the CPU and every 16th on a GPU, where each check waits for the device."""
     configs = [TrainConfig(**c) if isinstance(c, dict) else c for c in configs]
     if len({group_key(c) for c in configs}) != 1: raise ValueError("train_group needs configs that differ only in lr and seed")
     c0 = validate(configs[0])
     for c in configs[1:]: validate(c)
     dev = resolve_device(c0.device)
+    check_every = check_every or (16 if dev.type == 'cuda' else 1)
     data = get_data(c0) if data is None else data.to(dev)
     validate(c0, n_train=data.n_train)
     models = [make_model(c.model, input_shape=data.input_shape, n_classes=data.n_classes, seed=c.seed, **c.model_kwargs).to(dev)
@@ -312,7 +330,8 @@ def train_group(configs: list[TrainConfig], *, data: Dataset | None = None, engi
         res = [r.to_dict() for r in runs]
         for r in res: r['env'].update(engine='loop', ensemble_size=1)
         return (res, [r.model for r in runs]) if return_models else res
-    ens = (_MLPEnsemble if engine == 'mlp' else _VmapEnsemble)(models, c0.momentum, c0.weight_decay)
+    ens = (_MLPEnsemble(models, c0.momentum, c0.weight_decay) if engine == 'mlp' else
+           _VmapEnsemble(models, c0.momentum, c0.weight_decay, c0.precision))
     mem = _Members(configs, data, engine)
     sampler = EnsembleSampler(data.n_train, c0.batch_size, [c.seed for c in configs], replacement=c0.replacement, device=dev)
 

@@ -13,7 +13,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from . import stats
-from .contract import (Claim, Spec, all_of, criteria_changes, edge_optima, findings, run_checks,
+from .contract import (GPU_SCALE, Claim, Spec, all_of, criteria_changes, edge_optima, findings, run_checks,
                                 notebook_preset, preregistration, save_figure, save_verdict, verdict)
 from .sweep import grid, seed_stats, sweep, tune_lr, tuned
 from .train import TrainConfig
@@ -46,6 +46,11 @@ PRESETS = {
                             weight_decay=5e-4),
                   batch_sizes=[16, 32, 64, 128, 256, 512, 1024, 4000], eff_lrs=[2.0 ** k for k in range(-3, 5)],
                   seeds=[0, 1, 2, 3, 4], momenta=[0.0, 0.9], margins=MARGINS),
+    # the gpu scale (see `contract.GPU_SCALE`): a 5-layer 1-D conv net with ghost batch norm on 16,000 MNIST-1D
+    # examples, 10 epochs, effective LRs 2^-6 … 2^4, B = 32 … 4096, five seeds, plain and momentum SGD
+    'gpu': dict(base=dict(GPU_SCALE, epochs=10, n_evals=2, weight_decay=5e-4),
+                batch_sizes=[2 ** k for k in range(5, 13)], eff_lrs=[2.0 ** k for k in range(-6, 5)],
+                seeds=[0, 1, 2, 3, 4], momenta=[0.0, 0.9], margins=MARGINS),
     # the paper (SED20 Fig. 1): WRN-16-4, ghost batch norm (64), L2 5e-4, 200 epochs, LR in powers of 2; for a GPU
     'paper': dict(base=dict(dataset='cifar10', model='wrn', model_kwargs={'norm': 'ghost', 'ghost_batch_size': 64},
                             weight_decay=5e-4, epochs=200, n_evals=10, device='auto', augment='crop-flip'),
@@ -214,6 +219,7 @@ DEVIATIONS = [
     'smoke: no batch norm, so no ghost batch norm (the paper uses ghost batches of 64 in the WRN)',
     'the SED20 schedule (constant for half the budget, then halved every budget/20) is our reading of the paper',
     'five seeds; the paper does not say how many it ran for each point',
+    'gpu: a 5-layer 1-D conv net with ghost batch norm on MNIST-1D (16,000 examples), 10 epochs, B = 32 … 4096',
 ]
 
 CLAIM = Claim(name='two-regimes', title='Two regimes of SGD (noise- vs curvature-dominated)',
