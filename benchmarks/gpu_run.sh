@@ -10,7 +10,7 @@
 # OUTDIR/results) resumes where it stopped. After each part it packs everything into OUTDIR/gpu_results.tar.gz.
 #
 # Environment: GPU_RUN_SECONDS (the deadline), GPU_RUN_PRESET (default gpu; `tiny` checks the plumbing on a CPU),
-# GPU_RUN_DEVICE (default cuda), SGD_NOISE_DATA (the MNIST-1D cache: generate it once elsewhere, since the
+# GPU_RUN_DEVICE (default cuda), GPU_RUN_PACK_TO (a folder that also gets the archive and the log after each part), SGD_NOISE_DATA (the MNIST-1D cache: generate it once elsewhere, since the
 # generator takes seconds per 10,000 examples), GPU_RUN_CLAIMS (default: all, in the order above).
 set -uo pipefail
 out=${1:-${OUT:-results/gpu}}
@@ -22,7 +22,8 @@ py=${PYTHON:-python3}
 start=$(date +%s)
 left() { echo $(( deadline - ($(date +%s) - start) )); }
 pack() { tar czf "$out/gpu_results.tar.gz.tmp" -C "$out" results images bench.json run.log 2>/dev/null;
-         mv "$out/gpu_results.tar.gz.tmp" "$out/gpu_results.tar.gz"; }
+         mv "$out/gpu_results.tar.gz.tmp" "$out/gpu_results.tar.gz";
+         if [ -n "${GPU_RUN_PACK_TO:-}" ]; then cp "$out/gpu_results.tar.gz" "$out/run.log" "$GPU_RUN_PACK_TO/"; fi; }
 log() { echo "[$(( $(date +%s) - start )) s] $*"; }
 {
   log "start: preset $preset on $device, deadline ${deadline} s"
