@@ -6,6 +6,7 @@
 from __future__ import annotations
 import argparse, json, os, re, sys
 from pathlib import Path
+import pandas as pd
 
 from .contract import (claims, claims_table, get_claim, load_verdicts, readme_with_table, run_checks,
                                 save_verdict, verdict_lines)
@@ -138,7 +139,16 @@ def _check_outputs(a, name) -> str:
     ResultStore(store)   # refuses a folder, a damaged or foreign file, an unwritable place; reads a read-only store
     return store
 
-def _write_outputs(claim, a, s, store, name):
+def _run_counts(raw, table) -> dict:
+    "runs, seeds and the hardware the runs trained on, for the verdict record (a sweep's table has them per run)."
+    if not isinstance(raw, pd.DataFrame) or 'seed' not in raw: return dict(runs=len(table))
+    out = dict(runs=len(raw), seeds=int(raw.seed.nunique()))
+    if 'hardware' in raw:
+        where = raw.hardware.astype(str) + ', torch ' + raw.torch.astype(str)
+        out['trained_on'] = {k: int(v) for k, v in where.value_counts().items()}
+    return out
+
+def _write_outputs(claim, a, s, store, name, raw=None):
     "The table, figure and verdict of a run; a failed write is one line (the runs stay in the store)."
     paths = dict(table=os.path.join(a.results, f'{name}.csv'),
                  figure=os.path.join(a.images, f"{a.claim.replace('-', '_')}_{a.preset}.png"))
@@ -152,7 +162,8 @@ def _write_outputs(claim, a, s, store, name):
         for line in verdict_lines(checks, claim.known_failures.get(a.preset, {})): print(line)
         cfgs = claim.configs(a.preset) if claim.configs else []
         dev = resolve_device(a.device or (cfgs[0].device if cfgs else 'cpu'))   # the verdict names the hardware
-        paths['verdict'] = save_verdict(a.results, claim, a.preset, checks, runs=len(table), device=str(dev))
+        paths['verdict'] = save_verdict(a.results, claim, a.preset, checks, device=str(dev),
+                                        **_run_counts(raw, table))
     except OSError as e:
         raise ValueError(f"cannot write {e.filename or a.results} ({e.strerror}): the runs are kept in {store}; "
                          f"free some space or give other folders, and rerun (nothing is trained again)") from None
@@ -183,7 +194,7 @@ def _reproduce(a) -> int:
     store = _check_outputs(a, name)
     over = {**({'device': a.device} if a.device else {}), **_speed(a)}
     raw = claim.run(a.preset, store=store, progress=not a.no_progress, **over)
-    checks = _write_outputs(claim, a, claim.analyse(raw, claim.margins(a.preset)), store, name)
+    checks = _write_outputs(claim, a, claim.analyse(raw, claim.margins(a.preset)), store, name, raw)
     return 0 if all(c.holds for c in checks) else 1
 
 def _report(a) -> int:

@@ -18,7 +18,7 @@ from .train import environment
 __all__ = ['GPU_SCALE', 'PLUMBING_PRESETS', 'TABLE_START', 'TABLE_END', 'Spec', 'pick_preset', 'Claim', 'claims', 'get_claim',
            'preregistration', 'criteria_changes', 'run_checks', 'verdict_lines', 'verdict', 'all_of', 'findings',
            'verdict_record', 'save_verdict', 'load_verdicts', 'claims_table', 'readme_with_table', 'save_figure',
-           'edge_optima', 'notebook_preset']
+           'edge_optima', 'notebook_preset', 'committed_run']
 
 # %% ../nbs/09_contract.ipynb 5
 @dataclass(frozen=True)
@@ -219,10 +219,13 @@ def _status(checks) -> str:
     return 'holds' if k == n else ('does not hold' if k == 0 else f'partly ({k} of {n})')
 
 def _where(d: dict) -> str:
+    "When, on what hardware (where the runs trained, if the record says so) and with how many seeds and runs."
     env = d.get('env') or {}
     hw = env.get('gpu') or f"{env.get('cpu', '?')} ({env.get('cores', '?')} cores)"
+    hw = f"{hw}; torch {env.get('torch', '?')}"
+    if d.get('trained_on'): hw = ' + '.join(f'{n} runs on {h}' for h, n in d['trained_on'].items())
     n = ', '.join(f"{d[k]} {k if d[k] != 1 else k[:-1]}" for k in ('seeds', 'runs') if k in d)
-    return f"{d.get('date', '?')}; {hw}; torch {env.get('torch', '?')}" + (f'; {n}' if n else '')
+    return f"{d.get('date', '?')}; {hw}" + (f'; {n}' if n else '')
 
 def claims_table(verdicts: list[dict]) -> str:
     "The README's claims table (Markdown) from verdict records."
@@ -262,3 +265,22 @@ def notebook_preset() -> tuple[str, str, str]:
     env = os.environ.get
     return (env('SGD_NOISE_PRESET', 'smoke'), env('SGD_NOISE_VERDICTS', '../results/verdicts'),
             env('SGD_NOISE_IMAGES', '../results/images'))
+
+
+def committed_run(claim: Claim, preset: str, folder='../verdicts/runs'):
+    """(raw results, summary) of the committed runs of `preset`, read from `folder/CLAIM-PRESET.sqlite`: the
+    notebooks show the `gpu` runs this way on any machine. It trains nothing: a store that lacks runs of the preset
+    is a one-line error saying how many, and how to finish them."""
+    from sgd_noise.sweep import ResultStore  # sweep is above contract in the layers; only this reader needs it
+    path = Path(folder) / f'{claim.name}-{preset}.sqlite'
+    if not path.is_file():
+        raise ValueError(f"no committed runs at {path}: run `sgd-noise reproduce {claim.name} --preset {preset} --store {path}`")
+    store = ResultStore(path)
+    cfgs = claim.configs(preset) if claim.configs else []
+    done = store.finished()
+    left = sum(c.config_id not in done for c in cfgs)
+    if left:
+        raise ValueError(f"{path} holds {len(cfgs) - left} of the {len(cfgs)} runs of preset {preset!r}: finish them with "
+                         f"`sgd-noise reproduce {claim.name} --preset {preset} --store {path}` (it resumes)")
+    raw = claim.run(preset, store=store, progress=False)
+    return raw, claim.analyse(raw, claim.margins(preset))

@@ -151,6 +151,8 @@ def plot(s: dict, path=None, title='optimal LR vs epoch budget'):
 # %% ../nbs/12_epoch_budget.ipynb 14
 # Checks that did not hold when this repository ran a preset, with what was measured (see "What this run found")
 KNOWN_FAILURES = {
+    'gpu': {'loss-lr-falls': 'over 1-32 epochs the loss-optimal LR fell 5.2x (95% CI 3.7-8.2): the estimate is past '
+                             'the 4x margin, the interval is not'},
     'smoke': {'loss-lr-falls': 'over 1-32 epochs the loss-optimal LR fell 2.1x (95% CI 1.9-2.3), not more than 4x',
               'acc-saturates': 'from 16 to 32 epochs test accuracy still rose 3.7 points (90% CI 2.6-4.8), outside ±2'},
 }

@@ -522,9 +522,9 @@ class ResultStore:
                              f"left to train; copy it to a writable folder and give that path")
 
     def finished(self) -> set[str]:
-        "The config ids already in the store."
+        "The config ids already in the store (under today's id rule: see `_current_id`)."
         if not self._exists(): return set()
-        with self._reading() as con: return {r[0] for r in con.execute('SELECT config_id FROM runs')}
+        with self._reading() as con: return {_current_id(i, c) for i, c in con.execute('SELECT config_id, config FROM runs')}
 
     def add(self, results: list[dict]) -> int:
         "Insert results (dicts from `train_group`) in one transaction; returns how many were new."
@@ -559,7 +559,7 @@ class ResultStore:
         if not self._exists(): return []
         with self._reading() as con: rows = con.execute(f"SELECT {', '.join(_COLUMNS[:-1])} FROM runs").fetchall()
         keep = None if ids is None else set(ids)
-        return [self._record(r) for r in rows if keep is None or r[0] in keep]
+        return [self._record(r) for r in rows if keep is None or _current_id(r[0], r[1]) in keep]
 
     def _record(self, row) -> dict:
         "A row as the dict `train_group` returns; a field that is not JSON is a one-line error naming the run."
@@ -590,6 +590,12 @@ class ResultStore:
         try: rows, lost = _readable_rows(src)
         except sqlite3.DatabaseError as e: raise ValueError(f"{src} cannot be read as a results store ({e})") from None
         return dict(copied=out._insert(rows) if rows else 0, lost=lost)
+
+def _current_id(stored_id: str, config_json) -> str:
+    """The id of a stored run under today's rule, re-derived from its config: ids changed once (0.3 left the device
+    out), and a store written before still resumes. A config that does not parse keeps its stored id."""
+    try: return TrainConfig(**json.loads(config_json)).config_id
+    except (TypeError, ValueError): return stored_id
 
 def _readable_rows(src) -> tuple[list, list]:
     "The rows of `src` that can be read and whose JSON parses, and the ids (or 'row N') of those that cannot."
@@ -650,6 +656,9 @@ def sweep(configs: list[TrainConfig], *, store: ResultStore | str | os.PathLike 
 CONFIG_COLUMNS = ('dataset', 'model', 'batch_size', 'lr', 'momentum', 'weight_decay', 'epochs', 'steps', 'schedule',
                   'seed', 'n_train')
 
+def _cpu_name(env: dict) -> str:
+    return f"CPU ({env.get('threads', '?')} threads)" if env.get('device', 'cpu') == 'cpu' else str(env.get('device'))
+
 def results_frame(results: list[dict], order: list[str] | None = None) -> pd.DataFrame:
     "One row per run: its config, status, final metrics and wall time; `history` holds the evaluations."
     rows = []
@@ -657,7 +666,8 @@ def results_frame(results: list[dict], order: list[str] | None = None) -> pd.Dat
         c = TrainConfig(**r['config'])
         rows.append(dict(config_id=c.config_id, **{k: r['config'][k] for k in CONFIG_COLUMNS}, status=r['status'],
                          **r['final'], steps_done=r['steps_done'], diverged_at=r['diverged_at'],
-                         wall_time=r['wall_time'], engine=r['env'].get('engine'), history=r['history']))
+                         wall_time=r['wall_time'], engine=r['env'].get('engine'), history=r['history'],
+                         hardware=r['env'].get('gpu') or _cpu_name(r['env']), torch=r['env'].get('torch')))
     df = pd.DataFrame(rows)
     if order is not None and len(df): df = df.set_index('config_id').loc[[i for i in order if i in set(df.config_id)]].reset_index()
     return df

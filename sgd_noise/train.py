@@ -89,6 +89,10 @@ class TrainConfig:
         # epoch budgets count examples since 0.2 (before, `epochs × (n // B)` steps): runs stored under the old
         # rule trained for fewer steps, so their ids must differ and a store retrains them
         if d['epochs'] is not None: d['budget'] = 'examples'
+        # the device is where a run trains, not what it computes (each result's `env` records the hardware): since
+        # 0.3 a run asked for on 'cuda' and the same run on 'cpu' share an id, so a sweep started on a GPU can be
+        # finished elsewhere; stores written before read back through `ResultStore`, which re-derives ids
+        d.pop('device')
         return hashlib.sha1(json.dumps(d, sort_keys=True, default=list).encode()).hexdigest()[:16]
 
     def replace(self, **changes) -> 'TrainConfig': return dataclasses.replace(self, **changes)
