@@ -176,6 +176,7 @@ DEVIATIONS = [
     'smoke: no batch norm, so no ghost batch norm; no data augmentation (MNIST-1D)',
     'the SED20 schedule (constant for half the budget, then halved every budget/20) is our reading of the paper',
     'gpu: a 5-layer 1-D conv net with ghost batch norm on MNIST-1D (16,000 examples), budgets 1 … 32 epochs',
+    'gpu: cuDNN convolutions in TF32 on the GPU (PyTorch\'s default); the `train` equivalence is tested in fp32 on the CPU',
 ]
 
 CLAIM = Claim(name='epoch-budget', title='The optimal learning rate vs the epoch budget',

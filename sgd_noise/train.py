@@ -16,9 +16,10 @@ from .data import DATASETS, Dataset, MinibatchSampler, data_root, load_dataset
 from .models import MODELS, make_model
 
 # %% auto 0
-__all__ = ['SCHEDULES', 'PRECISIONS', 'AUGMENTATIONS', 'SPEED_DEFAULTS', 'LOOP_ONLY_DEFAULTS', 'MAX_SEED', 'MAX_STEPS', 'METRICS',
-           'AUGMENT', 'lr_factor', 'TrainConfig', 'validate', 'resolve_device', 'get_data', 'loss_fn', 'evaluate',
-           'eval_steps', 'environment', 'RunResult', 'nan_metrics', 'progress_bar', 'crop_flip', 'train']
+__all__ = ['SCHEDULES', 'PRECISIONS', 'AUGMENTATIONS', 'SPEED_DEFAULTS', 'SWA_DEFAULTS', 'LOOP_ONLY_DEFAULTS', 'MAX_SEED',
+           'MAX_STEPS', 'METRICS', 'AUGMENT', 'lr_factor', 'TrainConfig', 'validate', 'resolve_device', 'get_data',
+           'loss_fn', 'evaluate', 'eval_steps', 'environment', 'RunResult', 'nan_metrics', 'progress_bar', 'crop_flip',
+           'train']
 
 # %% ../nbs/02_train.ipynb 5
 SCHEDULES = ('sed20', 'constant', 'cosine')
@@ -38,7 +39,8 @@ AUGMENTATIONS = ('crop-flip',)  # random 32x32 crop of the image padded by 4 pix
 SPEED_DEFAULTS = dict(precision='fp32', channels_last=False, compile=False)  # the speed options, off
 # fields added after the first stores were written: at these defaults they leave older config ids valid, and any
 # other value makes the sweep train the config through `train` (the ensemble engines do not implement them)
-LOOP_ONLY_DEFAULTS = dict(SPEED_DEFAULTS, augment=None, target_loss=None)
+SWA_DEFAULTS = dict(swa_start=None, swa_lr=None, swa_every=None, swa_update_bn=True)  # stochastic weight averaging, off
+LOOP_ONLY_DEFAULTS = dict(SPEED_DEFAULTS, augment=None, target_loss=None, **SWA_DEFAULTS)
 
 def _plain(v):
     "`v` with NumPy scalars (what `np.arange`, `np.logspace` give) turned into Python numbers, inside lists too."
@@ -73,6 +75,15 @@ class TrainConfig:
     compile: bool = False         # torch.compile the model for training (a one-off compile per run)
     augment: str | None = None    # data augmentation of training batches, on the device: None or 'crop-flip'
     target_loss: float | None = None  # stop once the training loss (whole set, checked every epoch) is this low
+    # stochastic weight averaging (Izmailov et al. 2018, arXiv 1803.05407) through torch.optim.swa_utils: from the step
+    # `swa_start × budget` on, average the weights every `swa_every` steps (None: once an epoch), at the constant LR
+    # `swa_lr` (SWALR, cosine-annealed into over the first 5% of the SWA phase; None: the schedule goes on); at the
+    # end recompute batch-norm statistics for the average (`update_bn`) unless `swa_update_bn=False`; the last
+    # history entry and `final` are then the averaged model's
+    swa_start: float | None = None
+    swa_lr: float | None = None
+    swa_every: int | None = None
+    swa_update_bn: bool = True
 
     def __post_init__(self):
         # NumPy integers and floats are stored as Python numbers: the config's JSON and id do not change with them
@@ -170,6 +181,13 @@ def validate(cfg: TrainConfig, n_train: int | None = None) -> TrainConfig:
     _check(cfg.augment is None or (isinstance(cfg.augment, str) and cfg.augment in AUGMENTATIONS),
            f"unknown augment {cfg.augment!r}: choose None or one of {', '.join(AUGMENTATIONS)}")
     _check_number(cfg, 'target_loss', lambda v: v > 0, '> 0', optional=True)
+    _check_number(cfg, 'swa_start', lambda v: 0 <= v < 1, 'a fraction of the budget in [0, 1)', optional=True)
+    _check_number(cfg, 'swa_lr', lambda v: v > 0, '> 0', optional=True)
+    _check_int(cfg, 'swa_every', 1, optional=True)
+    _check(isinstance(cfg.swa_update_bn, bool), f"swa_update_bn={cfg.swa_update_bn!r} must be True or False")
+    if cfg.swa_start is None:
+        extra = [k for k, v in SWA_DEFAULTS.items() if k != 'swa_start' and getattr(cfg, k) != v]
+        _check(not extra, f"{', '.join(extra)} given without swa_start: set swa_start (e.g. 0.75) to average weights")
     resolve_device(cfg.device)
     return cfg
 
@@ -306,12 +324,29 @@ def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = Tru
     aug_gen = torch.Generator(device=dev).manual_seed(cfg.seed + 7919) if cfg.augment else None  # not the sampler's stream
     stop_every = max(1, round(data.n_train / cfg.batch_size)) if cfg.target_loss is not None else 0
 
-    def record(step):
-        trl, tra = evaluate(model, data.x_train, data.y_train)
-        tel, tea = evaluate(model, data.x_test, data.y_test)
-        history.append(dict(step=step, epoch=step * cfg.batch_size / data.n_train, lr=cfg.lr * lr_factor(cfg.schedule, min(step, total - 1), total),
-                            train_loss=trl, train_acc=tra, test_loss=tel, test_acc=tea))
-        if on_eval is not None: history[-1].update(on_eval(step, model, data) or {})
+    swa_from = None if cfg.swa_start is None else int(cfg.swa_start * total)
+    swa_every = cfg.swa_every or max(1, round(data.n_train / cfg.batch_size))
+    swa_model = swa_sched = None
+
+    def record(step, m=None, **extra):
+        m = model if m is None else m
+        trl, tra = evaluate(m, data.x_train, data.y_train)
+        tel, tea = evaluate(m, data.x_test, data.y_test)
+        lr = opt.param_groups[0]['lr'] if swa_sched is not None else cfg.lr * lr_factor(cfg.schedule, min(step, total - 1), total)
+        history.append(dict(step=step, epoch=step * cfg.batch_size / data.n_train, lr=lr,
+                            train_loss=trl, train_acc=tra, test_loss=tel, test_acc=tea, **extra))
+        if on_eval is not None: history[-1].update(on_eval(step, m, data) or {})
+
+    def average(step):
+        "Start or update the weight average after `step` (the SWA phase), and step its LR schedule."
+        nonlocal swa_model, swa_sched
+        if swa_model is None:
+            swa_model = torch.optim.swa_utils.AveragedModel(model)
+            if cfg.swa_lr is not None:
+                swa_sched = torch.optim.swa_utils.SWALR(opt, swa_lr=cfg.swa_lr, anneal_strategy='cos',
+                                                        anneal_epochs=max(1, (total - swa_from) // 20))
+        if (step - swa_from - 1) % swa_every == 0: swa_model.update_parameters(model)
+        (swa_sched or sched).step()
 
     t0 = time.perf_counter()
     model.train()
@@ -328,11 +363,19 @@ def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = Tru
             break
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step(); sched.step()
+        opt.step()
+        if swa_from is not None and step > swa_from: average(step)
+        else: sched.step()
         if step in evals: record(step)
         if stop_every and step % stop_every == 0 and evaluate(model, data.x_train, data.y_train)[0] <= cfg.target_loss:
             if step not in evals: record(step)
             break
+    if swa_model is not None and status == 'ok':
+        if cfg.swa_update_bn:   # batch-norm statistics for the averaged weights: one pass over the training set
+            torch.optim.swa_utils.update_bn((data.x_train[i:i + cfg.batch_size] for i in range(0, data.n_train, cfg.batch_size)),
+                                            swa_model)
+        model = swa_model.module
+        record(step, model, model_kind='swa', n_averaged=int(swa_model.n_averaged))
     final = nan_metrics() if status == 'diverged' else {k: history[-1][k] for k in METRICS}
     if status == 'ok' and not math.isfinite(final['train_loss']): status, final = 'diverged', nan_metrics()
     done = step - (status == 'diverged')

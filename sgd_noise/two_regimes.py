@@ -220,6 +220,7 @@ DEVIATIONS = [
     'the SED20 schedule (constant for half the budget, then halved every budget/20) is our reading of the paper',
     'five seeds; the paper does not say how many it ran for each point',
     'gpu: a 5-layer 1-D conv net with ghost batch norm on MNIST-1D (16,000 examples), 10 epochs, B = 32 … 4096',
+    'gpu: cuDNN convolutions in TF32 on the GPU (PyTorch\'s default); the `train` equivalence is tested in fp32 on the CPU',
 ]
 
 CLAIM = Claim(name='two-regimes', title='Two regimes of SGD (noise- vs curvature-dominated)',

@@ -1,14 +1,16 @@
 "The claim modules: the registry, presets that follow the papers, every claim through the CLI, and checks that can fail."
-import math
+import json, math, os
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from sgd_noise.cli import main
-from sgd_noise.contract import claims, get_claim, preregistration, run_checks
-from sgd_noise.sweep import results_frame, train_group
-from sgd_noise.train import TrainConfig, validate
+from sgd_noise.contract import claims, committed_run, get_claim, preregistration, run_checks
+from sgd_noise.sweep import ResultStore, results_frame, train_group
+from sgd_noise.train import TrainConfig, train, validate
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SWEEP_CLAIMS = ['two-regimes', 'step-budget', 'epoch-budget']
 ALL = ['two-regimes', 'step-budget', 'epoch-budget', 'noise-scale', 'sharp-flat', 'sde-quadratic']
@@ -23,7 +25,7 @@ def test_registry_finds_every_claim_in_notebook_order():
 @pytest.mark.parametrize('name', ALL)
 def test_every_preset_declares_every_margin_with_a_reason(name):
     c = get_claim(name)
-    assert {'tiny', 'smoke', 'paper'} <= set(c.presets)
+    assert {'tiny', 'smoke', 'gpu', 'paper'} <= set(c.presets)
     for preset in c.presets:
         pre = preregistration(c, preset)
         assert list(pre.index) == [s.id for s in c.specs]
@@ -53,8 +55,39 @@ def test_every_preset_gives_valid_configs(name):
 @pytest.mark.parametrize('name', ['step-budget', 'epoch-budget'])
 def test_budget_studies_use_sed20_momentum(name):
     mod = __import__(f"sgd_noise.{name.replace('-', '_')}", fromlist=['configs'])
-    for preset in ('smoke', 'paper'):
+    for preset in ('smoke', 'gpu', 'paper'):
         assert {c.momentum for c in mod.configs(preset)} == {0.9}
+
+
+@pytest.mark.parametrize('name', SWEEP_CLAIMS)
+def test_gpu_presets_train_the_deeper_net_on_the_larger_set_with_five_seeds(name):
+    "The gpu scale: MNIST-1D at 16,000 examples, the 5-layer 1-D conv net with ghost batch norm, >= 5 seeds, SED20's L2."
+    mod = __import__(f"sgd_noise.{name.replace('-', '_')}", fromlist=['configs'])
+    cfgs = mod.configs('gpu')
+    assert all(c.n_train == 16000 and c.model == 'cnn' and c.model_kwargs['norm'] == 'ghost' and c.device == 'auto'
+               and c.weight_decay == 5e-4 for c in cfgs)
+    assert len({c.seed for c in cfgs}) >= 5
+    assert {c.config_id for c in mod.configs('gpu', device='cuda')} == {c.config_id for c in cfgs}  # ids: no device
+
+
+@pytest.mark.parametrize('name', ['step-budget', 'epoch-budget'])
+def test_committed_gpu_runs_give_the_committed_verdict(name):
+    "The committed H200 stores re-derive, on a CPU and training nothing, the checks of the committed gpu verdict."
+    c = get_claim(name)
+    raw, s = committed_run(c, 'gpu', folder=os.path.join(REPO, 'verdicts', 'runs'))
+    assert set(raw.hardware) == {'NVIDIA H200'} and len(raw) == len(c.configs('gpu'))
+    committed = json.load(open(os.path.join(REPO, 'verdicts', f'{name}-gpu.json')))
+    assert [(k.id, k.holds) for k in run_checks(c, s, 'gpu')] == [(k['id'], k['holds']) for k in committed['checks']]
+    assert committed['trained_on'] == {'NVIDIA H200, torch 2.11.0+cu130': len(raw)}
+
+
+def test_committed_run_refuses_to_train(tmp_path):
+    "A store missing runs of the preset is a one-line error naming how many, not a silent sweep."
+    c = get_claim('step-budget')
+    with pytest.raises(ValueError, match='no committed runs'): committed_run(c, 'tiny', folder=tmp_path)
+    ResultStore(tmp_path / 'step-budget-tiny.sqlite').add(
+        [r for r in [train(c.configs('tiny')[0], progress=False).to_dict()]])
+    with pytest.raises(ValueError, match=r'holds 1 of the \d+ runs of preset'): committed_run(c, 'tiny', folder=tmp_path)
 
 
 def test_sharp_flat_compares_at_matched_loss():

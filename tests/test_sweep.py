@@ -266,3 +266,24 @@ def test_sharp_flat_paper_preset_starts_training_on_mnist_files(tmp_path, monkey
     # to a target loss the members train through `train`; without one, the F1 MLP trains as an ensemble on images
     res = train_group([c.replace(target_loss=None) for c in cfgs], engine='mlp', progress=False)
     assert [r['env']['engine'] for r in res] == ['mlp', 'mlp'] and [r['status'] for r in res] == ['ok', 'ok']
+
+
+def test_ids_leave_out_the_device_and_old_stores_still_resume(tmp_path):
+    """The device is where a run trains, not what it computes: 'cpu' and 'cuda' share an id. A store written under
+    the old rule (the device inside the hash) is read back under the new one, so nothing is trained twice."""
+    import hashlib
+    cfg = TrainConfig(steps=3, n_evals=1, **FAST)
+    assert cfg.config_id == cfg.replace(device='cuda').config_id == cfg.replace(device='auto').config_id
+    res = train(cfg, progress=False).to_dict()
+    d = cfg.to_dict()
+    for k in ('precision', 'channels_last', 'compile', 'augment', 'target_loss'): d.pop(k)
+    old_id = hashlib.sha1(json.dumps(d, sort_keys=True, default=list).encode()).hexdigest()[:16]
+    assert old_id != cfg.config_id
+    store = ResultStore(tmp_path / 's.sqlite')
+    row = (old_id, json.dumps(res['config']), res['status'], json.dumps(res['final']), json.dumps(res['history']),
+           res['steps_done'], res['diverged_at'], res['wall_time'], json.dumps(res['env']), 0.0)
+    store._insert([row])
+    assert store.finished() == {cfg.config_id}
+    df = sweep([cfg], store=store, progress=False)
+    assert len(df) == 1 and len(store) == 1                    # found, not retrained
+    assert list(df.hardware) == [f"CPU ({res['env']['threads']} threads)"]

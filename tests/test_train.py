@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from sgd_noise.train import (SCHEDULES, TrainConfig, eval_steps, lr_factor, train, validate)
+from sgd_noise.data import load_dataset
 
 FAST = dict(dataset='mnist1d', n_train=512, n_test=128, n_evals=2)
 
@@ -201,3 +202,35 @@ def test_target_loss_stops_at_the_first_epoch_below_it():
     assert never.steps_done == cfg.replace(epochs=2).total_steps(512) and never.final['train_loss'] > 1e-6
     for bad in (0, -1.0, float('nan'), 'low', True):
         with pytest.raises(ValueError, match='target_loss'): validate(cfg.replace(target_loss=bad))
+
+
+def test_swa_averages_weights_and_recomputes_batch_norm_statistics():
+    """SWA through torch.optim.swa_utils: the last record is the averaged model's; `update_bn` gave it batch-norm
+    statistics of its own (running it again changes nothing), and without it they are stale (running it changes them)."""
+    from torch.optim.swa_utils import update_bn
+    base = TrainConfig(dataset='digits', model='cnn', model_kwargs={'norm': 'bn'}, batch_size=64, steps=60,
+                       lr=0.05, momentum=0.9, n_evals=2, swa_start=0.5, swa_every=5, swa_lr=0.02)
+    runs = {bn: train(base.replace(swa_update_bn=bn), progress=False) for bn in (True, False)}
+    for bn, r in runs.items():
+        last = r.history[-1]
+        assert r.status == 'ok' and last['model_kind'] == 'swa' and last['n_averaged'] == 6 and last['lr'] == 0.02
+        assert r.final['test_acc'] == last['test_acc'] and 'model_kind' not in r.history[-2]
+        bn_layer = next(m for m in r.model.modules() if isinstance(m, torch.nn.BatchNorm1d) or isinstance(m, torch.nn.BatchNorm2d))
+        before = bn_layer.running_mean.clone()
+        x = load_dataset('digits').x_train
+        update_bn([x[i:i + 64] for i in range(0, len(x), 64)], r.model)
+        assert torch.allclose(bn_layer.running_mean, before, atol=1e-5) == bn
+    assert runs[True].final != runs[False].final          # skipping update_bn shows in the result
+
+
+def test_swa_options_need_swa_start_and_route_sweeps_to_train():
+    from sgd_noise.models import make_model
+    from sgd_noise.sweep import choose_engine
+    with pytest.raises(ValueError, match='swa_lr given without swa_start'): validate(TrainConfig(steps=5, swa_lr=0.1))
+    with pytest.raises(ValueError, match='swa_start'): validate(TrainConfig(steps=5, swa_start=1.5))
+    cfg = TrainConfig(steps=5, swa_start=0.5)
+    assert TrainConfig(steps=5).config_id == TrainConfig(steps=5, swa_update_bn=True).config_id   # old ids stand
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')   # "... train one at a time", said once per process
+        assert choose_engine(make_model('mlp', input_shape=(40,), n_classes=10), cfg=cfg) == 'loop'
