@@ -225,7 +225,8 @@ def _read_cifar_batch(path: Path, name: str):
         data, labels = np.asarray(data, dtype=np.uint8), np.asarray(labels, dtype=np.int64)
     except Exception as e: raise _corrupt(name, path, _first_line(e)) from None
     if data.ndim != 2 or data.shape[1] != 3072 or labels.shape != (data.shape[0],):
-        raise _corrupt(name, path, f"data of shape {data.shape} with {labels.size} labels, expected [N, 3072] and N labels")
+        raise _corrupt(name, path,
+                       f"data of shape {data.shape} with {labels.size} labels, expected [N, 3072] and N labels")
     return data.reshape(-1, 3, 32, 32), labels
 
 # %% ../nbs/00_data.ipynb 24
@@ -284,7 +285,8 @@ def _load_images(name, n_train, n_test, root, download, data_seed):
     xtr, ytr, xte, yte = _read_images(name, root, download)
     for y, p in ((ytr, 'train'), (yte, 'test')):
         if y.size and (y.min() < 0 or y.max() > 9):
-            raise ValueError(f"{name}: corrupt {p} labels (values outside 0..9): get the files again from {_SOURCES[name][2]}")
+            raise ValueError(f"{name}: corrupt {p} labels (values outside 0..9): "
+                             f"get the files again from {_SOURCES[name][2]}")
     n_train = _check_size('n_train', n_train, len(xtr), len(xtr), name)
     n_test = _check_size('n_test', n_test, len(xte), len(xte), name)
     seed = _check_seed(data_seed, 0)

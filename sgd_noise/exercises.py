@@ -17,7 +17,8 @@ def _close(a, e, tol, rel) -> bool:
     return abs(float(a) - float(e)) <= tol + rel * abs(float(e))
 
 def _matches(answer, expected, tol, rel) -> bool:
-    if isinstance(expected, str) or (isinstance(expected, (set, frozenset)) and all(isinstance(v, str) for v in expected)):
+    if isinstance(expected, str) or (isinstance(expected, (set, frozenset))
+                                     and all(isinstance(v, str) for v in expected)):
         accepted = {expected} if isinstance(expected, str) else expected
         return str(answer).strip().lower() in {v.strip().lower() for v in accepted}
     if isinstance(expected, bool): return isinstance(answer, bool) and answer == expected

@@ -11,11 +11,9 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 import torch
-from IPython.display import Markdown, display
 
 from . import stats, two_regimes
-from .contract import (Claim, Spec, criteria_changes, findings, notebook_preset, preregistration, run_checks,
-                                save_figure, save_verdict, verdict)
+from .contract import Claim, Spec, save_figure
 from .train import TrainConfig, loss_fn, train
 
 # %% auto 0
@@ -52,11 +50,13 @@ def gradient_noise_scale(model, x, y, *, b_small: int = 32, b_big: int = 1024, n
     norms = {}
     for b in (b_small, b_big):
         norms[b] = np.array([_sq_grad_norm(model, x[i], y[i], loss)
-                             for i in (torch.randint(len(x), (b,), generator=g).to(x.device) for _ in range(n_batches))])
+                             for i in (torch.randint(len(x), (b,), generator=g).to(x.device)
+                                       for _ in range(n_batches))])
     est = noise_scale_from_norms(norms[b_small].mean(), norms[b_big].mean(), b_small, b_big)
     rng = np.random.default_rng(seed)
     boots = [noise_scale_from_norms(norms[b_small][rng.integers(0, n_batches, n_batches)].mean(),
-                                    norms[b_big][rng.integers(0, n_batches, n_batches)].mean(), b_small, b_big)['B_simple']
+                                    norms[b_big][rng.integers(0, n_batches, n_batches)].mean(),
+                                    b_small, b_big)['B_simple']
              for _ in range(n_boot)]
     boots = np.array([v for v in boots if np.isfinite(v)])
     return dict(est, B_simple_se=float(boots.std(ddof=1)) if len(boots) > 1 else float('nan'))
@@ -77,8 +77,10 @@ def regression_problem(d: int = 20, n: int = 200_000, sigma: float = 0.5, delta_
 
 # %% ../nbs/13_noise_scale.ipynb 13
 MARGINS = {
-    'b-simple-grows': (2.0, 'McCandlish et al. see the noise scale grow by an order of magnitude; a doubling is the least'),
-    'b-simple-predicts-transition': (2.0, "one grid step (a factor of 2) either side of the sweep's transition interval: "
+    'b-simple-grows': (2.0, 'McCandlish et al. see the noise scale grow by an order of magnitude; '
+                            'a doubling is the least'),
+    'b-simple-predicts-transition': (2.0, "one grid step (a factor of 2) either side of the sweep's "
+                                          "transition interval: "
                                           'the sweep locates the transition only to one step of its grid'),
 }
 
@@ -104,7 +106,8 @@ def run(preset: str = 'smoke', *, store=None, progress: bool = True, **overrides
     p = CLAIM.preset(preset)
     reg_claim = two_regimes.CLAIM
     tr_store = os.path.join(os.path.dirname(os.fspath(store)), f'two-regimes-{preset}.sqlite') if store else None
-    reg = reg_claim.analyse(reg_claim.run(preset, store=tr_store, progress=progress, **overrides), reg_claim.margins(preset))
+    reg = reg_claim.analyse(reg_claim.run(preset, store=tr_store, progress=progress, **overrides),
+                            reg_claim.margins(preset))
     plain = reg['by_momentum'][0.0]
     cfg = two_regimes.configs(preset, **overrides)[0].replace(
         batch_size=int(reg['batch_sizes'][0]), lr=float(plain['lr'][0]), momentum=0.0, n_evals=p['n_evals'])
@@ -178,10 +181,11 @@ def plot(s: dict, path=None, title='gradient noise scale vs the transition'):
 # %% ../nbs/13_noise_scale.ipynb 17
 # Checks that did not hold when this repository ran a preset, with what was measured (see "What this run found")
 KNOWN_FAILURES = {
-    'smoke': {'b-simple-grows': 'B_simple grew 118x (89 -> 10541), but the last estimate is at the noise floor of |G|² '
-                                '(bootstrap SE 22713), so the 95% interval of the growth is 1.7-8107x',
-              'b-simple-predicts-transition': 'median 206 over the constant-LR phase (95% CI 89-326) against a window '
-                                              'of 32-256 around the transition at B=64…128: the upper end is outside'},
+    'smoke': {'b-simple-grows': 'B_simple grew 118x (89 -> 10541), but the last estimate is at the noise floor '
+                                'of |G|² (bootstrap SE 22713), so the 95% interval of the growth is 1.7-8107x',
+              'b-simple-predicts-transition': 'median 206 over the constant-LR phase (95% CI 89-326) '
+                                              'against a window of 32-256 around the transition at B=64…128: '
+                                              'the upper end is outside'},
 }
 
 CRITERIA_CHANGES = [

@@ -4,7 +4,7 @@
 
 # %% ../nbs/20_playground.ipynb 3
 from __future__ import annotations
-import io, threading, time
+import io, threading
 from pathlib import Path
 
 import ipywidgets as widgets
@@ -96,7 +96,8 @@ def _png(fig: Figure) -> bytes:
 
 # %% ../nbs/20_playground.ipynb 14
 def _table(shown: list[dict]) -> str:
-    rows = ''.join(f"<tr><td>{_label(r)}</td><td>{temperature(r['config']['lr'], r['config']['batch_size'], r['config']['momentum']):.3g}</td>"
+    rows = ''.join(f"<tr><td>{_label(r)}</td>"
+                   f"<td>{temperature(r['config']['lr'], r['config']['batch_size'], r['config']['momentum']):.3g}</td>"
                    f"<td>{r['status']}</td><td>{r['final'].get('train_loss', float('nan')):.4f}</td>"
                    f"<td>{r['final'].get('test_acc', float('nan')):.3f}</td></tr>" for r in shown)
     return ('<table><tr><th>run</th><th>T = ε/(B(1−m))</th><th>status</th><th>train loss</th><th>test acc</th></tr>'
@@ -112,7 +113,8 @@ def _widget(self, epochs_max: int = 60):
         momentum=widgets.SelectionSlider(options=[0.0, 0.5, 0.9, 0.95], value=0.0, description='momentum'),
         epochs=widgets.IntSlider(value=10, min=1, max=epochs_max, description='epochs'))
     self.buttons = dict(train=widgets.Button(description='Train', button_style='primary'),
-                        stop=widgets.Button(description='Stop', button_style='warning'), clear=widgets.Button(description='Clear'))
+                        stop=widgets.Button(description='Stop', button_style='warning'),
+                        clear=widgets.Button(description='Clear'))
     self.progress = widgets.FloatProgress(value=0, min=0, max=1, description='idle')
     self.image, self.html = widgets.Image(format='png'), widgets.HTML()
     self.buttons['train'].on_click(lambda _: self.start())
@@ -120,8 +122,8 @@ def _widget(self, epochs_max: int = 60):
     self.buttons['clear'].on_click(lambda _: (self.shown.clear(), self._redraw()))
     self._redraw()
     s = list(self.sliders.values())
-    return widgets.VBox([widgets.HBox(s[:2]), widgets.HBox(s[2:]), widgets.HBox(list(self.buttons.values()) + [self.progress]),
-                         self.image, self.html])
+    return widgets.VBox([widgets.HBox(s[:2]), widgets.HBox(s[2:]),
+                         widgets.HBox(list(self.buttons.values()) + [self.progress]), self.image, self.html])
 
 def _redraw(self):
     self.image.value, self.html.value = _png(plot_runs(self.shown)), _table(self.shown)
@@ -151,7 +153,8 @@ Playground.widget, Playground._redraw, Playground.start, Playground.wait = _widg
 SHARP, FLAT = np.array([-1.0, 0.0]), np.array([1.5, 0.0])
 
 def toy_loss(p: np.ndarray) -> np.ndarray:
-    "The toy loss at points p [..., 2]: a sharp deep Gaussian well, a flat shallow one, a bowl that keeps chains near both."
+    ("The toy loss at points p [..., 2]: a sharp deep Gaussian well, a flat shallow one, "
+     "a bowl that keeps chains near both.")
     d1, d2 = ((p - SHARP) ** 2).sum(-1), ((p - FLAT) ** 2).sum(-1)
     return -1.0 * np.exp(-d1 / (2 * 0.15 ** 2)) - 0.7 * np.exp(-d2 / (2 * 0.8 ** 2)) + 0.1 * (p ** 2).sum(-1)
 

@@ -11,12 +11,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import scipy.linalg
-from IPython.display import Markdown, display
 from matplotlib.figure import Figure
 
 from . import stats
-from .contract import (Claim, Spec, criteria_changes, findings, notebook_preset, pick_preset, preregistration,
-                                run_checks, save_figure, save_verdict, verdict)
+from .contract import Claim, Spec, pick_preset, save_figure
 
 # %% auto 0
 __all__ = ['MARGINS', 'SETTINGS', 'PRESETS', 'SPECS', 'SPEC', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM',
@@ -84,7 +82,8 @@ PRESETS = {
     'tiny': dict(problem=dict(d=2), chains=200, steps=400, margins=MARGINS),
     'smoke': dict(problem=dict(d=4), chains=4000, steps=3000, margins=MARGINS),
     'paper': dict(problem=dict(d=16), chains=20000, steps=20000, margins=MARGINS),
-    'gpu': dict(problem=dict(d=16), chains=20000, steps=20000, margins=MARGINS),  # NumPy: the paper scale, no GPU needed
+    # NumPy: the paper scale, no GPU needed
+    'gpu': dict(problem=dict(d=16), chains=20000, steps=20000, margins=MARGINS),
 }
 
 SPECS = [
@@ -120,11 +119,14 @@ def analyse(raw: dict, margins: dict | None = None) -> dict:
     "Exact, SDE and simulated stationary losses at every setting, and a curve over η·λ_max for the figure."
     H, Sigma = raw['H'], raw['Sigma']
     rows = [dict(setting=k, eta=e, batch_size=b, momentum=m, eta_lam_max=e * H[0, 0],
-                 exact=stationary_loss(H, Sigma, e, b, m), sde=sde_loss(Sigma, e, b, m), mc=float(np.nanmean(raw['mc'][k])),
-                 mc_se=float(np.nanstd(raw['mc'][k], ddof=1) / np.sqrt(len(raw['mc'][k])))) for k, (e, b, m) in raw['points'].items()]
+                 exact=stationary_loss(H, Sigma, e, b, m), sde=sde_loss(Sigma, e, b, m),
+                 mc=float(np.nanmean(raw['mc'][k])),
+                 mc_se=float(np.nanstd(raw['mc'][k], ddof=1) / np.sqrt(len(raw['mc'][k]))))
+            for k, (e, b, m) in raw['points'].items()]
     grid = np.linspace(0.01, 1.95, 60) / H[0, 0]
-    curve = pd.DataFrame({'eta_lam_max': grid * H[0, 0], **{f'B={b}': [stationary_loss(H, Sigma, e * b, b) for e in grid]
-                                                            for b in (1, 2, 4)}, 'sde': [sde_loss(Sigma, e, 1) for e in grid]})
+    curve = pd.DataFrame({'eta_lam_max': grid * H[0, 0],
+                          **{f'B={b}': [stationary_loss(H, Sigma, e * b, b) for e in grid] for b in (1, 2, 4)},
+                          'sde': [sde_loss(Sigma, e, 1) for e in grid]})
     return dict(raw, table=pd.DataFrame(rows), curve=curve, seeds=[0])
 
 def _mc_check(id, s, keys, margin):
@@ -169,7 +171,8 @@ def plot(s: dict, path=None, title='SGD on a quadratic: exact, SDE and simulated
         ax.plot(c.eta_lam_max, c[f'B={b}'], color=f'C{k}', label=f'exact, B={b} (η scaled with B: same η/B)')
     ax.plot(c.eta_lam_max, c.sde, 'k--', label='SDE: depends on η/B only')
     ok = t[t.momentum == 0]
-    ax.errorbar(ok.eta / ok.batch_size * s['H'][0, 0], ok.mc, yerr=2 * ok.mc_se, fmt='o', color='C3', label='simulated chains (±2 SE)')
+    ax.errorbar(ok.eta / ok.batch_size * s['H'][0, 0], ok.mc, yerr=2 * ok.mc_se, fmt='o', color='C3',
+                label='simulated chains (±2 SE)')
     ax.set(yscale='log', xlabel='(η/B)·λ_max  (each curve ends at its stability edge η·λ_max = 2)',
            ylabel='stationary excess loss', title=title)
     ax.legend(fontsize=7); fig.tight_layout()
@@ -179,7 +182,8 @@ def plot(s: dict, path=None, title='SGD on a quadratic: exact, SDE and simulated
 KNOWN_FAILURES = {}
 CRITERIA_CHANGES = [
     dict(date='2026-11-26', check='momentum-temperature, mc-matches-exact-momentum',
-         old='(a slip in the code) momentum at raw η = 0.005, i.e. effective η·λ_max = 0.2, against plain η·λ_max = 0.2',
+         old='(a slip in the code) momentum at raw η = 0.005, i.e. effective η·λ_max = 0.2, '
+             'against plain η·λ_max = 0.2',
          new='momentum at raw η = 0.0005: effective η·λ_max = 0.02, the small setting the spec declares',
          why='seen in the first run: the code multiplied the declared setting by 10, so "small η" was 0.2, where the '
              'exact ratio is 0.94; the declared test (small η) was not what ran'),
@@ -218,7 +222,8 @@ def cloud_widget():
             w, V = np.linalg.eigh(C); t = np.linspace(0, 2 * np.pi, 100)
             ax.plot(*(V @ (2 * np.sqrt(w)[:, None] * np.stack([np.cos(t), np.sin(t)]))), 'C3', label='exact 2σ')
             ax.legend(fontsize=7)
-        ax.set(xlim=(-1.5, 1.5), ylim=(-1.5, 1.5), title=f"η·λ₁ = {eta * lam1:.2f}" + ('' if C is not None else ': unstable'))
+        ax.set(xlim=(-1.5, 1.5), ylim=(-1.5, 1.5),
+               title=f"η·λ₁ = {eta * lam1:.2f}" + ('' if C is not None else ': unstable'))
         buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=80); image.value = buf.getvalue()
     controls = widgets.interactive(draw, eta=widgets.FloatSlider(value=0.1, min=0.01, max=0.6, step=0.01),
                                    batch_size=widgets.IntSlider(value=4, min=1, max=64),

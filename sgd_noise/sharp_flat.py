@@ -4,18 +4,15 @@
 
 # %% ../nbs/14_sharp_flat.ipynb 3
 from __future__ import annotations
-import copy, math, os, time
+import copy, time
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 
-from IPython.display import Markdown, display
-
 from . import stats
-from .contract import (Claim, Spec, all_of, criteria_changes, findings, notebook_preset, pick_preset,
-                                preregistration, run_checks, save_figure, save_verdict, verdict)
+from .contract import Claim, Spec, all_of, pick_preset, save_figure
 from .sharpness import (eps_sharpness, evaluate, hessian_trace, interpolate, loss_surface_2d,
                                  rescale_relu_layers, top_eigenvalues)
 from .sweep import train_group
@@ -36,7 +33,8 @@ _MEASURE = dict(
     chunk_size=None,       # examples per chunk in the curvature estimators (None: all at once)
     alphas=31,             # points of the 1-D interpolation on [-1, 2]
     surface_n=11,          # grid of the 2-D filter-normalised slices (surface_n x surface_n losses per model)
-    surface_span=0.25)     # the slice covers [-span, span]^2 in units of the filter norms (at 1 every model's loss saturates)
+    surface_span=0.25)     # the slice covers [-span, span]^2 in units of the filter norms
+                           # (at 1 every model's loss saturates)
 
 def _regimes(batch_small, batch_large, lr, epochs, target_loss):
     """SB, LB at the same LR, LB at 5x the LR, each trained until its training loss is `target_loss` (KMN17 compare
@@ -52,7 +50,8 @@ MARGINS = {
                           'below the target, so they end a little under it'),
     'train-acc-equal': (0.01, 'one point of training accuracy (40 examples of 4000)'),
     'lb-generalises-worse': (0.01, 'one point of test accuracy (10 examples of 1000)'),
-    'lb-sharper-eig': (0.18, 'log10(1.5): a 1.5x larger top eigenvalue, beyond the ~10% error of a 1000-example estimate'),
+    'lb-sharper-eig': (0.18, 'log10(1.5): a 1.5x larger top eigenvalue, '
+                             'beyond the ~10% error of a 1000-example estimate'),
     'lb-sharper-eps': (0.18, 'log10(1.5), as for the eigenvalue'),
     'lb-sharper-subspace': (0.18, 'log10(1.5), as for the eigenvalue'),
     'line-steeper-at-lb': (2.0, 'KMN17 Fig. 3 shows a much steeper rise; twice the rise past SB is the least'),
@@ -64,14 +63,16 @@ _MNIST1D = dict(dataset='mnist1d', model='mlp', n_train=4000, n_test=1000, sched
 
 PRESETS = {
     # plumbing only (unit tests): seconds, far too small to test the claim
-    'tiny': dict(networks={'mlp': dict(base=dict(_MNIST1D, n_train=400, n_test=200, n_evals=2, model_kwargs={'hidden': (32, 32)}),
+    'tiny': dict(networks={'mlp': dict(base=dict(_MNIST1D, n_train=400, n_test=200, n_evals=2,
+                                                 model_kwargs={'hidden': (32, 32)}),
                                        regimes=_regimes(16, 40, 0.1, 2, target_loss=1.0))},
                  seeds=[0, 1], margins=MARGINS,
-                 measure=dict(_MEASURE, n_curvature=200, subspace_dim=10, sharpness_maxiter=3, trace_samples=3, alphas=5,
-                              surface_n=3)),
+                 measure=dict(_MEASURE, n_curvature=200, subspace_dim=10, sharpness_maxiter=3, trace_samples=3,
+                              alphas=5, surface_n=3)),
     # CPU scale: MLP 40-256-256-10 on MNIST-1D, SB=32, LB=400 (10%), plain SGD, constant LR 0.1, every regime trained
     # to a training loss of 0.05 (all three got below it in earlier runs: 0.026, 0.035, 0.026), five seeds
-    'smoke': dict(networks={'mlp': dict(base=dict(_MNIST1D, n_evals=8), regimes=_regimes(32, 400, 0.1, 40, target_loss=0.05))},
+    'smoke': dict(networks={'mlp': dict(base=dict(_MNIST1D, n_evals=8),
+                                        regimes=_regimes(32, 400, 0.1, 40, target_loss=0.05))},
                   seeds=[0, 1, 2, 3, 4], margins=MARGINS, measure=dict(_MEASURE, surface_span=0.25)),
     # the gpu scale: the 40-512-512-10 MLP (curvature needs no batch norm) on 16,000 MNIST-1D examples, SB=64,
     # LB=1600 (10%), plain SGD at LR 0.1, each to a training loss of 0.05; curvature on 4000 examples
@@ -87,20 +88,24 @@ PRESETS = {
                              n_evals=10, device='auto'), regimes=_regimes(256, 6000, 0.1, 100, target_loss=0.01)),
         'C1': dict(base=dict(dataset='cifar10', model='c1', schedule='constant', n_evals=10, device='auto'),
                    regimes=_regimes(256, 5000, 0.1, 100, target_loss=0.02))},
-                  seeds=[0, 1, 2, 3, 4], margins=MARGINS, measure=dict(_MEASURE, n_curvature=5000, chunk_size=1000, alphas=61, surface_n=25)),
+                  seeds=[0, 1, 2, 3, 4], margins=MARGINS,
+                  measure=dict(_MEASURE, n_curvature=5000, chunk_size=1000, alphas=61, surface_n=25)),
 }
 
 def configs(preset: str = 'smoke', **overrides) -> dict:
-    "{network: {regime: [TrainConfig per seed]}} for a preset; `overrides` replace fields of the base configs (e.g. device='cuda')."
+    ("{network: {regime: [TrainConfig per seed]}} for a preset; "
+     "`overrides` replace fields of the base configs (e.g. device='cuda').")
     p = pick_preset(PRESETS, preset, 'sharp-flat')
-    return {net: {reg: [TrainConfig(**{**spec['base'], **{k: v for k, v in kw.items() if k != 'seeds'}, **overrides, 'seed': s})
+    return {net: {reg: [TrainConfig(**{**spec['base'], **{k: v for k, v in kw.items() if k != 'seeds'}, **overrides,
+                                       'seed': s})
                         for s in kw.get('seeds', p['seeds'])]
                   for reg, kw in spec['regimes'].items()}
             for net, spec in p['networks'].items()}
 
 # %% ../nbs/14_sharp_flat.ipynb 13
 def curvature_subset(data, n: int, seed: int = 0):
-    "The fixed training examples (x, y) every model's curvature is measured on: `n` drawn without replacement by `seed`."
+    ("The fixed training examples (x, y) every model's curvature is measured on: "
+     "`n` drawn without replacement by `seed`.")
     n = min(n, len(data.x_train))
     idx = torch.randperm(len(data.x_train), generator=torch.Generator().manual_seed(seed))[:n].to(data.x_train.device)
     return data.x_train[idx], data.y_train[idx]
@@ -109,14 +114,28 @@ def sharpness_key(eps: float, subspace_dim) -> str:
     "Column name of an ε-sharpness: 'sharp_0.001_full' or 'sharp_0.001_p100'."
     return f"sharp_{eps:g}_{'full' if subspace_dim is None else f'p{subspace_dim}'}"
 
+# A preset's `measure` dict also holds settings that `run` uses itself and `measure` has no use for: the size of the
+# curvature subset, the points of the SB→LB line, the grid and the span of the 2-D slices. `run` takes these out
+# and passes the rest to `measure`, which rejects any key it does not take (a typo would otherwise be ignored).
+_RUN_KEYS = ('n_curvature', 'alphas', 'surface_n', 'surface_span')
+
+def _check_measure_keys(kw) -> None:
+    "A ValueError naming the keys of `kw` that `measure` does not take, and the ones it does."
+    unknown = sorted(set(kw) - set(measure.__kwdefaults__))
+    if unknown:
+        raise ValueError(f"measure: unknown keyword(s) {', '.join(unknown)}; accepted: "
+                         f"{', '.join(measure.__kwdefaults__)} (a preset's measure dict may also set "
+                         f"{', '.join(_RUN_KEYS)}, which run uses itself)")
+
 def measure(model, x, y, *, eps=(1e-3, 5e-4), subspace_dim=100, sharpness_maxiter=10, trace_samples=10,
-            chunk_size=None, seed=0, **_) -> dict:
+            chunk_size=None, seed=0, **unknown) -> dict:
     "Top Hessian eigenvalue, trace and ε-sharpness (full space and subspace, each ε) of `model` on (x, y)."
+    _check_measure_keys(unknown)
     opts = dict(chunk_size=chunk_size)
     top = top_eigenvalues(model, x, y, seed=seed, **opts)
     tr = hessian_trace(model, x, y, n_samples=trace_samples, seed=seed, **opts)
-    out = dict(top_eig=float(top.eigenvalues[0]), eig_residual=float(top.residuals[0]), eig_converged=bool(top.converged),
-               trace=tr.estimate, trace_se=tr.stderr)
+    out = dict(top_eig=float(top.eigenvalues[0]), eig_residual=float(top.residuals[0]),
+               eig_converged=bool(top.converged), trace=tr.estimate, trace_se=tr.stderr)
     for e in eps:
         for p in (None, subspace_dim):
             s = eps_sharpness(model, x, y, eps=e, subspace_dim=p, seed=seed, maxiter=sharpness_maxiter, **opts)
@@ -134,6 +153,10 @@ def run(preset: str = 'smoke', *, store=None, progress: bool = True, **overrides
     "Train SB, LB and LB-5xLR on every network of `preset`, measure each model; returns everything `analyse` needs."
     cfgs = configs(preset, **overrides)
     meas = PRESETS[preset]['measure']
+    # run's own keys stay here, the rest go to `measure`: checked now, so that a typo in the preset stops the run
+    # before any training rather than after the first regime has trained
+    meas_kw = {k: v for k, v in meas.items() if k not in _RUN_KEYS}
+    _check_measure_keys(meas_kw)
     out = dict(preset=preset, networks={})
     for net, regs in cfgs.items():
         t0 = time.perf_counter()
@@ -149,7 +172,7 @@ def run(preset: str = 'smoke', *, store=None, progress: bool = True, **overrides
                            steps=r['steps_done'], epochs_done=r['steps_done'] * c.batch_size / data.n_train,
                            status=r['status'], reached_target=r['final']['train_loss'] <= c.target_loss, **r['final'])
                 if m is not None and r['status'] == 'ok':
-                    row.update(measure(m, x, y, **meas))
+                    row.update(measure(m, x, y, **meas_kw))
                     row['stability'] = c.lr * row['top_eig'] / 2  # 1 at SGD's stability edge λ_max = 2/η
                 rows.append(row); models[reg, c.seed] = m; histories[reg, c.seed] = pd.DataFrame(r['history'])
         s0 = min(s for _, s in models)
@@ -157,15 +180,18 @@ def run(preset: str = 'smoke', *, store=None, progress: bool = True, **overrides
         line = None
         if sb is not None and lb is not None:
             alphas = np.linspace(-1, 2, meas['alphas'])
-            tr, te = interpolate(sb, lb, data.x_train, data.y_train, alphas), interpolate(sb, lb, data.x_test, data.y_test, alphas)
-            line = pd.DataFrame(dict(alpha=tr.alpha, train_loss=tr.loss, train_acc=tr.accuracy, test_loss=te.loss, test_acc=te.accuracy))
-        rises = pd.DataFrame([_rises(models['SB', sd], models['LB', sd], data) for sd in sorted({sd for _, sd in models})
+            tr, te = (interpolate(sb, lb, data.x_train, data.y_train, alphas),
+                      interpolate(sb, lb, data.x_test, data.y_test, alphas))
+            line = pd.DataFrame(dict(alpha=tr.alpha, train_loss=tr.loss, train_acc=tr.accuracy, test_loss=te.loss,
+                                     test_acc=te.accuracy))
+        rises = pd.DataFrame([_rises(models['SB', sd], models['LB', sd], data)
+                              for sd in sorted({sd for _, sd in models})
                               if models.get(('SB', sd)) is not None and models.get(('LB', sd)) is not None],
                              columns=['rise_sb', 'rise_lb'])
         surfaces = {reg: loss_surface_2d(models[reg, s0], x, y, span=meas['surface_span'], n=meas['surface_n'], seed=0)
                     for reg in regs if models[reg, s0] is not None}
-        out['networks'][net] = dict(runs=pd.DataFrame(rows), models=models, histories=histories, interpolation=line, rises=rises,
-                                    surfaces=surfaces, curvature_examples=len(x), train_seconds=train_s,
+        out['networks'][net] = dict(runs=pd.DataFrame(rows), models=models, histories=histories, interpolation=line,
+                                    rises=rises, surfaces=surfaces, curvature_examples=len(x), train_seconds=train_s,
                                     seconds=time.perf_counter() - t0)
     return out
 
@@ -192,21 +218,26 @@ def analyse(result: dict, margins: dict | None = None) -> dict:
     best['eig_residual_max'], best['trace_se_mean'] = g.eig_residual.max(), g.trace_se.mean()
     best = best.reset_index()
     t2 = pd.DataFrame({'network': best.network, 'regime': best.regime, 'batch_size': best.batch_size, 'lr': best.lr,
-                       'epochs': best.epochs, 'train loss': [_pm(m, s, '{:.4f}') for m, s in zip(best.train_loss, best.train_loss_std)],
+                       'epochs': best.epochs,
+                       'train loss': [_pm(m, s, '{:.4f}') for m, s in zip(best.train_loss, best.train_loss_std)],
                        'train acc %': [_pm(100 * m, 100 * s) for m, s in zip(best.train_acc, best.train_acc_std)],
                        'test acc %': [_pm(100 * m, 100 * s) for m, s in zip(best.test_acc, best.test_acc_std)]})
     t3 = pd.DataFrame({'network': best.network, 'regime': best.regime,
-                       **{k.replace('sharp_', 'ε=').replace('_full', ' full').replace('_p', ' p='): [_pm(m, s) for m, s in zip(best[k], best[k + '_std'])] for k in sharp},
+                       **{k.replace('sharp_', 'ε=').replace('_full', ' full').replace('_p', ' p='):
+                          [_pm(m, s) for m, s in zip(best[k], best[k + '_std'])] for k in sharp},
                        'top eig': [_pm(m, s) for m, s in zip(best.top_eig, best.top_eig_std)],
                        'eig residual (max)': [f'{r:.0e}' for r in best.eig_residual_max],
                        'trace': [_pm(m, s, '{:.1f}') for m, s in zip(best.trace, best.trace_std)],
                        'trace stderr (mean)': [f'{v:.1f}' for v in best.trace_se_mean]})
-    slices = pd.DataFrame([dict(network=net, regime=reg, centre_loss=float(v['losses'][len(v['alphas']) // 2, len(v['betas']) // 2]),
+    slices = pd.DataFrame([dict(network=net, regime=reg,
+                                centre_loss=float(v['losses'][len(v['alphas']) // 2, len(v['betas']) // 2]),
                                 mean_loss_on_slice=float(v['losses'].mean()), span=float(v['alphas'][-1]))
                            for net, r in result['networks'].items() for reg, v in r['surfaces'].items()])
     if len(slices): slices['rise'] = slices.mean_loss_on_slice - slices.centre_loss
-    stops = {k: ok.groupby(['network', 'regime'], sort=False)[k + '_stop'].agg(lambda s: ', '.join(sorted(set(s)))) for k in sharp}
-    return dict(result, runs=runs, best=best, table2=t2, table3=t3, slices=slices, sharpness_stops=pd.DataFrame(stops).reset_index())
+    stops = {k: ok.groupby(['network', 'regime'], sort=False)[k + '_stop'].agg(lambda s: ', '.join(sorted(set(s))))
+             for k in sharp}
+    return dict(result, runs=runs, best=best, table2=t2, table3=t3, slices=slices,
+                sharpness_stops=pd.DataFrame(stops).reset_index())
 
 # %% ../nbs/14_sharp_flat.ipynb 19
 SPECS = [
@@ -267,7 +298,8 @@ def _net_checks(runs, rises, margins) -> list[stats.Check]:
 
 def checks(s: dict, margins: dict) -> list[stats.Check]:
     "The claim's checks, one per spec: each holds when it holds for every network of the preset."
-    per_net = [_net_checks(s['runs'][s['runs'].network == net], r['rises'], margins) for net, r in s['networks'].items()]
+    per_net = [_net_checks(s['runs'][s['runs'].network == net], r['rises'], margins)
+               for net, r in s['networks'].items()]
     return [parts[0] if len(parts) == 1 else all_of(parts[0].id, list(parts), statement=parts[0].statement)
             for parts in zip(*per_net)]
 
@@ -275,7 +307,8 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
 _COLORS = {'SB': 'C0', 'LB': 'C3', 'LB-5xLR': 'C2'}
 
 def plot(s: dict, path=None, title='sharp and flat minima (KMN17)'):
-    "Per network: the SB→LB interpolation (loss, accuracy), top eigenvalue vs test accuracy per seed, and the 2-D slices."
+    ("Per network: the SB→LB interpolation (loss, accuracy), top eigenvalue vs test accuracy per seed, "
+     "and the 2-D slices.")
     nets = list(s['networks'])
     fig, axs = plt.subplots(2 * len(nets), 3, figsize=(13, 7.2 * len(nets)), squeeze=False)
     for k, net in enumerate(nets):
@@ -283,17 +316,22 @@ def plot(s: dict, path=None, title='sharp and flat minima (KMN17)'):
         ax = axs[2 * k]
         line = r['interpolation']
         if line is not None:
-            ax[0].semilogy(line.alpha, line.train_loss, 'k-', label='train loss'); ax[0].semilogy(line.alpha, line.test_loss, 'k--', label='test loss')
-            ax[1].plot(line.alpha, line.train_acc, 'k-', label='train accuracy'); ax[1].plot(line.alpha, line.test_acc, 'k--', label='test accuracy')
+            ax[0].semilogy(line.alpha, line.train_loss, 'k-', label='train loss')
+            ax[0].semilogy(line.alpha, line.test_loss, 'k--', label='test loss')
+            ax[1].plot(line.alpha, line.train_acc, 'k-', label='train accuracy')
+            ax[1].plot(line.alpha, line.test_acc, 'k--', label='test accuracy')
             for a in ax[:2]:
-                for x0, reg in [(0, 'SB'), (1, 'LB')]: a.axvline(x0, color=_COLORS[reg], alpha=0.5, label=f'{reg} solution')
+                for x0, reg in [(0, 'SB'), (1, 'LB')]:
+                    a.axvline(x0, color=_COLORS[reg], alpha=0.5, label=f'{reg} solution')
                 a.set_xlabel('α in α·θ_LB + (1−α)·θ_SB'); a.legend(fontsize=7)
             ax[0].set(ylabel='cross-entropy', title=f'{net}: SB → LB (same LR), seed {int(runs.seed.min())}')
             ax[1].set(ylabel='accuracy', title='accuracy along the line')
         if 'top_eig' in runs:
             for reg, d in runs.groupby('regime', sort=False):
-                ax[2].scatter(d.top_eig, d.test_acc, color=_COLORS.get(reg, 'k'), label=f"{reg} (B={d.batch_size.iloc[0]}, lr={d.lr.iloc[0]:g})")
-            ax[2].set(xscale='log', xlabel='top Hessian eigenvalue (curvature subset)', ylabel='test accuracy', title='top eigenvalue vs test accuracy, per seed')
+                ax[2].scatter(d.top_eig, d.test_acc, color=_COLORS.get(reg, 'k'),
+                              label=f"{reg} (B={d.batch_size.iloc[0]}, lr={d.lr.iloc[0]:g})")
+            ax[2].set(xscale='log', xlabel='top Hessian eigenvalue (curvature subset)', ylabel='test accuracy',
+                      title='top eigenvalue vs test accuracy, per seed')
             ax[2].legend(fontsize=7)
         surf = r['surfaces']
         lo = min(v['losses'].min() for v in surf.values()) if surf else 1e-3
@@ -333,8 +371,10 @@ CRITERIA_CHANGES = [
 
 DEVIATIONS = [
     'plain SGD with a constant LR; KMN17 trained with ADAM',
-    'smoke: a 40-256-256-10 MLP on MNIST-1D (4000 examples) instead of F1 on MNIST or C1 on CIFAR-10; SB = 32 (KMN17: 256)',
-    'every regime is trained to the same training loss (KMN17 trained to their budgets and reported ~100% train accuracy)',
+    'smoke: a 40-256-256-10 MLP on MNIST-1D (4000 examples) instead of F1 on MNIST or C1 on CIFAR-10; '
+    'SB = 32 (KMN17: 256)',
+    'every regime is trained to the same training loss '
+    '(KMN17 trained to their budgets and reported ~100% train accuracy)',
     "ε-sharpness maximised with 10 L-BFGS-B iterations (a lower bound); KMN17's code was never released",
     'curvature measured on a fixed subset of 1000 training examples (smoke), not the whole training set',
 ]
@@ -349,7 +389,8 @@ CLAIM = Claim(name='sharp-flat', title='Large batches find sharp minima and gene
 
 # %% ../nbs/14_sharp_flat.ipynb 27
 def dinh_rescaling(model, x, y, x_test, y_test, factors=(1.0, 10.0), *, layer=0, eps=1e-3, seed=0) -> pd.DataFrame:
-    "Outputs, test accuracy, top eigenvalue and ε-sharpness of `model` with layer `layer` scaled by α and layer+1 by 1/α."
+    ("Outputs, test accuracy, top eigenvalue and ε-sharpness of `model` with layer `layer` scaled by α "
+     "and layer+1 by 1/α.")
     with torch.no_grad(): ref = copy.deepcopy(model).eval()(x_test)
     rows = []
     for a in factors:

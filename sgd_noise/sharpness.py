@@ -24,11 +24,13 @@ from torch.nn.utils import parameters_to_vector
 
 # %% ../nbs/05_sharpness.ipynb 7
 def task_loss(model, output, x, y):
-    "Mean loss of `output` for `model.task`: 'classify' (cross-entropy on logits, default) or 'reconstruct' (MSE to the flattened input)."
+    ("Mean loss of `output` for `model.task`: 'classify' (cross-entropy on logits, default) "
+     "or 'reconstruct' (MSE to the flattened input).")
     task = getattr(model, 'task', 'classify')
     if task == 'classify': return F.cross_entropy(output, y)
     if task == 'reconstruct': return F.mse_loss(output, x.flatten(1))
-    raise ValueError(f"task: unknown task {task!r} of {type(model).__name__}; use 'classify' or 'reconstruct', or pass loss_fn=")
+    raise ValueError(f"task: unknown task {task!r} of {type(model).__name__}; "
+                     "use 'classify' or 'reconstruct', or pass loss_fn=")
 
 # %% ../nbs/05_sharpness.ipynb 8
 _BatchNorm = nn.modules.batchnorm._BatchNorm
@@ -40,15 +42,19 @@ class ParamLoss:
                  chunk_size=None,  # evaluate in chunks of this many examples (bounded memory)
                  loss_fn=None,     # loss_fn(output, x, y) -> mean loss; default: `task_loss` of the model's task
                  dtype=None):      # e.g. torch.float64 to evaluate in double precision
-        if bn not in ('eval', 'batch'): raise ValueError(f"bn: got {bn!r}; use 'eval' (running statistics) or 'batch' (batch statistics)")
-        if chunk_size is not None and chunk_size < 1: raise ValueError(f"chunk_size: got {chunk_size}; use a positive integer or None")
+        if bn not in ('eval', 'batch'):
+            raise ValueError(f"bn: got {bn!r}; use 'eval' (running statistics) or 'batch' (batch statistics)")
+        if chunk_size is not None and chunk_size < 1:
+            raise ValueError(f"chunk_size: got {chunk_size}; use a positive integer or None")
         net = copy.deepcopy(model)
         if dtype is not None: net = net.to(dtype)
         net.eval()  # dropout off; batch norm uses running statistics ...
-        if bn == 'batch':  # ... unless its buffers are gone: then F.batch_norm uses batch statistics and updates nothing
+        # ... unless its buffers are gone: then F.batch_norm uses batch statistics and updates nothing
+        if bn == 'batch':
             for m in net.modules():
                 if isinstance(m, _BatchNorm):
-                    m.track_running_stats, m.running_mean, m.running_var, m.num_batches_tracked = False, None, None, None
+                    m.track_running_stats, m.running_mean, m.running_var, m.num_batches_tracked = (
+                        False, None, None, None)
         self.net, self.bn, self.chunk_size = net, bn, chunk_size
         self.loss_fn = loss_fn or (lambda out, xc, yc: task_loss(net, out, xc, yc))
         named = list(net.named_parameters())
@@ -105,23 +111,28 @@ class ParamLoss:
         return out
 
     def hessian(self, theta=None):
-        "The exact n x n Hessian at `theta` (`torch.func.hessian`; with bn='batch', column by column from `hvp`); small models only."
+        ("The exact n x n Hessian at `theta` (`torch.func.hessian`; with bn='batch', column by column from `hvp`); "
+         "small models only.")
         theta = self.theta0 if theta is None else theta
-        if self.bn == 'batch':  # torch.func.hessian / jacrev(jacrev) give a wrong, asymmetric Hessian through batch-statistics BN
-            return torch.stack([self.hvp(e, theta) for e in torch.eye(self.n, dtype=theta.dtype, device=theta.device)], 1)
+        # torch.func.hessian / jacrev(jacrev) give a wrong, asymmetric Hessian through batch-statistics BN
+        if self.bn == 'batch':
+            return torch.stack([self.hvp(e, theta)
+                                for e in torch.eye(self.n, dtype=theta.dtype, device=theta.device)], 1)
         with _quiet_forward_ad():
             return sum(w * hessian(self.chunk_loss)(theta, xc, yc) for xc, yc, w in self.chunks())
 
 @contextlib.contextmanager
 def _quiet_forward_ad():
-    "torch loads its forward-AD decompositions with `torch.jit.script` on first use, which warns; the warning is torch's, not the caller's."
+    ("torch loads its forward-AD decompositions with `torch.jit.script` on first use, which warns; "
+     "the warning is torch's, not the caller's.")
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='.*torch.jit.script.*', category=FutureWarning)
         yield
 
 # %% ../nbs/05_sharpness.ipynb 10
 def hvp(model, x, y, v, **opts):
-    "Hessian-vector product of the loss at the model's parameters; `v` is flat, like `parameters_to_vector(model.parameters())`."
+    ("Hessian-vector product of the loss at the model's parameters; "
+     "`v` is flat, like `parameters_to_vector(model.parameters())`.")
     f = ParamLoss(model, x, y, **opts)
     if v.numel() != f.n: raise ValueError(f"v: has {v.numel()} entries but the model has {f.n} parameters")
     return f.hvp(v.reshape(-1).to(f.theta0))
@@ -207,7 +218,8 @@ def power_iteration(matvec, n, *, max_iter=1000, tol=None, seed=0, dtype=torch.f
 # %% ../nbs/05_sharpness.ipynb 19
 def top_eigenvalues(model, x, y, *, k=1, method='lanczos', max_iter=None, tol=None, seed=0,
                     return_eigenvectors=False, **opts):
-    "Top-`k` Hessian eigenvalues of the loss at the model's parameters; `opts` go to `ParamLoss` (bn, chunk_size, loss_fn, dtype)."
+    ("Top-`k` Hessian eigenvalues of the loss at the model's parameters; "
+     "`opts` go to `ParamLoss` (bn, chunk_size, loss_fn, dtype).")
     f = ParamLoss(model, x, y, **opts)
     kw = dict(max_iter=max_iter, tol=tol, seed=seed, dtype=f.theta0.dtype, device=f.theta0.device,
               return_eigenvectors=return_eigenvectors)
@@ -252,7 +264,8 @@ class SharpnessResult:
     subspace_dim: int              # None: full space (A = I)
     method: str                    # 'lbfgsb' or 'pga'
     success: bool                  # the optimiser's own success flag
-    status: int                    # scipy's status: 0 converged, 1 iteration/evaluation limit, 2 abnormal (e.g. line search)
+    status: int                    # scipy's status: 0 converged, 1 iteration/evaluation limit,
+                                   # 2 abnormal (e.g. line search)
     message: str                   # scipy's message, e.g. 'ABNORMAL: ' / 'ABNORMAL_TERMINATION_IN_LNSRCH'
     line_search_failed: bool
     used_fallback: bool            # projected gradient ascent continued after an abnormal L-BFGS-B stop
@@ -262,7 +275,8 @@ class SharpnessResult:
     z: np.ndarray = field(default=None, repr=False)  # the maximiser in box coordinates
 
 def _pga(fg, z, radius, *, steps, step_size=0.5, min_step=1e-4):
-    "Projected sign-gradient ascent on fg(z) -> (f, grad) over |z| <= radius; monotone. Returns z, f, steps, why it stopped."
+    ("Projected sign-gradient ascent on fg(z) -> (f, grad) over |z| <= radius; monotone. "
+     "Returns z, f, steps, why it stopped.")
     fz, g = fg(z)
     eta = step_size
     for it in range(1, steps + 1):
@@ -308,8 +322,8 @@ def eps_sharpness(model, x, y, *, eps=1e-3, subspace_dim=None, seed=0, maxiter=1
     used_fallback = line_search_failed = False
     if method == 'lbfgsb':
         neg = lambda z: tuple(-t for t in fg(z))
-        res = scipy.optimize.minimize(neg, z0, jac=True, method='L-BFGS-B', bounds=scipy.optimize.Bounds(-radius, radius),
-                                      options=dict(maxiter=maxiter))
+        res = scipy.optimize.minimize(neg, z0, jac=True, method='L-BFGS-B',
+                                      bounds=scipy.optimize.Bounds(-radius, radius), options=dict(maxiter=maxiter))
         success, status, message, n_iter = bool(res.success), int(res.status), str(res.message), int(res.nit)
         line_search_failed = 'ABNORMAL' in message.upper()
         if status == 2 and fallback:
@@ -329,7 +343,8 @@ def interpolate_state(model_a, model_b, alpha):
     "A new model with parameters and floating buffers alpha * b + (1 - alpha) * a (running variances clipped at 0)."
     sa, sb = model_a.state_dict(), model_b.state_dict()
     if sa.keys() != sb.keys() or any(sa[k].shape != sb[k].shape for k in sa):
-        raise ValueError("model_b: its parameters and buffers do not match model_a's; interpolate two models of one architecture")
+        raise ValueError("model_b: its parameters and buffers do not match model_a's; "
+                         "interpolate two models of one architecture")
     state = {}
     for k, ta in sa.items():
         if not ta.is_floating_point(): state[k] = ta.clone(); continue
@@ -395,10 +410,13 @@ def rescale_relu_layers(model, alpha, layer=0):
     net = copy.deepcopy(model)
     leaves = [m for m in net.modules() if not list(m.children())]
     idx = [i for i, m in enumerate(leaves) if isinstance(m, nn.Linear)]
-    if not 0 <= layer < len(idx) - 1: raise ValueError(f"layer: got {layer}; the model has {len(idx)} Linear layers, use 0..{len(idx) - 2}")
+    if not 0 <= layer < len(idx) - 1:
+        raise ValueError(f"layer: got {layer}; the model has {len(idx)} Linear layers, use 0..{len(idx) - 2}")
     between = leaves[idx[layer] + 1:idx[layer + 1]]
     if not all(isinstance(m, _HOMOGENEOUS) for m in between):
-        raise ValueError(f"layer: between Linear #{layer} and #{layer + 1} there is {[type(m).__name__ for m in between]}; only ReLU/Identity/Dropout/Flatten keep the function unchanged")
+        raise ValueError(f"layer: between Linear #{layer} and #{layer + 1} there is "
+                         f"{[type(m).__name__ for m in between]}; "
+                         "only ReLU/Identity/Dropout/Flatten keep the function unchanged")
     first, second = leaves[idx[layer]], leaves[idx[layer + 1]]
     with torch.no_grad():
         first.weight.mul_(alpha)
@@ -411,12 +429,14 @@ def eigenvalue_spread(model, x, y, sample_sizes, seeds=(0, 1, 2), *, method='lan
     "Top Hessian eigenvalue on random subsets: one row per (sample size, seed), with cost and convergence."
     rows = []
     for size in sample_sizes:
-        if not 1 <= size <= len(x): raise ValueError(f"sample_sizes: got {size}; use 1..{len(x)} (the number of examples)")
+        if not 1 <= size <= len(x):
+            raise ValueError(f"sample_sizes: got {size}; use 1..{len(x)} (the number of examples)")
         for seed in seeds:
             idx = torch.as_tensor(np.random.default_rng(seed).choice(len(x), size=size, replace=False))
             t = time.perf_counter()
             r = top_eigenvalues(model, x[idx], None if y is None else y[idx], method=method, max_iter=max_iter,
                                 tol=tol, seed=seed, **opts)
-            rows.append(dict(sample_size=size, seed=seed, eigenvalue=float(r.eigenvalues[0]), residual=float(r.residuals[0]),
-                             iterations=r.iterations, converged=r.converged, seconds=time.perf_counter() - t))
+            rows.append(dict(sample_size=size, seed=seed, eigenvalue=float(r.eigenvalues[0]),
+                             residual=float(r.residuals[0]), iterations=r.iterations, converged=r.converged,
+                             seconds=time.perf_counter() - t))
     return pd.DataFrame(rows)
