@@ -76,10 +76,12 @@ def _train_parser(sub):
 def _reproduce_parser(sub):
     r = sub.add_parser('reproduce', help="run a claim's experiment", formatter_class=_Help)
     r.add_argument('claim', help=f"one of {', '.join(claims())}")
-    r.add_argument('--preset', default='smoke', help='smoke (CPU, minutes), gpu (one GPU, minutes each), paper (the seed paper on CIFAR-10 or MNIST) or tiny (plumbing)')
+    r.add_argument('--preset', default='smoke', help='smoke (CPU, minutes), gpu (one GPU, minutes each), '
+                                                     'paper (the seed paper on CIFAR-10 or MNIST) or tiny (plumbing)')
     r.add_argument('--results', default='results', help='folder for the results store, table and verdict')
     r.add_argument('--images', default=os.path.join('results', 'images'),
-                   help="folder for the figure (the default is ignored by git: running the course rewrites no tracked file)")
+                   help="folder for the figure (the default is ignored by git: "
+                        "running the course rewrites no tracked file)")
     r.add_argument('--store', help='the results store (default RESULTS/CLAIM-PRESET.sqlite); a read-only one is '
                                    'read, e.g. from an archive, when nothing is left to train')
     r.add_argument('--device', help='override the preset device (cpu, cuda, auto)')
@@ -125,8 +127,9 @@ def _train(a) -> int:
                       swa_every=a.swa_every, swa_update_bn=not a.no_swa_bn, **_speed(a))
     res = train(cfg, progress=not a.no_progress)
     f = res.final
-    print(f"{res.status}: train loss {f['train_loss']:.4f}, train acc {f['train_acc']:.4f}, test loss {f['test_loss']:.4f}, "
-          f"test acc {f['test_acc']:.4f} after {res.steps_done} steps ({res.wall_time:.1f} s on {res.env['device']})")
+    print(f"{res.status}: train loss {f['train_loss']:.4f}, train acc {f['train_acc']:.4f}, "
+          f"test loss {f['test_loss']:.4f}, test acc {f['test_acc']:.4f} after {res.steps_done} steps "
+          f"({res.wall_time:.1f} s on {res.env['device']})")
     if a.out:
         _write_record(res, a.out)
         print(f'result record: {a.out}')
@@ -207,7 +210,8 @@ def _report(a) -> int:
         raise ValueError(f"--verdicts {a.verdicts} is not a folder: give the folder of the CLAIM-PRESET.json files")
     table = claims_table(load_verdicts(a.verdicts))
     try: readme = Path(a.readme).read_text()
-    except OSError as e: raise ValueError(f"cannot read {a.readme} ({e.strerror}): give the README with --readme") from None
+    except OSError as e:
+        raise ValueError(f"cannot read {a.readme} ({e.strerror}): give the README with --readme") from None
     new = readme_with_table(readme, table)
     if a.check:
         if new != readme:
@@ -245,5 +249,6 @@ def main(argv=None) -> int:
         print(f'sgd-noise: error: {e}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print('sgd-noise: interrupted; finished runs are kept in the results store and a rerun resumes', file=sys.stderr)
+        print('sgd-noise: interrupted; finished runs are kept in the results store and a rerun resumes',
+              file=sys.stderr)
         return 130

@@ -30,8 +30,10 @@ class Spec:
     test: str        # how it is computed and when it holds (the margin's name is the id)
 
     def __post_init__(self):
-        if not re.fullmatch(r'[a-z0-9]+(-[a-z0-9]+)*', self.id): raise ValueError(f"spec id {self.id!r} must be kebab-case")
-        if self.kind not in KINDS: raise ValueError(f"spec {self.id}: unknown kind {self.kind!r}: choose one of {', '.join(KINDS)}")
+        if not re.fullmatch(r'[a-z0-9]+(-[a-z0-9]+)*', self.id):
+            raise ValueError(f"spec id {self.id!r} must be kebab-case")
+        if self.kind not in KINDS:
+            raise ValueError(f"spec {self.id}: unknown kind {self.kind!r}: choose one of {', '.join(KINDS)}")
 
 # %% ../nbs/09_contract.ipynb 7
 GPU_SCALE = dict(dataset='mnist1d', n_train=16000, n_test=4000, model='cnn', device='auto',
@@ -67,10 +69,12 @@ class Claim:
         if len(set(ids)) != len(ids): raise ValueError(f"claim {self.name}: duplicate spec ids in {ids}")
         for p, ks in self.known_failures.items():
             bad = set(ks) - set(ids)
-            if bad: raise ValueError(f"claim {self.name}: known failures of preset {p!r} name unknown checks {sorted(bad)}")
+            if bad:
+                raise ValueError(f"claim {self.name}: known failures of preset {p!r} name unknown checks {sorted(bad)}")
         for p, d in self.presets.items():
             bad = set(d.get('margins', {})) - set(ids)
-            if bad: raise ValueError(f"claim {self.name}: preset {p!r} declares margins for unknown checks {sorted(bad)}")
+            if bad:
+                raise ValueError(f"claim {self.name}: preset {p!r} declares margins for unknown checks {sorted(bad)}")
 
     def preset(self, name: str) -> dict:
         "The preset `name`; an unknown name is a one-line error listing the choices."
@@ -134,7 +138,8 @@ def run_checks(claim: Claim, summary: dict, preset: str) -> list[Check]:
 def verdict_lines(checks: list[Check], known: dict | None = None) -> list[str]:
     "One line per check, marking the failures recorded at this scale."
     known = known or {}
-    return [c.line() + ('  [recorded as failing at this scale]' if c.id in known and not c.holds else '') for c in checks]
+    return [c.line() + ('  [recorded as failing at this scale]' if c.id in known and not c.holds else '')
+            for c in checks]
 
 PLUMBING_PRESETS = ('tiny',)  # presets that test the code path, not the claim
 
@@ -173,8 +178,11 @@ def all_of(id: str, parts: list[Check], *, statement: str) -> Check:
 def findings(checks: list[Check]) -> str:
     "What the run found, as Markdown: the parts that held and those that did not, from the checks themselves."
     held = [c for c in checks if c.holds]; failed = [c for c in checks if not c.holds]
-    out = ['**Held in this run:**'] + [f'* {c.statement} (`{c.id}`)' for c in held] if held else ['**No part held in this run.**']
-    if failed: out += ['', '**Did not hold in this run:**'] + [f'* {c.statement} (`{c.id}`): {c.line()[7:]}' for c in failed]
+    out = (['**Held in this run:**'] + [f'* {c.statement} (`{c.id}`)' for c in held] if held
+           else ['**No part held in this run.**'])
+    if failed:
+        out += ['', '**Did not hold in this run:**'] + [f'* {c.statement} (`{c.id}`): {c.line()[7:]}'
+                                                        for c in failed]
     return '\n'.join(out)
 
 # %% ../nbs/09_contract.ipynb 15
@@ -274,13 +282,15 @@ def committed_run(claim: Claim, preset: str, folder='../verdicts/runs'):
     from sgd_noise.sweep import ResultStore  # sweep is above contract in the layers; only this reader needs it
     path = Path(folder) / f'{claim.name}-{preset}.sqlite'
     if not path.is_file():
-        raise ValueError(f"no committed runs at {path}: run `sgd-noise reproduce {claim.name} --preset {preset} --store {path}`")
+        raise ValueError(f"no committed runs at {path}: "
+                         f"run `sgd-noise reproduce {claim.name} --preset {preset} --store {path}`")
     store = ResultStore(path)
     cfgs = claim.configs(preset) if claim.configs else []
     done = store.finished()
     left = sum(c.config_id not in done for c in cfgs)
     if left:
-        raise ValueError(f"{path} holds {len(cfgs) - left} of the {len(cfgs)} runs of preset {preset!r}: finish them with "
-                         f"`sgd-noise reproduce {claim.name} --preset {preset} --store {path}` (it resumes)")
+        raise ValueError(f"{path} holds {len(cfgs) - left} of the {len(cfgs)} runs of preset {preset!r}: "
+                         f"finish them with `sgd-noise reproduce {claim.name} --preset {preset} --store {path}` "
+                         "(it resumes)")
     raw = claim.run(preset, store=store, progress=False)
     return raw, claim.analyse(raw, claim.margins(preset))

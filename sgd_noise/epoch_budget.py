@@ -4,17 +4,13 @@
 
 # %% ../nbs/12_epoch_budget.ipynb 3
 from __future__ import annotations
-import os
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from IPython.display import Markdown, display
-
 from . import stats
-from .contract import (GPU_SCALE, Claim, Spec, criteria_changes, edge_optima, findings, notebook_preset, run_checks,
-                                preregistration, save_figure, save_verdict, verdict)
+from .contract import GPU_SCALE, Claim, Spec, edge_optima, save_figure
 from .sweep import preset_configs, sweep, tune_lr, tuned
 
 # %% auto 0
@@ -25,9 +21,11 @@ __all__ = ['MARGINS', 'PRESETS', 'SPECS', 'SPEC', 'KNOWN_FAILURES', 'CRITERIA_CH
 # The margins, declared before the runs they judge (each: value, reason). Accuracies are fractions.
 MARGINS = {
     'budgets-span': (16, 'SED20 multiply the budget by 128; a 16× range is the least in which a 4× fall can show'),
-    'loss-lr-falls': (4.0, 'SED20: about 16× over 128×, a slope of −4/7 in log–log, i.e. 7× over 32×; 4× leaves room'),
+    'loss-lr-falls': (4.0, 'SED20: about 16× over 128×, a slope of −4/7 in log–log, i.e. 7× over 32×; '
+                           '4× leaves room'),
     'acc-lr-falls-less': (1.0, 'the ratio (test-optimal fall) / (loss-optimal fall) must be below 1'),
-    'acc-lr-nearly-constant': (4.0, 'SED20: the test-optimal LR fell about 2× over 128×; the interval must exclude 4×'),
+    'acc-lr-nearly-constant': (4.0, 'SED20: the test-optimal LR fell about 2× over 128×; '
+                                    'the interval must exclude 4×'),
     'acc-rises': (0.02, '2 points: more epochs must buy a real gain before saturation can mean anything'),
     'acc-saturates': (0.02, '2 points: doubling the budget early on gains 5–20 points; at saturation it gains none'),
 }
@@ -49,7 +47,8 @@ PRESETS = {
                           seed=[0, 1, 2, 3, 4]), margins=MARGINS),
     # SED20 §5: WRN-16-4, ghost batch norm, B=64, momentum 0.9, L2 5e-4, augmentation; budgets 1…128 epochs; a GPU
     'paper': dict(base=dict(dataset='cifar10', model='wrn', model_kwargs={'norm': 'ghost', 'ghost_batch_size': 64},
-                            batch_size=64, momentum=0.9, weight_decay=5e-4, n_evals=10, device='auto', augment='crop-flip'),
+                            batch_size=64, momentum=0.9, weight_decay=5e-4, n_evals=10, device='auto',
+                            augment='crop-flip'),
                   axes=dict(epochs=[1, 2, 4, 8, 16, 32, 64, 128], lr=[0.1 * 2.0 ** k for k in range(-10, 2)],
                             seed=[0, 1, 2, 3, 4]), margins=MARGINS),
 }
@@ -144,7 +143,8 @@ def plot(s: dict, path=None, title='optimal LR vs epoch budget'):
     axs[0].set(xscale='log', yscale='log', xlabel='epoch budget', ylabel='optimal effective LR', title='optimal LR',
                ylim=(s['lr_grid'][0] / 2, s['lr_grid'][1] * 2)); axs[0].legend(fontsize=8)
     axs[1].errorbar(t.epochs, t.test_acc, yerr=[t.test_acc - t.ci_lo, t.ci_hi - t.test_acc], marker='o', capsize=3)
-    axs[1].set(xscale='log', xlabel='epoch budget', ylabel='best test accuracy', title='test accuracy at the optimal LR (95% CI)')
+    axs[1].set(xscale='log', xlabel='epoch budget', ylabel='best test accuracy',
+               title='test accuracy at the optimal LR (95% CI)')
     fig.suptitle(title); fig.tight_layout()
     return save_figure(fig, path)
 
@@ -154,7 +154,8 @@ KNOWN_FAILURES = {
     'gpu': {'loss-lr-falls': 'over 1-32 epochs the loss-optimal LR fell 5.2x (95% CI 3.7-8.2): the estimate is past '
                              'the 4x margin, the interval is not'},
     'smoke': {'loss-lr-falls': 'over 1-32 epochs the loss-optimal LR fell 2.1x (95% CI 1.9-2.3), not more than 4x',
-              'acc-saturates': 'from 16 to 32 epochs test accuracy still rose 3.7 points (90% CI 2.6-4.8), outside ±2'},
+              'acc-saturates': 'from 16 to 32 epochs test accuracy still rose 3.7 points (90% CI 2.6-4.8), '
+                               'outside ±2'},
 }
 
 CRITERIA_CHANGES = [
@@ -176,7 +177,8 @@ DEVIATIONS = [
     'smoke: no batch norm, so no ghost batch norm; no data augmentation (MNIST-1D)',
     'the SED20 schedule (constant for half the budget, then halved every budget/20) is our reading of the paper',
     'gpu: a 5-layer 1-D conv net with ghost batch norm on MNIST-1D (16,000 examples), budgets 1 … 32 epochs',
-    'gpu: cuDNN convolutions in TF32 on the GPU (PyTorch\'s default); the `train` equivalence is tested in fp32 on the CPU',
+    'gpu: cuDNN convolutions in TF32 on the GPU (PyTorch\'s default); '
+    'the `train` equivalence is tested in fp32 on the CPU',
 ]
 
 CLAIM = Claim(name='epoch-budget', title='The optimal learning rate vs the epoch budget',

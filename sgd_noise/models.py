@@ -51,7 +51,8 @@ class SmallCNN(nn.Module):
         layers = []
         for i in range(depth):
             stride, k = (2 if i in (1, 2) else 1), (5 if i == 0 else 3)
-            layers += [conv(c_in if i == 0 else channels, channels, k, stride=stride, padding=k // 2, bias=norm == 'none')]
+            layers += [conv(c_in if i == 0 else channels, channels, k, stride=stride, padding=k // 2,
+                            bias=norm == 'none')]
             if norm != 'none': layers.append(_batch_norm(norm, channels, ghost_batch_size, image))
             layers.append(nn.ReLU())
         self.features = nn.Sequential(*layers)
@@ -124,7 +125,8 @@ def _norm2d(norm: str, channels: int, ghost_batch_size: int) -> nn.Module:
     return nn.Identity()  # 'none': SkipInit
 
 class PreActBlock(nn.Module):
-    "Pre-activation residual block: `shortcut + conv(relu(norm(conv(relu(norm(x))))))`, times `skip_gain` under SkipInit."
+    ("Pre-activation residual block: `shortcut + conv(relu(norm(conv(relu(norm(x))))))`, "
+     "times `skip_gain` under SkipInit.")
     def __init__(self, c_in: int, c_out: int, stride: int, norm: str = 'bn', ghost_batch_size: int = 64):
         super().__init__()
         bias = norm == 'none'  # no BN after the convs to provide a shift
@@ -194,7 +196,8 @@ class KeskarC1(nn.Module):
         c, h, w = input_shape
         def block(c_in): return [nn.Conv2d(c_in, 64, 5, padding=2), nn.BatchNorm2d(64), nn.ReLU(),
                                  nn.MaxPool2d(3, stride=2, padding=1)]
-        def dense(a, b): return [nn.Linear(a, b), nn.BatchNorm1d(b), nn.ReLU()] + ([nn.Dropout(dropout)] if dropout else [])
+        def dense(a, b): return ([nn.Linear(a, b), nn.BatchNorm1d(b), nn.ReLU()]
+                                 + ([nn.Dropout(dropout)] if dropout else []))
         self.features = nn.Sequential(*block(c), *block(64))
         flat = 64 * _pooled(_pooled(h)) * _pooled(_pooled(w))
         self.classifier = nn.Sequential(nn.Flatten(), *dense(flat, 384), *dense(384, 192), nn.Linear(192, n_classes))
@@ -228,7 +231,8 @@ def _positive_ints(value, field: str, allow_empty: bool = False) -> tuple:
     ok = (out is not None and (allow_empty or len(out) > 0)
           and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in out))
     if not ok:
-        raise ValueError(f"{field} must be a {'' if allow_empty else 'non-empty '}tuple of positive ints, got {value!r}")
+        raise ValueError(f"{field} must be a {'' if allow_empty else 'non-empty '}tuple of positive ints, "
+                         f"got {value!r}")
     return out
 
 def _need_image(name, input_shape):

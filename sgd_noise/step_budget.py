@@ -4,17 +4,13 @@
 
 # %% ../nbs/11_step_budget.ipynb 3
 from __future__ import annotations
-import os
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from IPython.display import Markdown, display
-
 from . import stats
-from .contract import (GPU_SCALE, Claim, Spec, criteria_changes, edge_optima, findings, notebook_preset, run_checks,
-                                preregistration, save_figure, save_verdict, verdict)
+from .contract import GPU_SCALE, Claim, Spec, edge_optima, save_figure
 from .sweep import at_tuned, preset_configs, sweep, tune_lr, tuned
 
 # %% auto 0
@@ -37,9 +33,10 @@ PRESETS = {
                  axes=dict(batch_size=[16, 64, 256], lr=_LRS[1:7], seed=[0, 1]), margins=MARGINS),
     # a 1000-step budget: 4 epochs at B=16, 256 at B=1024 (SED20's 9765 steps are 200 epochs at B=1024); a
     # 40-128-128-10 MLP, SGD with momentum 0.9 and L2 5e-4 as in SED20, five seeds
-    'smoke': dict(base=dict(dataset='mnist1d', model='mlp', model_kwargs={'hidden': (128, 128)}, n_train=4000, n_test=1000,
-                            steps=1000, n_evals=2, momentum=0.9, weight_decay=5e-4),
-                  axes=dict(batch_size=[16, 32, 64, 128, 256, 512, 1024], lr=_LRS, seed=[0, 1, 2, 3, 4]), margins=MARGINS),
+    'smoke': dict(base=dict(dataset='mnist1d', model='mlp', model_kwargs={'hidden': (128, 128)}, n_train=4000,
+                            n_test=1000, steps=1000, n_evals=2, momentum=0.9, weight_decay=5e-4),
+                  axes=dict(batch_size=[16, 32, 64, 128, 256, 512, 1024], lr=_LRS, seed=[0, 1, 2, 3, 4]),
+                  margins=MARGINS),
     # the gpu scale (`contract.GPU_SCALE`): the 1-D conv net with ghost batch norm on 16,000 MNIST-1D examples,
     # 1000 steps (2 epochs at B=32, 128 at B=2048), momentum 0.9, L2 5e-4, LRs 0.1·2^-6 … 0.1·2^4, five seeds
     'gpu': dict(base=dict(GPU_SCALE, steps=1000, n_evals=2, momentum=0.9, weight_decay=5e-4),
@@ -47,7 +44,8 @@ PRESETS = {
                           seed=[0, 1, 2, 3, 4]), margins=MARGINS),
     # SED20 §4: WRN-16-4, ghost batch norm, momentum 0.9, L2 5e-4, 9765 steps, augmentation on; for a GPU
     'paper': dict(base=dict(dataset='cifar10', model='wrn', model_kwargs={'norm': 'ghost', 'ghost_batch_size': 64},
-                            momentum=0.9, weight_decay=5e-4, steps=9765, n_evals=10, device='auto', augment='crop-flip'),
+                            momentum=0.9, weight_decay=5e-4, steps=9765, n_evals=10, device='auto',
+                            augment='crop-flip'),
                   axes=dict(batch_size=[2 ** k for k in range(4, 15)], lr=[0.1 * 2.0 ** k for k in range(-8, 5)],
                             seed=[0, 1, 2, 3, 4]), margins=MARGINS),
 }
@@ -61,8 +59,8 @@ def run(preset: str = 'smoke', *, store=None, progress: bool = True, **overrides
 # %% ../nbs/11_step_budget.ipynb 9
 SPECS = [
     Spec('acc-falls-at-largest', 'the largest batch size reaches a lower test accuracy than the best smaller one',
-         'differs', 'bootstrap 95% CI over seeds of max over B < B_max of acc(B) − acc(B_max), re-tuned per resample, '
-                    'above the margin'),
+         'differs', 'bootstrap 95% CI over seeds of max over B < B_max of acc(B) − acc(B_max), '
+                    're-tuned per resample, above the margin'),
     Spec('loss-lower-at-largest', 'the largest batch size reaches a lower training loss than the batch size of peak '
          'accuracy', 'differs', 'paired t 95% CI of log10 loss(B_peak) − log10 loss(B_max), each at its '
                                 'loss-tuned LR, above the margin'),
@@ -96,14 +94,16 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
     fall = stats.interval_check('acc-falls-at-largest', est, (lo, hi), kind='differs', n=n,
                                 statement=SPEC['acc-falls-at-largest'].statement, above=margins['acc-falls-at-largest'],
                                 detail=f"peak at B={bs[s['peak']]} in the full data; B_max={bs[-1]}")
-    loss = stats.differs('loss-lower-at-largest', np.log10(l['train_loss'][:, s['peak']]), np.log10(l['train_loss'][:, -1]),
+    loss = stats.differs('loss-lower-at-largest', np.log10(l['train_loss'][:, s['peak']]),
+                         np.log10(l['train_loss'][:, -1]),
                          statement=SPEC['loss-lower-at-largest'].statement, margin=margins['loss-lower-at-largest'],
                          detail=f"loss {np.nanmean(l['train_loss'][:, s['peak']]):.4f} at B={bs[s['peak']]} vs "
                                 f"{np.nanmean(l['train_loss'][:, -1]):.4f} at B={bs[-1]}")
     x = np.log2(np.array(bs, float))
     est, lo, hi = stats.bootstrap(lambda idx: stats.slope(x, np.log2(tune_lr(a['cube'], idx)[1])), units, seed=0)
     (lo_m, hi_m) = margins['lr-sublinear']
-    slope = stats.interval_check('lr-sublinear', est, (lo, hi), kind='slope', n=n, statement=SPEC['lr-sublinear'].statement,
+    slope = stats.interval_check('lr-sublinear', est, (lo, hi), kind='slope', n=n,
+                                 statement=SPEC['lr-sublinear'].statement,
                                  above=lo_m, below=hi_m, detail=f"test-optimal LRs {[f'{v:g}' for v in a['lr']]}")
     edges = edge_optima(pd.DataFrame({'lr': np.r_[a['lr'], l['lr']]}), s['lr_grid'])
     edge = stats.Check('optima-inside-grid', SPEC['optima-inside-grid'].statement, 'threshold', len(edges),
@@ -128,7 +128,8 @@ def plot(s: dict, path=None, title='constant step budget'):
     t = table(s)
     fig, axs = plt.subplots(1, 3, figsize=(13, 3.5))
     axs[0].errorbar(t.batch_size, t.test_acc, yerr=[t.test_acc - t.ci_lo, t.ci_hi - t.test_acc], marker='o', capsize=3)
-    axs[0].set(xscale='log', xlabel='batch size B', ylabel='best test accuracy', title='test accuracy (LR tuned for it)')
+    axs[0].set(xscale='log', xlabel='batch size B', ylabel='best test accuracy',
+               title='test accuracy (LR tuned for it)')
     axs[1].errorbar(t.batch_size, t.train_loss, yerr=t.train_loss_std.fillna(0), marker='o', capsize=3, color='C1')
     axs[1].set(xscale='log', yscale='log', xlabel='batch size B', ylabel='lowest training loss',
                title='training loss (LR tuned for it)')
@@ -157,7 +158,8 @@ CRITERIA_CHANGES = [
          why='the first 5-seed momentum run put the optimal LR on the top edge at 6 batch sizes: the grid did not '
              'contain the optimum (the check did its job; the margins were not touched)'),
     dict(date='2026-11-26', check='all',
-         old='plain SGD, no L2, 3 seeds; drop > tol = max(3 × the largest per-seed std, 0.01); slope estimate in (0, 0.9)',
+         old='plain SGD, no L2, 3 seeds; drop > tol = max(3 × the largest per-seed std, 0.01); '
+             'slope estimate in (0, 0.9)',
          new='momentum 0.9 and L2 5e-4 (SED20); 5 seeds; bootstrap and paired-t intervals against margins declared in '
              'the preset; slope interval within (0, 1)',
          why='the old rule was unpaired and uncalibrated (a 0.031 drop of 1.9 paired standard errors failed), and the '
@@ -170,7 +172,8 @@ DEVIATIONS = [
     'smoke: no batch norm, so no ghost batch norm; no data augmentation (MNIST-1D)',
     'the SED20 schedule (constant for half the budget, then halved every budget/20) is our reading of the paper',
     'gpu: a 5-layer 1-D conv net with ghost batch norm on MNIST-1D (16,000 examples), 1000 steps, B = 32 … 2048',
-    'gpu: cuDNN convolutions in TF32 on the GPU (PyTorch\'s default); the `train` equivalence is tested in fp32 on the CPU',
+    'gpu: cuDNN convolutions in TF32 on the GPU (PyTorch\'s default); '
+    'the `train` equivalence is tested in fp32 on the CPU',
 ]
 
 CLAIM = Claim(name='step-budget', title='A constant step budget: large batches optimise better, generalise worse',

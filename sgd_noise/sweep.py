@@ -16,8 +16,8 @@ import torch.nn as nn
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 from .data import Dataset, MinibatchSampler
 from .models import make_model, uses_batch_norm
-from .train import (METRICS, LOOP_ONLY_DEFAULTS, RunResult, TrainConfig, environment, eval_steps, get_data, loss_fn,
-                             lr_factor, nan_metrics, progress_bar, resolve_device, train, validate)
+from .train import (METRICS, LOOP_ONLY_DEFAULTS, RunResult, TrainConfig, environment, eval_steps, get_data,
+                             loss_fn, lr_factor, nan_metrics, progress_bar, resolve_device, train, validate)
 
 # %% auto 0
 __all__ = ['MEMBER_FIELDS', 'ENGINES', 'ENSEMBLE_OPTIONS', 'CONFIG_COLUMNS', 'grid', 'preset_configs', 'group_key', 'make_groups',
@@ -27,7 +27,8 @@ __all__ = ['MEMBER_FIELDS', 'ENGINES', 'ENSEMBLE_OPTIONS', 'CONFIG_COLUMNS', 'gr
 
 # %% ../nbs/03_sweep.ipynb 5
 def grid(base: TrainConfig | None = None, **axes) -> list[TrainConfig]:
-    "Every combination of the values in `axes` (lists) applied to `base`: `grid(cfg, batch_size=[32, 64], lr=[.1, .2])`."
+    ("Every combination of the values in `axes` (lists) applied to `base`: "
+     "`grid(cfg, batch_size=[32, 64], lr=[.1, .2])`.")
     base = base or TrainConfig()
     names, fields = list(axes), {f.name for f in dataclasses.fields(base)}
     for n in names:
@@ -261,7 +262,8 @@ class _VmapEnsemble:
             if self.task == 'reconstruct':
                 tot += ((out - xb.flatten(1)) ** 2).mean(-1).sum(-1)
             else:
-                tot += torch.nn.functional.cross_entropy(out.transpose(1, 2), yb.expand(n_members, -1), reduction='none').sum(1)
+                tot += torch.nn.functional.cross_entropy(out.transpose(1, 2), yb.expand(n_members, -1),
+                                                         reduction='none').sum(1)
                 cor += (out.argmax(-1) == yb).sum(1)
         acc = (cor / len(x)).tolist() if self.task == 'classify' else [float('nan')] * n_members
         return (tot / len(x)).tolist(), acc
@@ -297,9 +299,11 @@ def choose_engine(model: nn.Module, engine: str = 'auto', cfg: TrainConfig | Non
         if cfg is None: return []
         return [f'{k}={getattr(cfg, k)}' for k, off in LOOP_ONLY_DEFAULTS.items()
                 if getattr(cfg, k) != off and (k not in ENSEMBLE_OPTIONS[eng] or (bn and k == 'precision'))]
-    if engine == 'mlp' and not is_mlp(model): raise ValueError(f"engine='mlp' needs an MLP classifier, not {type(model).__name__}: use 'vmap'")
+    if engine == 'mlp' and not is_mlp(model):
+        raise ValueError(f"engine='mlp' needs an MLP classifier, not {type(model).__name__}: use 'vmap'")
     if engine in ('mlp', 'vmap'):
-        if missing(engine): raise ValueError(f"engine={engine!r} does not implement {', '.join(missing(engine))}: use 'loop'")
+        if missing(engine):
+            raise ValueError(f"engine={engine!r} does not implement {', '.join(missing(engine))}: use 'loop'")
         return engine
     if engine == 'loop': return engine
     for eng in (('mlp', 'vmap') if is_mlp(model) else ('vmap',)):
@@ -315,14 +319,16 @@ def train_group(configs: list[TrainConfig], *, data: Dataset | None = None, engi
     of the ensemble engines). The loss is checked for divergence every `check_every` steps: by default every step
     on the CPU and every 16th on a GPU, where each check waits for the device."""
     configs = [TrainConfig(**c) if isinstance(c, dict) else c for c in configs]
-    if len({group_key(c) for c in configs}) != 1: raise ValueError("train_group needs configs that differ only in lr and seed")
+    if len({group_key(c) for c in configs}) != 1:
+        raise ValueError("train_group needs configs that differ only in lr and seed")
     c0 = validate(configs[0])
     for c in configs[1:]: validate(c)
     dev = resolve_device(c0.device)
     check_every = check_every or (16 if dev.type == 'cuda' else 1)
     data = get_data(c0) if data is None else data.to(dev)
     validate(c0, n_train=data.n_train)
-    models = [make_model(c.model, input_shape=data.input_shape, n_classes=data.n_classes, seed=c.seed, **c.model_kwargs).to(dev)
+    models = [make_model(c.model, input_shape=data.input_shape, n_classes=data.n_classes, seed=c.seed,
+                         **c.model_kwargs).to(dev)
               for c in configs]
     engine = choose_engine(models[0], engine, c0)
     if engine == 'loop':
@@ -333,14 +339,16 @@ def train_group(configs: list[TrainConfig], *, data: Dataset | None = None, engi
     ens = (_MLPEnsemble(models, c0.momentum, c0.weight_decay) if engine == 'mlp' else
            _VmapEnsemble(models, c0.momentum, c0.weight_decay, c0.precision))
     mem = _Members(configs, data, engine)
-    sampler = EnsembleSampler(data.n_train, c0.batch_size, [c.seed for c in configs], replacement=c0.replacement, device=dev)
+    sampler = EnsembleSampler(data.n_train, c0.batch_size, [c.seed for c in configs], replacement=c0.replacement,
+                              device=dev)
 
     def record(step):
         mem.record(step, ens.evaluate(data.x_train, data.y_train) + ens.evaluate(data.x_test, data.y_test))
 
     if 0 in mem.evals: record(0)
     step = 0
-    bar = progress_bar(range(1, mem.total + 1), progress=progress, desc=f'{len(configs)} models, B={c0.batch_size}', leave=False)
+    bar = progress_bar(range(1, mem.total + 1), progress=progress, desc=f'{len(configs)} models, B={c0.batch_size}',
+                       leave=False)
     for step in bar:
         if not mem.active: break
         idx = next(sampler)
@@ -524,7 +532,8 @@ class ResultStore:
     def finished(self) -> set[str]:
         "The config ids already in the store (under today's id rule: see `_current_id`)."
         if not self._exists(): return set()
-        with self._reading() as con: return {_current_id(i, c) for i, c in con.execute('SELECT config_id, config FROM runs')}
+        with self._reading() as con:
+            return {_current_id(i, c) for i, c in con.execute('SELECT config_id, config FROM runs')}
 
     def add(self, results: list[dict]) -> int:
         "Insert results (dicts from `train_group`) in one transaction; returns how many were new."
@@ -669,7 +678,8 @@ def results_frame(results: list[dict], order: list[str] | None = None) -> pd.Dat
                          wall_time=r['wall_time'], engine=r['env'].get('engine'), history=r['history'],
                          hardware=r['env'].get('gpu') or _cpu_name(r['env']), torch=r['env'].get('torch')))
     df = pd.DataFrame(rows)
-    if order is not None and len(df): df = df.set_index('config_id').loc[[i for i in order if i in set(df.config_id)]].reset_index()
+    if order is not None and len(df):
+        df = df.set_index('config_id').loc[[i for i in order if i in set(df.config_id)]].reset_index()
     return df
 
 def seed_stats(df: pd.DataFrame, metric: str = 'test_acc', by=('batch_size', 'lr')) -> pd.DataFrame:
@@ -702,7 +712,8 @@ def best_lr(df: pd.DataFrame, by: str = 'test_acc', group=('batch_size',)) -> pd
         if len(s):
             lr = s.score.idxmax() if higher else s.score.idxmin()
             at = d[d.lr == lr]
-            lr_fit = 2.0 ** _vertex(np.log2(s.index.to_numpy(float)), s.score.to_numpy(float), s.index.get_loc(lr), higher)
+            lr_fit = 2.0 ** _vertex(np.log2(s.index.to_numpy(float)), s.score.to_numpy(float), s.index.get_loc(lr),
+                                    higher)
             row.update(lr=lr, lr_fit=lr_fit, test_acc=at.test_acc.mean(), test_acc_std=at.test_acc.std(ddof=1),
                        train_loss=at.train_loss.mean(), train_loss_std=at.train_loss.std(ddof=1),
                        lr_at_edge=lr in (d.lr.min(), d.lr.max()))

@@ -95,7 +95,8 @@ class TrainConfig:
     def config_id(self) -> str:
         "A stable id: the hash of the config as JSON (tuples and lists hash alike)."
         d = self.to_dict()
-        for k, v in LOOP_ONLY_DEFAULTS.items():  # added later: at their defaults they leave older ids (and stores) valid
+        # added later: at their defaults they leave older ids (and stores) valid
+        for k, v in LOOP_ONLY_DEFAULTS.items():
             if d[k] == v: d.pop(k)
         # epoch budgets count examples since 0.2 (before, `epochs × (n // B)` steps): runs stored under the old
         # rule trained for fewer steps, so their ids must differ and a store retrains them
@@ -265,7 +266,8 @@ class RunResult:
     model: torch.nn.Module | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self) if self.model is None else dataclasses.asdict(dataclasses.replace(self, model=None))
+        d = (dataclasses.asdict(self) if self.model is None
+             else dataclasses.asdict(dataclasses.replace(self, model=None)))
         d.pop('model'); return d
 
 def nan_metrics() -> dict: return {k: float('nan') for k in METRICS}
@@ -286,7 +288,8 @@ def crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torc
     i, j = (torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=dev) for _ in range(2))
     rows = (i[:, None] + torch.arange(h, device=dev))[:, None, :, None]
     cols = (j[:, None] + torch.arange(w, device=dev))[:, None, None, :]
-    out = xp[torch.arange(n, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None], rows, cols]
+    out = xp[torch.arange(n, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None],
+             rows, cols]
     flip = torch.rand(n, generator=generator, device=dev) < 0.5
     return torch.where(flip[:, None, None, None], out.flip(3), out)
 
@@ -300,7 +303,8 @@ def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = Tru
     `data` skips loading (it must be the dataset of `cfg`); `progress` shows a progress bar (it appears only
     after two seconds, so short runs stay quiet); the loss is tested for a non-finite value every
     `check_every` steps (raise it on a GPU to avoid a sync per step). With `cfg.target_loss`, the training loss on
-    the whole training set is measured every epoch and training stops, with an evaluation, once it is that low. `on_eval(step, model, data)`, if given, is
+    the whole training set is measured every epoch and training stops, with an evaluation, once it is that low. \
+`on_eval(step, model, data)`, if given, is
     called at each evaluation and the dict it returns is added to that history entry (e.g. a curvature or
     gradient-noise measurement)."""
     validate(cfg)
@@ -320,8 +324,10 @@ def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = Tru
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: lr_factor(cfg.schedule, t, total))
     evals, history, status, diverged_at = set(eval_steps(total, cfg.n_evals)), [], 'ok', None
     if cfg.augment is not None and len(data.input_shape) != 3:
-        raise ValueError(f"augment={cfg.augment!r} needs images, and {cfg.dataset} is not an image dataset: use augment=None")
-    aug_gen = torch.Generator(device=dev).manual_seed(cfg.seed + 7919) if cfg.augment else None  # not the sampler's stream
+        raise ValueError(f"augment={cfg.augment!r} needs images, and {cfg.dataset} is not an image dataset: "
+                         "use augment=None")
+    aug_gen = (torch.Generator(device=dev).manual_seed(cfg.seed + 7919)  # not the sampler's stream
+               if cfg.augment else None)
     stop_every = max(1, round(data.n_train / cfg.batch_size)) if cfg.target_loss is not None else 0
 
     swa_from = None if cfg.swa_start is None else int(cfg.swa_start * total)
@@ -332,7 +338,8 @@ def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = Tru
         m = model if m is None else m
         trl, tra = evaluate(m, data.x_train, data.y_train)
         tel, tea = evaluate(m, data.x_test, data.y_test)
-        lr = opt.param_groups[0]['lr'] if swa_sched is not None else cfg.lr * lr_factor(cfg.schedule, min(step, total - 1), total)
+        lr = (opt.param_groups[0]['lr'] if swa_sched is not None
+              else cfg.lr * lr_factor(cfg.schedule, min(step, total - 1), total))
         history.append(dict(step=step, epoch=step * cfg.batch_size / data.n_train, lr=lr,
                             train_loss=trl, train_acc=tra, test_loss=tel, test_acc=tea, **extra))
         if on_eval is not None: history[-1].update(on_eval(step, m, data) or {})
@@ -352,7 +359,8 @@ def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = Tru
     model.train()
     if 0 in evals: record(0)
     step = 0
-    for step in progress_bar(range(1, total + 1), progress=progress, desc=f'B={cfg.batch_size} lr={cfg.lr:g}', leave=False):
+    for step in progress_bar(range(1, total + 1), progress=progress, desc=f'B={cfg.batch_size} lr={cfg.lr:g}',
+                             leave=False):
         idx = next(sampler)
         xb, yb = data.x_train[idx], data.y_train[idx]
         if aug_gen is not None: xb = AUGMENT[cfg.augment](xb, aug_gen)
@@ -372,8 +380,8 @@ def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = Tru
             break
     if swa_model is not None and status == 'ok':
         if cfg.swa_update_bn:   # batch-norm statistics for the averaged weights: one pass over the training set
-            torch.optim.swa_utils.update_bn((data.x_train[i:i + cfg.batch_size] for i in range(0, data.n_train, cfg.batch_size)),
-                                            swa_model)
+            torch.optim.swa_utils.update_bn(
+                (data.x_train[i:i + cfg.batch_size] for i in range(0, data.n_train, cfg.batch_size)), swa_model)
         model = swa_model.module
         record(step, model, model_kind='swa', n_averaged=int(swa_model.n_averaged))
     final = nan_metrics() if status == 'diverged' else {k: history[-1][k] for k in METRICS}

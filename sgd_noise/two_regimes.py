@@ -4,17 +4,13 @@
 
 # %% ../nbs/10_two_regimes.ipynb 3
 from __future__ import annotations
-import math, os
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from IPython.display import Markdown, display
-
 from . import stats
-from .contract import (GPU_SCALE, Claim, Spec, all_of, criteria_changes, edge_optima, findings, run_checks,
-                                notebook_preset, preregistration, save_figure, save_verdict, verdict)
+from .contract import GPU_SCALE, Claim, Spec, all_of, edge_optima, save_figure
 from .sweep import grid, seed_stats, sweep, tune_lr, tuned
 from .train import TrainConfig
 
@@ -37,7 +33,8 @@ MARGINS = {
 PRESETS = {
     # plumbing only (unit tests): seconds, far too small to test the claim
     'tiny': dict(base=dict(dataset='mnist1d', model='mlp', n_train=512, n_test=256, epochs=2, n_evals=2),
-                 batch_sizes=[16, 64, 512], eff_lrs=[2.0 ** k for k in range(-4, 3)], seeds=[0], momenta=[0.0, 0.9], margins=MARGINS),
+                 batch_sizes=[16, 64, 512], eff_lrs=[2.0 ** k for k in range(-4, 3)], seeds=[0], momenta=[0.0, 0.9],
+                 margins=MARGINS),
     # CPU scale: MLP 40-256-256-10 on MNIST-1D, the SED20 schedule and L2 5e-4, 20 epochs, plain and momentum
     # SGD, five seeds (the paired intervals need them). B=8 and effective LRs below 2^-3 are left out to fit the
     # CPU budget (in a 2-seed run with them, the optimal LR at B=8 was 2^-2 and no optimum fell below it);
@@ -126,18 +123,21 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
     flat = all_of('flat-small-batch', s['equivalence'][:2], statement=SPEC['flat-small-batch'].statement)
     grows = _slope_check('lr-grows-linearly', s, small if nf >= 3 else [], margins, side='above')
     stops = _slope_check('lr-stops-growing', s, large, margins, side='below')
-    falls = stats.differs('acc-falls-large-batch', p['test_acc'][:, 0], p['test_acc'][:, -1], margin=margins['acc-falls-large-batch'],
+    falls = stats.differs('acc-falls-large-batch', p['test_acc'][:, 0], p['test_acc'][:, -1],
+                          margin=margins['acc-falls-large-batch'],
                           statement=SPEC['acc-falls-large-batch'].statement, detail=f'B={bs[0]} vs B={bs[-1]}')
     edges = {m: edge_optima(pd.DataFrame({'lr': r['lr']}), s['lr_grid']) for m, r in s['by_momentum'].items()}
     n_edge = sum(len(v) for v in edges.values())
-    edge = stats.Check('optima-inside-grid', SPEC['optima-inside-grid'].statement, 'threshold', n_edge, (np.nan, np.nan),
-                       0, n_edge == 0, detail='; '.join(f'momentum {m:g}: {[f"{v:g}" for v in r["lr"]]}'
-                                                        for m, r in s['by_momentum'].items()) + f" (grid {s['lr_grid']})")
+    edge = stats.Check('optima-inside-grid', SPEC['optima-inside-grid'].statement, 'threshold', n_edge,
+                       (np.nan, np.nan), 0, n_edge == 0,
+                       detail='; '.join(f'momentum {m:g}: {[f"{v:g}" for v in r["lr"]]}'
+                                        for m, r in s['by_momentum'].items()) + f" (grid {s['lr_grid']})")
     out = [flat, grows, stops, falls, edge]
     mom = [m for m in s['by_momentum'] if m > 0]
     q = s['by_momentum'][mom[0]] if mom else None
-    eq = [stats.equivalent(f'b{bs[j]}', q['test_acc'][:, j], p['test_acc'][:, j], margin=margins['momentum-equal-small'],
-                           statement=f'B={bs[j]}') for j in small] if q is not None else []
+    eq = [stats.equivalent(f'b{bs[j]}', q['test_acc'][:, j], p['test_acc'][:, j],
+                           margin=margins['momentum-equal-small'], statement=f'B={bs[j]}')
+          for j in small] if q is not None else []
     out.append(all_of('momentum-equal-small', eq, statement=SPEC['momentum-equal-small'].statement))
     gain = (q['test_acc'][:, large].mean(1), p['test_acc'][:, large].mean(1)) if q is not None and large else ([], [])
     out.append(stats.differs('momentum-better-large', *gain, margin=margins['momentum-better-large'],
@@ -166,8 +166,10 @@ def plot(s: dict, path=None, title='two regimes of SGD'):
                         capsize=3, label=lab, color=f'C{k}')
         axs[1].plot(d.batch_size, d.lr_fit, 'o-', label=f'{lab}: optimal ε/(1−m)', color=f'C{k}')
     b = t[t.momentum == 0]
-    axs[0].set(xscale='log', xlabel='batch size B', ylabel='best test accuracy', title='test accuracy at the best LR (95% CI)')
-    axs[1].plot(b.batch_size, b.lr_fit.iloc[0] * b.batch_size / b.batch_size.iloc[0], 'k:', label='∝ B (linear scaling)')
+    axs[0].set(xscale='log', xlabel='batch size B', ylabel='best test accuracy',
+               title='test accuracy at the best LR (95% CI)')
+    axs[1].plot(b.batch_size, b.lr_fit.iloc[0] * b.batch_size / b.batch_size.iloc[0], 'k:',
+                label='∝ B (linear scaling)')
     axs[1].set(xscale='log', yscale='log', xlabel='batch size B', ylabel='optimal effective LR', title='optimal LR',
                ylim=(s['lr_grid'][0] / 2, s['lr_grid'][1] * 2))
     for ax in axs:
@@ -207,10 +209,12 @@ CRITERIA_CHANGES = [
     dict(date='2026-11-22', check='optima-inside-grid', old='effective LRs up to 2^3, plain SGD only',
          new='effective LRs up to 2^4; momentum optima checked too', why="momentum's optimum sat on 2^3 at B=256, 512"),
     dict(date='2026-11-26', check='all',
-         old='tol = max(3 × the largest per-seed std, 0.02), unpaired, from 2–3 seeds; regimes within tol of the peak',
+         old='tol = max(3 × the largest per-seed std, 0.02), unpaired, from 2–3 seeds; '
+             'regimes within tol of the peak',
          new='paired per-seed statistics with 5 seeds: TOST for equal, t-intervals for differ, bootstrap slopes; '
              'margins declared in the preset; regime = batch sizes equivalent to the smallest',
-         why='the old rule let "equal" pass with same-signed gaps and its tolerance swung between runs (0.059 vs 0.076)'),
+         why='the old rule let "equal" pass with same-signed gaps and its tolerance swung between runs '
+             '(0.059 vs 0.076)'),
 ]
 
 DEVIATIONS = [
@@ -220,11 +224,13 @@ DEVIATIONS = [
     'the SED20 schedule (constant for half the budget, then halved every budget/20) is our reading of the paper',
     'five seeds; the paper does not say how many it ran for each point',
     'gpu: a 5-layer 1-D conv net with ghost batch norm on MNIST-1D (16,000 examples), 10 epochs, B = 32 … 4096',
-    'gpu: cuDNN convolutions in TF32 on the GPU (PyTorch\'s default); the `train` equivalence is tested in fp32 on the CPU',
+    'gpu: cuDNN convolutions in TF32 on the GPU (PyTorch\'s default); '
+    'the `train` equivalence is tested in fp32 on the CPU',
 ]
 
 CLAIM = Claim(name='two-regimes', title='Two regimes of SGD (noise- vs curvature-dominated)',
-              paper='Smith, Elsen & De 2020, *On the Generalization Benefit of Noise in SGD*, arXiv 2006.15081, §3, Fig. 1',
+              paper='Smith, Elsen & De 2020, *On the Generalization Benefit of Noise in SGD*, '
+                    'arXiv 2006.15081, §3, Fig. 1',
               notebook='10_two_regimes.ipynb', specs=SPECS, presets=PRESETS, run=run, analyse=analyse, checks=checks,
               plot=plot, table=table, known_failures=KNOWN_FAILURES, criteria_changes=CRITERIA_CHANGES,
               deviations=DEVIATIONS, configs=configs)
