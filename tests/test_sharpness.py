@@ -125,16 +125,18 @@ def test_reconstruct_task_is_mse_to_flattened_input():
 
 # ---- Hutchinson ----
 
-def test_hessian_trace():
+@pytest.mark.parametrize('method', ['hutchinson', 'hutch++'])
+def test_hessian_trace(method):
     model, (x, y) = mlp(), data()
     exact = float(exact_spectrum(model, x, y).sum())
-    small, big = (hessian_trace(model, x, y, n_samples=n, seed=0) for n in (20, 320))
-    assert abs(big.estimate - exact) < 4 * big.stderr
+    small, big = (hessian_trace(model, x, y, n_samples=n, seed=0, method=method) for n in (21, 321))
+    assert abs(big.estimate - exact) < 4 * big.stderr + 1e-9   # Hutch++ with 3n products or more is exact
     assert abs(small.estimate - exact) < 4 * small.stderr
-    assert big.stderr < small.stderr and big.n_samples == 320
-    again = hessian_trace(model, x, y, n_samples=20, seed=0)
+    assert big.stderr < small.stderr and big.n_samples == 321
+    again = hessian_trace(model, x, y, n_samples=21, seed=0, method=method)
     assert again.estimate == small.estimate and np.array_equal(again.samples, small.samples)
-    assert hessian_trace(model, x, y, n_samples=20, seed=1).estimate != small.estimate
+    assert hessian_trace(model, x, y, n_samples=21, seed=1, method=method).estimate != small.estimate
+    with pytest.raises(ValueError, match='unknown method'): hessian_trace(model, x, y, method='exactly')
 
 
 # ---- epsilon-sharpness ----
@@ -329,3 +331,19 @@ def test_eigenvalue_spread():
     full = top_eigenvalues(model, x, y).eigenvalues[0]
     assert np.allclose(t.eigenvalue[t.sample_size == 30], full, rtol=1e-6)
     with pytest.raises(ValueError, match='sample_sizes'): eigenvalue_spread(model, x, y, sample_sizes=(31,))
+
+
+def test_hutchpp_is_exact_with_a_full_sketch_and_beats_hutchinson_on_a_decaying_spectrum():
+    "Hutch++ (Meyer et al. 2021): with 3n products the sketch spans everything; on 1/i² eigenvalues it wins clearly."
+    from sgd_noise.sharpness import hutchinson, hutchpp
+    gen = torch.Generator().manual_seed(0)
+    n = 40
+    U, _ = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64))
+    lam = 1.0 / torch.arange(1, n + 1, dtype=torch.float64) ** 2
+    A = U @ torch.diag(lam) @ U.T
+    mv = lambda v: A @ v
+    assert abs(hutchpp(mv, n, n_samples=3 * n, dtype=torch.float64).estimate - float(lam.sum())) < 1e-10
+    rms = {f.__name__: np.sqrt(np.mean([(f(mv, n, n_samples=30, seed=s, dtype=torch.float64).estimate
+                                         - float(lam.sum())) ** 2 for s in range(40)])) for f in (hutchinson, hutchpp)}
+    assert rms['hutchpp'] < 0.2 * rms['hutchinson'], rms
+    with pytest.raises(ValueError, match='at least 6'): hutchpp(mv, n, n_samples=5)
