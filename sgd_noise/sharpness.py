@@ -271,7 +271,8 @@ TRACE_METHODS = {'hutch++': hutchpp, 'hutchinson': hutchinson}
 def hessian_trace(model, x, y, *, n_samples=99, seed=0, method='hutch++', **opts):
     """Estimate of the trace of the loss Hessian at the model's parameters from `n_samples` Hessian-vector products,
     by Hutch++ (the default: see the comparison below) or Hutchinson; `opts` go to `ParamLoss`."""
-    if method not in TRACE_METHODS: raise ValueError(f"unknown method {method!r}: choose one of {', '.join(TRACE_METHODS)}")
+    if method not in TRACE_METHODS:
+        raise ValueError(f"unknown method {method!r}: choose one of {', '.join(TRACE_METHODS)}")
     f = ParamLoss(model, x, y, **opts)
     return TRACE_METHODS[method](f.hvp, f.n, n_samples=n_samples, seed=seed, dtype=f.theta0.dtype,
                                  device=f.theta0.device)
