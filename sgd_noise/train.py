@@ -16,10 +16,10 @@ from .data import DATASETS, Dataset, MinibatchSampler, data_root, load_dataset
 from .models import MODELS, make_model
 
 # %% auto 0
-__all__ = ['SCHEDULES', 'PRECISIONS', 'AUGMENTATIONS', 'SPEED_DEFAULTS', 'SWA_DEFAULTS', 'LOOP_ONLY_DEFAULTS', 'MAX_SEED',
-           'MAX_STEPS', 'METRICS', 'AUGMENT', 'lr_factor', 'TrainConfig', 'validate', 'resolve_device', 'get_data',
-           'loss_fn', 'evaluate', 'eval_steps', 'environment', 'RunResult', 'nan_metrics', 'progress_bar', 'crop_flip',
-           'train']
+__all__ = ['SCHEDULES', 'PRECISIONS', 'AUGMENTATIONS', 'SPEED_DEFAULTS', 'SWA_DEFAULTS', 'OPTIMIZERS', 'LOOP_ONLY_DEFAULTS',
+           'MAX_SEED', 'MAX_STEPS', 'METRICS', 'AUGMENT', 'lr_factor', 'TrainConfig', 'validate', 'resolve_device',
+           'get_data', 'loss_fn', 'evaluate', 'eval_steps', 'environment', 'RunResult', 'nan_metrics', 'progress_bar',
+           'crop_flip', 'train']
 
 # %% ../nbs/02_train.ipynb 5
 SCHEDULES = ('sed20', 'constant', 'cosine')
@@ -40,7 +40,8 @@ SPEED_DEFAULTS = dict(precision='fp32', channels_last=False, compile=False)  # t
 # fields added after the first stores were written: at these defaults they leave older config ids valid, and any
 # other value makes the sweep train the config through `train` (the ensemble engines do not implement them)
 SWA_DEFAULTS = dict(swa_start=None, swa_lr=None, swa_every=None, swa_update_bn=True)  # stochastic weight averaging, off
-LOOP_ONLY_DEFAULTS = dict(SPEED_DEFAULTS, augment=None, target_loss=None, **SWA_DEFAULTS)
+OPTIMIZERS = ('sgd', 'adam')
+LOOP_ONLY_DEFAULTS = dict(SPEED_DEFAULTS, augment=None, target_loss=None, optimizer='sgd', **SWA_DEFAULTS)
 
 def _plain(v):
     "`v` with NumPy scalars (what `np.arange`, `np.logspace` give) turned into Python numbers, inside lists too."
@@ -80,6 +81,9 @@ class TrainConfig:
     # `swa_lr` (SWALR, cosine-annealed into over the first 5% of the SWA phase; None: the schedule goes on); at the
     # end recompute batch-norm statistics for the average (`update_bn`) unless `swa_update_bn=False`; the last
     # history entry and `final` are then the averaged model's
+    # 'adam': torch.optim.Adam (betas 0.9, 0.999; L2 added to the gradient like SGD's), as Keskar et al. train;
+    # momentum must then be 0 (Adam's own first moment replaces it)
+    optimizer: str = 'sgd'
     swa_start: float | None = None
     swa_lr: float | None = None
     swa_every: int | None = None
@@ -182,6 +186,10 @@ def validate(cfg: TrainConfig, n_train: int | None = None) -> TrainConfig:
     _check(cfg.augment is None or (isinstance(cfg.augment, str) and cfg.augment in AUGMENTATIONS),
            f"unknown augment {cfg.augment!r}: choose None or one of {', '.join(AUGMENTATIONS)}")
     _check_number(cfg, 'target_loss', lambda v: v > 0, '> 0', optional=True)
+    _check_name(cfg, 'optimizer', OPTIMIZERS)
+    _check(cfg.optimizer == 'sgd' or cfg.momentum == 0,
+           f"momentum={cfg.momentum} with optimizer='adam': Adam keeps its own first moment (beta1 0.9); "
+           f"set momentum=0")
     _check_number(cfg, 'swa_start', lambda v: 0 <= v < 1, 'a fraction of the budget in [0, 1)', optional=True)
     _check_number(cfg, 'swa_lr', lambda v: v > 0, '> 0', optional=True)
     _check_int(cfg, 'swa_every', 1, optional=True)
@@ -320,7 +328,9 @@ def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = Tru
     task = getattr(model, 'task', 'classify')
     sampler = MinibatchSampler(data.n_train, cfg.batch_size, seed=cfg.seed, replacement=cfg.replacement, device=dev)
     total = cfg.total_steps(data.n_train)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    opt = (torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+           if cfg.optimizer == 'sgd' else
+           torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: lr_factor(cfg.schedule, t, total))
     evals, history, status, diverged_at = set(eval_steps(total, cfg.n_evals)), [], 'ok', None
     if cfg.augment is not None and len(data.input_shape) != 3:
