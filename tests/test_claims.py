@@ -70,15 +70,16 @@ def test_gpu_presets_train_the_deeper_net_on_the_larger_set_with_five_seeds(name
     assert {c.config_id for c in mod.configs('gpu', device='cuda')} == {c.config_id for c in cfgs}  # ids: no device
 
 
-@pytest.mark.parametrize('name', ['step-budget', 'epoch-budget'])
+@pytest.mark.parametrize('name', ['two-regimes', 'step-budget', 'epoch-budget'])
 def test_committed_gpu_runs_give_the_committed_verdict(name):
-    "The committed H200 stores re-derive, on a CPU and training nothing, the checks of the committed gpu verdict."
+    "The committed stores (H200 runs) re-derive, on a CPU and training nothing, the checks of the committed verdict."
     c = get_claim(name)
     raw, s = committed_run(c, 'gpu', folder=os.path.join(REPO, 'verdicts', 'runs'))
-    assert set(raw.hardware) == {'NVIDIA H200'} and len(raw) == len(c.configs('gpu'))
+    assert 'NVIDIA H200' in set(raw.hardware) and len(raw) == len(c.configs('gpu'))
     committed = json.load(open(os.path.join(REPO, 'verdicts', f'{name}-gpu.json')))
     assert [(k.id, k.holds) for k in run_checks(c, s, 'gpu')] == [(k['id'], k['holds']) for k in committed['checks']]
-    assert committed['trained_on'] == {'NVIDIA H200, torch 2.11.0+cu130': len(raw)}
+    assert sum(committed['trained_on'].values()) == len(raw)
+    assert committed['trained_on'].get('NVIDIA H200, torch 2.11.0+cu130', 0) == int((raw.hardware == 'NVIDIA H200').sum())
 
 
 def test_committed_run_refuses_to_train(tmp_path):
