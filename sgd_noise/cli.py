@@ -66,6 +66,7 @@ def _train_parser(sub):
     t.add_argument('--n-train', type=int, help="training-set size (default: the dataset's own)")
     t.add_argument('--n-test', type=int, help="test-set size (default: the dataset's own)")
     _speed_args(t)
+    t.add_argument('--label-noise', type=float, default=0.0, help='fraction of training labels made wrong')
     t.add_argument('--optimizer', default=d.optimizer, help="sgd, or adam (then --momentum must be 0)")
     t.add_argument('--swa-start', type=float, help='stochastic weight averaging from this fraction of the budget on')
     t.add_argument('--swa-lr', type=float, help='the constant LR of the SWA phase (default: the schedule goes on)')
@@ -124,7 +125,8 @@ def _train(a) -> int:
     epochs = a.epochs if a.epochs is not None else (10 if a.steps is None else None)   # `--steps 0` is a budget too
     cfg = TrainConfig(dataset=a.dataset, model=a.model, batch_size=a.batch_size, lr=a.lr, momentum=a.momentum,
                       weight_decay=a.weight_decay, epochs=epochs, steps=a.steps, schedule=a.schedule, seed=a.seed,
-                      device=a.device, n_train=a.n_train, n_test=a.n_test, optimizer=a.optimizer,
+                      device=a.device, n_train=a.n_train, n_test=a.n_test, label_noise=a.label_noise,
+                      optimizer=a.optimizer,
                       swa_start=a.swa_start, swa_lr=a.swa_lr, swa_every=a.swa_every, swa_update_bn=not a.no_swa_bn,
                       **_speed(a))
     res = train(cfg, progress=not a.no_progress)

@@ -18,8 +18,8 @@ from .models import MODELS, make_model
 # %% auto 0
 __all__ = ['SCHEDULES', 'PRECISIONS', 'AUGMENTATIONS', 'SPEED_DEFAULTS', 'SWA_DEFAULTS', 'OPTIMIZERS', 'LOOP_ONLY_DEFAULTS',
            'MAX_SEED', 'MAX_STEPS', 'METRICS', 'AUGMENT', 'lr_factor', 'TrainConfig', 'validate', 'resolve_device',
-           'get_data', 'loss_fn', 'evaluate', 'eval_steps', 'environment', 'RunResult', 'nan_metrics', 'progress_bar',
-           'crop_flip', 'train']
+           'with_label_noise', 'get_data', 'loss_fn', 'evaluate', 'eval_steps', 'environment', 'RunResult',
+           'nan_metrics', 'progress_bar', 'crop_flip', 'train']
 
 # %% ../nbs/02_train.ipynb 5
 SCHEDULES = ('sed20', 'constant', 'cosine')
@@ -67,6 +67,7 @@ class TrainConfig:
     n_train: int | None = None    # training-set size (None: the dataset's default)
     n_test: int | None = None
     data_seed: int | None = None  # dataset generation/subset seed (None: the dataset's default)
+    label_noise: float = 0.0      # this fraction of training labels replaced by another class (`with_label_noise`)
     replacement: bool = False     # sample minibatches with replacement instead of per-epoch shuffles
     n_evals: int = 10             # full train/test evaluations, evenly spaced, plus one at step 0 (0: at the end only)
     model_kwargs: dict = field(default_factory=dict)  # e.g. {'hidden': (512, 512)} or {'norm': 'ghost'}
@@ -100,7 +101,7 @@ class TrainConfig:
         "A stable id: the hash of the config as JSON (tuples and lists hash alike)."
         d = self.to_dict()
         # added later: at their defaults they leave older ids (and stores) valid
-        for k, v in LOOP_ONLY_DEFAULTS.items():
+        for k, v in {**LOOP_ONLY_DEFAULTS, 'label_noise': 0.0}.items():
             if d[k] == v: d.pop(k)
         # epoch budgets count examples since 0.2 (before, `epochs × (n // B)` steps): runs stored under the old
         # rule trained for fewer steps, so their ids must differ and a store retrains them
@@ -178,6 +179,7 @@ def validate(cfg: TrainConfig, n_train: int | None = None) -> TrainConfig:
     _check_int(cfg, 'seed', 0, MAX_SEED)
     for name in ('n_train', 'n_test'): _check_int(cfg, name, 1, optional=True)
     _check_int(cfg, 'data_seed', 0, MAX_SEED, optional=True)
+    _check_number(cfg, 'label_noise', lambda v: 0 <= v <= 1, 'a fraction in [0, 1]')
     _check_int(cfg, 'n_evals', 0)
     _check(isinstance(cfg.model_kwargs, dict), f"model_kwargs={cfg.model_kwargs!r} must be a dict")
     _check_name(cfg, 'precision', PRECISIONS)
@@ -220,10 +222,25 @@ def resolve_device(device: str) -> torch.device:
 def _load(name, n_train, n_test, data_seed, device, root) -> Dataset:
     return load_dataset(name, n_train=n_train, n_test=n_test, data_seed=data_seed, device=device, root=root)
 
+def with_label_noise(data: Dataset, fraction: float, seed: int = 0) -> Dataset:
+    """A copy of `data` in which a `fraction` of the training examples, drawn by `seed`, carry a wrong label (another
+    class, uniformly); the test labels stay true. The memorisation experiments of Zhang et al. 2017 (arXiv
+    1611.03530) and of Jastrzębski et al. 2017 (arXiv 1711.04623, §4.3) train on such labels."""
+    if not fraction: return data
+    g = torch.Generator().manual_seed(seed)
+    k = round(fraction * data.n_train)
+    idx = torch.randperm(data.n_train, generator=g)[:k].to(data.y_train.device)
+    shift = torch.randint(1, data.n_classes, (k,), generator=g).to(data.y_train.device)
+    y = data.y_train.clone()
+    y[idx] = (y[idx] + shift) % data.n_classes
+    return dataclasses.replace(data, y_train=y, meta={**data.meta, 'label_noise': fraction, 'noisy_idx': idx.tolist()})
+
 def get_data(cfg: TrainConfig) -> Dataset:
-    "The dataset of `cfg` on its device, loaded once per process (from `data_root()`: $SGD_NOISE_DATA or the cache)."
+    """The dataset of `cfg` on its device, loaded once per process (from `data_root()`: $SGD_NOISE_DATA or the
+    cache), with `cfg.label_noise` applied (seeded by `data_seed`, 0 if unset)."""
     dev = resolve_device(cfg.device)
-    return _load(cfg.dataset, cfg.n_train, cfg.n_test, cfg.data_seed, str(dev), str(data_root()))
+    data = _load(cfg.dataset, cfg.n_train, cfg.n_test, cfg.data_seed, str(dev), str(data_root()))
+    return with_label_noise(data, cfg.label_noise, cfg.data_seed or 0)
 
 def loss_fn(task: str, out: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     "Mean cross-entropy for classifiers, mean squared reconstruction error for autoencoders."

@@ -193,7 +193,7 @@ FIELDS = [
     ('target_loss', 0), ('target_loss', -1), ('target_loss', NAN), ('target_loss', INF), ('target_loss', 'low'),
     ('target_loss', True),
     ('optimizer', 'rmsprop'), ('optimizer', None), ('swa_start', 1.0), ('swa_start', -0.1), ('swa_start', NAN),
-    ('swa_start', 'late'), ('swa_lr', 0.1), ('swa_every', 5), ('swa_update_bn', False),   # the last three: without swa_start
+    ('swa_start', 'late'), ('label_noise', 1.5), ('label_noise', -0.1), ('label_noise', NAN), ('swa_lr', 0.1), ('swa_every', 5), ('swa_update_bn', False),   # the last three: without swa_start
 ]
 STEPS = [0, -1, 2.5, np.float64(5), 2**60, INF]
 

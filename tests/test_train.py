@@ -133,7 +133,7 @@ def test_speed_options_are_validated_and_keep_old_ids():
     # a step budget: epoch budgets changed their ids on purpose when they began to count examples (see config_id)
     base = TrainConfig(steps=10)
     later = ('precision', 'channels_last', 'compile', 'augment', 'target_loss', 'optimizer', 'swa_start', 'swa_lr',
-             'swa_every', 'swa_update_bn')   # fields added after the first stores
+             'label_noise', 'swa_every', 'swa_update_bn')   # fields added after the first stores
     # the id as it was computed before the options existed, less the device (left out since 0.3: stores written
     # before are read back through ResultStore, which re-derives their ids; see tests/test_sweep.py)
     old = {k: v for k, v in base.to_dict().items() if k not in later + ('device',)}
@@ -261,3 +261,20 @@ def test_adam_option_is_torch_adam_and_trains_one_at_a_time():
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         assert choose_engine(make_model('mlp', input_shape=(40,), n_classes=10), cfg=cfg) == 'loop'
+
+
+def test_label_noise_makes_a_seeded_fraction_of_training_labels_wrong():
+    "label_noise: exactly that fraction of training labels moves to another class, seeded; test labels stay true."
+    from sgd_noise.sweep import grid, train_group
+    from sgd_noise.train import get_data
+    cfg = TrainConfig(n_train=500, n_test=100, steps=20, n_evals=1, label_noise=0.2)
+    clean, noisy = get_data(cfg.replace(label_noise=0.0)), get_data(cfg)
+    wrong = (clean.y_train != noisy.y_train)
+    assert int(wrong.sum()) == 100 and sorted(torch.nonzero(wrong).flatten().tolist()) == sorted(noisy.meta['noisy_idx'])
+    assert torch.equal(clean.y_test, noisy.y_test) and torch.equal(get_data(cfg).y_train, noisy.y_train)
+    assert not torch.equal(get_data(cfg.replace(data_seed=1)).y_train, noisy.y_train)
+    assert cfg.replace(label_noise=0.0).config_id == TrainConfig(n_train=500, n_test=100, steps=20, n_evals=1).config_id
+    together = train_group(grid(cfg, lr=[0.05, 0.1]), progress=False)          # an ensemble sees the same labels
+    for c, r in zip(grid(cfg, lr=[0.05, 0.1]), together):
+        assert abs(r['final']['train_loss'] - train(c, progress=False).final['train_loss']) < 1e-4
+    with pytest.raises(ValueError, match='label_noise'): validate(cfg.replace(label_noise=1.5))
