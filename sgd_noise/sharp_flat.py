@@ -13,15 +13,14 @@ import torch
 
 from . import stats
 from .contract import Claim, Spec, all_of, pick_preset, save_figure
-from .sharpness import (eps_sharpness, evaluate, hessian_trace, interpolate, loss_surface_2d,
-                                 rescale_relu_layers, top_eigenvalues)
+from .sharpness import (curvature_subset, eps_sharpness, evaluate, hessian_trace, interpolate,
+                                 loss_surface_2d, rescale_relu_layers, top_eigenvalues)
 from .sweep import train_group
 from .train import TrainConfig, get_data
 
 # %% auto 0
 __all__ = ['MARGINS', 'PRESETS', 'SPECS', 'SPEC', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs',
-           'curvature_subset', 'sharpness_key', 'measure', 'run', 'analyse', 'checks', 'plot', 'table',
-           'dinh_rescaling']
+           'sharpness_key', 'measure', 'run', 'analyse', 'checks', 'plot', 'table', 'dinh_rescaling']
 
 # %% ../nbs/14_sharp_flat.ipynb 9
 _MEASURE = dict(
@@ -103,13 +102,6 @@ def configs(preset: str = 'smoke', **overrides) -> dict:
             for net, spec in p['networks'].items()}
 
 # %% ../nbs/14_sharp_flat.ipynb 13
-def curvature_subset(data, n: int, seed: int = 0):
-    ("The fixed training examples (x, y) every model's curvature is measured on: "
-     "`n` drawn without replacement by `seed`.")
-    n = min(n, len(data.x_train))
-    idx = torch.randperm(len(data.x_train), generator=torch.Generator().manual_seed(seed))[:n].to(data.x_train.device)
-    return data.x_train[idx], data.y_train[idx]
-
 def sharpness_key(eps: float, subspace_dim) -> str:
     "Column name of an ε-sharpness: 'sharp_0.001_full' or 'sharp_0.001_p100'."
     return f"sharp_{eps:g}_{'full' if subspace_dim is None else f'p{subspace_dim}'}"

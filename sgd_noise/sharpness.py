@@ -4,8 +4,8 @@
 
 # %% auto 0
 __all__ = ['TRACE_METHODS', 'task_loss', 'ParamLoss', 'hvp', 'full_hessian', 'EigenResult', 'lanczos', 'power_iteration',
-           'top_eigenvalues', 'TraceResult', 'hutchinson', 'hutchpp', 'hessian_trace', 'SharpnessResult',
-           'subspace_matrix', 'eps_sharpness', 'interpolate_state', 'evaluate', 'interpolate',
+           'top_eigenvalues', 'TraceResult', 'hutchinson', 'hutchpp', 'curvature_subset', 'hessian_trace',
+           'SharpnessResult', 'subspace_matrix', 'eps_sharpness', 'interpolate_state', 'evaluate', 'interpolate',
            'filter_normalized_direction', 'loss_surface_2d', 'rescale_relu_layers', 'eigenvalue_spread']
 
 # %% ../nbs/05_sharpness.ipynb 4
@@ -267,6 +267,13 @@ def hutchpp(matvec, n, *, n_samples=99, seed=0, dtype=torch.float32, device='cpu
     return TraceResult(top + float(samples.mean()), float(samples.std(ddof=1) / math.sqrt(k)), 3 * k, samples)
 
 TRACE_METHODS = {'hutch++': hutchpp, 'hutchinson': hutchinson}
+
+def curvature_subset(data, n: int, seed: int = 0):
+    ("The fixed training examples (x, y) a model's curvature is measured on: "
+     "`n` drawn without replacement by `seed` (all of them when `n` is larger).")
+    n = min(n, len(data.x_train))
+    idx = torch.randperm(len(data.x_train), generator=torch.Generator().manual_seed(seed))[:n].to(data.x_train.device)
+    return data.x_train[idx], data.y_train[idx]
 
 def hessian_trace(model, x, y, *, n_samples=99, seed=0, method='hutch++', **opts):
     """Estimate of the trace of the loss Hessian at the model's parameters from `n_samples` Hessian-vector products,

@@ -22,7 +22,7 @@ __all__ = ['SCHEDULES', 'PRECISIONS', 'AUGMENTATIONS', 'SPEED_DEFAULTS', 'SWA_DE
            'nan_metrics', 'progress_bar', 'crop_flip', 'train']
 
 # %% ../nbs/02_train.ipynb 5
-SCHEDULES = ('sed20', 'constant', 'cosine')
+SCHEDULES = ('sed20', 'constant', 'cosine', 'swa18')
 
 def lr_factor(schedule: str, step: int, total_steps: int) -> float:
     "Multiplier of the initial learning rate at `step` (0-based) of a `total_steps` budget."
@@ -31,9 +31,12 @@ def lr_factor(schedule: str, step: int, total_steps: int) -> float:
     if schedule == 'sed20':
         if step < total_steps / 2: return 1.0
         return 0.5 ** (math.floor((step - total_steps / 2) * 20 / total_steps) + 1)
+    if schedule == 'swa18':
+        t = step / total_steps
+        return 1.0 if t <= 0.5 else 0.01 if t >= 0.9 else 1.0 - 0.99 * (t - 0.5) / 0.4
     raise ValueError(f"unknown schedule {schedule!r}: choose one of {', '.join(SCHEDULES)}")
 
-# %% ../nbs/02_train.ipynb 9
+# %% ../nbs/02_train.ipynb 10
 PRECISIONS = ('fp32', 'bf16')
 AUGMENTATIONS = ('crop-flip',)  # random 32x32 crop of the image padded by 4 pixels, and a horizontal flip half the time
 SPEED_DEFAULTS = dict(precision='fp32', channels_last=False, compile=False)  # the speed options, off
@@ -121,7 +124,7 @@ class TrainConfig:
         if self.steps is not None: return int(self.steps)
         return max(1, round(self.epochs * n_train / self.batch_size))
 
-# %% ../nbs/02_train.ipynb 10
+# %% ../nbs/02_train.ipynb 11
 def _check(ok: bool, msg: str):
     if not ok: raise ValueError(msg)
 
@@ -217,7 +220,7 @@ def resolve_device(device: str) -> torch.device:
     if dev.type not in ('cpu', 'cuda', 'mps'): raise ValueError(bad)
     return dev
 
-# %% ../nbs/02_train.ipynb 13
+# %% ../nbs/02_train.ipynb 14
 @functools.lru_cache(maxsize=4)
 def _load(name, n_train, n_test, data_seed, device, root) -> Dataset:
     return load_dataset(name, n_train=n_train, n_test=n_test, data_seed=data_seed, device=device, root=root)
@@ -274,7 +277,7 @@ def environment(device) -> dict:
                 device=str(dev), threads=torch.get_num_threads(),
                 gpu=torch.cuda.get_device_name(dev) if dev.type == 'cuda' else None)
 
-# %% ../nbs/02_train.ipynb 15
+# %% ../nbs/02_train.ipynb 16
 METRICS = ('train_loss', 'train_acc', 'test_loss', 'test_acc')
 
 @dataclass
@@ -304,7 +307,7 @@ def progress_bar(iterable=None, *, progress: bool = True, **kw):
     off = not progress or os.environ.get('SGD_NOISE_PROGRESS', '1') == '0'
     return tqdm(iterable, disable=off, delay=2, mininterval=1.0, **kw)
 
-# %% ../nbs/02_train.ipynb 18
+# %% ../nbs/02_train.ipynb 19
 def crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
     "A random crop of each image in `x` [N, C, H, W] padded by `pad` pixels, flipped horizontally with probability ½."
     n, c, h, w = x.shape
@@ -320,7 +323,7 @@ def crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torc
 
 AUGMENT = {'crop-flip': crop_flip}
 
-# %% ../nbs/02_train.ipynb 20
+# %% ../nbs/02_train.ipynb 21
 def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = True, check_every: int = 1,
           on_eval=None) -> RunResult:
     """Train one model as `cfg` says and return its `RunResult`.
