@@ -12,13 +12,13 @@ from typing import Callable
 import pandas as pd
 
 from .stats import KINDS, Check
-from .train import environment
+from .train import environment, pick_preset
 
 # %% auto 0
-__all__ = ['GPU_SCALE', 'PLUMBING_PRESETS', 'TABLE_START', 'TABLE_END', 'Spec', 'pick_preset', 'Claim', 'claims', 'get_claim',
-           'preregistration', 'criteria_changes', 'run_checks', 'verdict_lines', 'verdict', 'all_of', 'findings',
-           'verdict_record', 'save_verdict', 'load_verdicts', 'claims_table', 'readme_with_table', 'save_figure',
-           'edge_optima', 'notebook_preset', 'committed_run']
+__all__ = ['GPU_SCALE', 'PLUMBING_PRESETS', 'TABLE_START', 'TABLE_END', 'Spec', 'Claim', 'claims', 'get_claim', 'preregistration',
+           'criteria_changes', 'run_checks', 'verdict_lines', 'verdict', 'all_of', 'findings', 'verdict_record',
+           'save_verdict', 'load_verdicts', 'claims_table', 'readme_with_table', 'save_figure', 'edge_optima',
+           'grid_edge_check', 'notebook_preset', 'committed_run', 'pick_preset']
 
 # %% ../nbs/09_contract.ipynb 5
 @dataclass(frozen=True)
@@ -39,11 +39,7 @@ class Spec:
 GPU_SCALE = dict(dataset='mnist1d', n_train=16000, n_test=4000, model='cnn', device='auto',
                  model_kwargs={'channels': 32, 'depth': 5, 'norm': 'ghost', 'ghost_batch_size': 64})
 
-def pick_preset(presets: dict, name: str, what: str = '') -> dict:
-    "`presets[name]`; an unknown name is a one-line error listing the choices."
-    if name not in presets:
-        raise ValueError(f"unknown preset {name!r}{' for ' + what if what else ''}: choose one of {', '.join(presets)}")
-    return presets[name]
+_all_ = ['pick_preset']  # defined in `train` (which `sweep` imports too), and part of the contract's API
 
 @dataclass
 class Claim:
@@ -262,9 +258,14 @@ def save_figure(fig, path=None, dpi: int = 100):
         fig.savefig(path, dpi=dpi)
     return fig
 
-def edge_optima(best: pd.DataFrame, lr_grid: tuple, col: str = 'lr') -> list:
-    "The rows' optimal learning rates that sit on an edge of the grid `(lo, hi)` (an optimum there is not located)."
-    return [float(v) for v in best[col] if v <= lr_grid[0] or v >= lr_grid[1]]
+def edge_optima(lrs, lr_grid: tuple) -> list:
+    "The optimal learning rates `lrs` that sit on an edge of the grid `(lo, hi)` (an optimum there is not located)."
+    return [float(v) for v in lrs if v <= lr_grid[0] or v >= lr_grid[1]]
+
+def grid_edge_check(spec: Spec, lrs, lr_grid: tuple, detail: str = '') -> Check:
+    "The check of `spec` that none of the optimal learning rates `lrs` sits on an edge of `lr_grid` (the count is 0)."
+    n = len(edge_optima(lrs, lr_grid))
+    return Check(spec.id, spec.statement, spec.kind, n, (math.nan, math.nan), 0, n == 0, detail=detail)
 
 def notebook_preset() -> tuple[str, str, str]:
     """(preset, verdicts folder, figures folder) for a claim notebook run from `nbs/`: `SGD_NOISE_PRESET` (default

@@ -9,8 +9,8 @@ __all__ = ['DATASETS', 'MNIST1D_SEED', 'MNIST1D_MAX', 'data_root', 'Dataset', 'l
 import contextlib
 import gzip
 import os
-import pickle
 import random
+import shutil
 import tempfile
 import zlib
 from dataclasses import dataclass, field, replace
@@ -200,34 +200,75 @@ def _corrupt(name, path, what):
     return ValueError(f"{name}: corrupt file {path} ({what}): delete it and get the files again from {url}")
 
 # %% ../nbs/00_data.ipynb 23
-def _read_idx(path: Path, magic: int, name: str) -> np.ndarray:
-    "Read one uint8 IDX file (optionally .gz), checking the magic number and the length."
+def _idx_shape(path: Path, magic: int, name: str, shown: Path) -> tuple:
+    """The shape in the header of the uncompressed IDX file `path`, after checking its magic number and its length.
+    torchvision's MNIST reader checks neither (it reads with `strict=False`) and its errors name no file, so this
+    check comes first; errors name `shown`, the file the user has (maybe the `.gz` that `path` was unpacked from)."""
+    ndim = magic & 0xFF  # 3 for images (2051), 1 for labels (2049)
     try:
-        with (gzip.open if path.suffix == '.gz' else open)(path, 'rb') as f: raw = f.read()
-    except (OSError, EOFError, zlib.error) as e: raise _corrupt(name, path, _first_line(e)) from None
-    if len(raw) < 4 or int.from_bytes(raw[:4], 'big') != magic:
-        found = int.from_bytes(raw[:4], 'big') if len(raw) >= 4 else None
-        raise _corrupt(name, path, f"magic number {found}, expected {magic}")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header: raise _corrupt(name, path, "truncated header")
-    dims = tuple(int.from_bytes(raw[4 + 4*i: 8 + 4*i], 'big') for i in range(ndim))
-    if len(raw) != header + int(np.prod(dims)):
-        raise _corrupt(name, path, f"{len(raw) - header} data bytes, expected {int(np.prod(dims))} for shape {dims}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+        size = path.stat().st_size
+        with open(path, 'rb') as f: header = f.read(4 + 4 * ndim)
+    except OSError as e: raise _corrupt(name, shown, _first_line(e)) from None
+    found = int.from_bytes(header[:4], 'big') if len(header) >= 4 else None
+    if found != magic: raise _corrupt(name, shown, f"magic number {found}, expected {magic}")
+    if len(header) < 4 + 4 * ndim: raise _corrupt(name, shown, "truncated header")
+    dims = tuple(int.from_bytes(header[4 + 4*i: 8 + 4*i], 'big') for i in range(ndim))
+    if size - len(header) != int(np.prod(dims)):
+        raise _corrupt(name, shown, f"{size - len(header)} data bytes, expected {int(np.prod(dims))} for shape {dims}")
+    return dims
 
-def _read_cifar_batch(path: Path, name: str):
-    "Read one pickled CIFAR-10 batch: uint8 [N, 3, 32, 32] images and int64 labels."
+def _unpacked_root(name, files, tmp: Path) -> Path:
+    """A data root under `tmp` holding the IDX `files` uncompressed, as torchvision reads them: the `.gz` ones
+    unpacked, links to the others."""
+    raw = tmp / _SOURCES[name][1]
+    raw.mkdir(parents=True)
+    for n, p in files.items():
+        if p.suffix == '.gz':
+            try:
+                with gzip.open(p, 'rb') as f: data = f.read()
+            except (OSError, EOFError, zlib.error) as e: raise _corrupt(name, p, _first_line(e)) from None
+            (raw / n).write_bytes(data)
+        else:
+            try: os.symlink(p.resolve(), raw / n)
+            except OSError: shutil.copyfile(p, raw / n)  # no symlinks here (Windows without developer mode)
+    return tmp
+
+def _read_idx_files(name, root: Path, files):
+    "uint8 images [N, 1, 28, 28] and int64 labels of the train and test splits, read by torchvision."
+    import torchvision
+    reader = getattr(torchvision.datasets, _SOURCES[name][0])
+    gz = any(p.suffix == '.gz' for p in files.values())
+    with (tempfile.TemporaryDirectory() if gz else contextlib.nullcontext()) as tmp:
+        tv_root = _unpacked_root(name, files, Path(tmp)) if gz else root
+        out = []
+        for split in ('train', 't10k'):
+            ip, lp = f'{split}-images-idx3-ubyte', f'{split}-labels-idx1-ubyte'
+            n_x = _idx_shape(tv_root / _SOURCES[name][1] / ip, 2051, name, files[ip])[0]
+            n_y = _idx_shape(tv_root / _SOURCES[name][1] / lp, 2049, name, files[lp])[0]
+            if n_x != n_y: raise _corrupt(name, files[lp], f"{n_y} labels for {n_x} images in {files[ip].name}")
+            try: d = reader(str(tv_root), train=(split == 'train'), download=False)
+            except Exception as e: raise _corrupt(name, files[ip], _first_line(e)) from None
+            out += [d.data.numpy()[:, None], d.targets.numpy()]
+    return tuple(out)
+
+def _read_cifar_batch(root: Path, fname: str, name: str):
+    "One pickled CIFAR-10 batch, read by torchvision: uint8 images [N, 3, 32, 32] and int64 labels."
+    from torchvision.datasets import CIFAR10
+    class OneBatch(CIFAR10):
+        # torchvision's CIFAR10 checks each batch against the md5 of the official release, needs `batches.meta`
+        # (for the class names) and reads all the training batches in one go. One batch, no md5, no class names:
+        # files of any size in the real format load, and an error names the damaged batch.
+        train_list, test_list = [[fname, None]], []
+        def _load_meta(self): self.classes = []
+    path = root / _SOURCES[name][1] / fname
     try:
-        with open(path, 'rb') as f: d = pickle.load(f, encoding='bytes')
-        data = d[b'data'] if b'data' in d else d['data']
-        labels = d[b'labels'] if b'labels' in d else d['labels']
-        data, labels = np.asarray(data, dtype=np.uint8), np.asarray(labels, dtype=np.int64)
+        b = OneBatch(str(root), train=True, download=False)
+        data = np.asarray(b.data, dtype=np.uint8).transpose(0, 3, 1, 2)  # torchvision's [N, H, W, C] -> [N, C, H, W]
+        labels = np.asarray(b.targets, dtype=np.int64)
     except Exception as e: raise _corrupt(name, path, _first_line(e)) from None
-    if data.ndim != 2 or data.shape[1] != 3072 or labels.shape != (data.shape[0],):
-        raise _corrupt(name, path,
-                       f"data of shape {data.shape} with {labels.size} labels, expected [N, 3072] and N labels")
-    return data.reshape(-1, 3, 32, 32), labels
+    if labels.shape != (len(data),):  # torchvision does not check this
+        raise _corrupt(name, path, f"{labels.size} labels for {len(data)} images")
+    return data, labels
 
 # %% ../nbs/00_data.ipynb 24
 def _find_files(folder: Path, names, allow_gz):
@@ -267,19 +308,12 @@ def _dataset_files(name, root, download):
 # %% ../nbs/00_data.ipynb 25
 def _read_images(name, root, download):
     "uint8 images [N, C, H, W] and int64 labels for train and test, read from the files on disk."
+    root = data_root(root)
     files = _dataset_files(name, root, download)
-    if name == 'cifar10':
-        parts = [_read_cifar_batch(files[f], name) for f in _CIFAR_FILES[:5]]
-        xtr, ytr = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-        xte, yte = _read_cifar_batch(files['test_batch'], name)
-        return xtr, ytr, xte, yte
-    out = []
-    for split in ('train', 't10k'):
-        ip, lp = files[f'{split}-images-idx3-ubyte'], files[f'{split}-labels-idx1-ubyte']
-        x, y = _read_idx(ip, 2051, name), _read_idx(lp, 2049, name)
-        if len(x) != len(y): raise _corrupt(name, lp, f"{len(y)} labels for {len(x)} images in {ip.name}")
-        out += [x[:, None], y.astype(np.int64)]
-    return tuple(out)
+    if name != 'cifar10': return _read_idx_files(name, root, files)
+    parts = [_read_cifar_batch(root, f, name) for f in _CIFAR_FILES]
+    xtr, ytr = np.concatenate([p[0] for p in parts[:5]]), np.concatenate([p[1] for p in parts[:5]])
+    return xtr, ytr, *parts[5]
 
 def _load_images(name, n_train, n_test, root, download, data_seed):
     xtr, ytr, xte, yte = _read_images(name, root, download)

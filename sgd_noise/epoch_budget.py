@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .contract import GPU_SCALE, Claim, Spec, edge_optima, save_figure
+from .contract import GPU_SCALE, Claim, Spec, grid_edge_check, save_figure
 from .sweep import preset_configs, sweep, tune_lr, tuned
 
 # %% auto 0
@@ -117,9 +117,8 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
                              statement=SPEC['acc-rises'].statement, detail=f'{ep[-1]:g} vs {ep[0]:g} epochs'))
     out.append(stats.equivalent('acc-saturates', acc[:, -1], acc[:, -2], margin=margins['acc-saturates'],
                                 statement=SPEC['acc-saturates'].statement, detail=f'{ep[-1]:g} vs {ep[-2]:g} epochs'))
-    edges = edge_optima(pd.DataFrame({'lr': np.r_[a['lr'], l['lr']]}), s['lr_grid'])
-    out.append(stats.Check('optima-inside-grid', SPEC['optima-inside-grid'].statement, 'threshold', len(edges),
-                           (np.nan, np.nan), 0, not edges, detail=f"grid {s['lr_grid'][0]:g}…{s['lr_grid'][1]:g}"))
+    out.append(grid_edge_check(SPEC['optima-inside-grid'], np.r_[a['lr'], l['lr']], s['lr_grid'],
+                               detail=f"grid {s['lr_grid'][0]:g}…{s['lr_grid'][1]:g}"))
     return out
 
 # %% ../nbs/12_epoch_budget.ipynb 12

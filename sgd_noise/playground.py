@@ -7,7 +7,6 @@ from __future__ import annotations
 import io, threading
 from pathlib import Path
 
-import ipywidgets as widgets
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -105,6 +104,7 @@ def _table(shown: list[dict]) -> str:
 
 def _widget(self, epochs_max: int = 60):
     "Sliders, Train / Stop / Clear, a progress bar, the plot and the table."
+    import ipywidgets as widgets  # here: the claim registry imports this module on machines without ipywidgets
     n = self.base['n_train']
     self.sliders = dict(
         batch_size=widgets.SelectionSlider(options=sorted({b for b in BATCH_SIZES if b < n} | {n}), value=32,
@@ -180,6 +180,7 @@ def in_flat_basin(p: np.ndarray) -> np.ndarray:
 # %% ../nbs/20_playground.ipynb 22
 def landscape_widget():
     "Sliders for ε, B and momentum over the toy landscape, redrawn as they move."
+    import ipywidgets as widgets
     xs = np.linspace(-2.5, 3, 120); X, Y = np.meshgrid(xs, np.linspace(-1.8, 1.8, 80))
     Z = toy_loss(np.stack([X, Y], -1))
     image = widgets.Image(format='png')
@@ -199,6 +200,7 @@ def landscape_widget():
 # %% ../nbs/20_playground.ipynb 25
 def explore_sweep(store, metric: str = 'test_acc'):
     "Sliders over a stored two-regimes sweep: `metric` vs effective LR at a batch size and momentum; ε* vs B."
+    import ipywidgets as widgets
     df = results_frame(ResultStore(store).results())
     if not len(df): raise ValueError(f"{store} holds no runs: run the two-regimes sweep first (10_two_regimes)")
     df = df.assign(eff_lr=df.lr / (1 - df.momentum))

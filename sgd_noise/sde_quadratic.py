@@ -6,7 +6,6 @@
 from __future__ import annotations
 import io
 
-import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -213,6 +212,7 @@ def cloud(eta, batch_size, momentum=0.0, lam1=4.0, chains=500, steps=300, seed=0
 
 def cloud_widget():
     "Sliders for η, B, momentum and the stiff curvature λ₁; the cloud and the closed-form ellipse redraw at once."
+    import ipywidgets as widgets  # here: the claim registry imports this module on machines without ipywidgets
     image = widgets.Image(format='png')
     def draw(eta, batch_size, momentum, lam1):
         th, C = cloud(eta, batch_size, momentum, lam1)

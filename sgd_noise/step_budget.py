@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .contract import GPU_SCALE, Claim, Spec, edge_optima, save_figure
+from .contract import GPU_SCALE, Claim, Spec, grid_edge_check, save_figure
 from .sweep import at_tuned, preset_configs, sweep, tune_lr, tuned
 
 # %% auto 0
@@ -105,10 +105,9 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
     slope = stats.interval_check('lr-sublinear', est, (lo, hi), kind='slope', n=n,
                                  statement=SPEC['lr-sublinear'].statement,
                                  above=lo_m, below=hi_m, detail=f"test-optimal LRs {[f'{v:g}' for v in a['lr']]}")
-    edges = edge_optima(pd.DataFrame({'lr': np.r_[a['lr'], l['lr']]}), s['lr_grid'])
-    edge = stats.Check('optima-inside-grid', SPEC['optima-inside-grid'].statement, 'threshold', len(edges),
-                       (np.nan, np.nan), 0, not edges, detail=f"loss-optimal LRs {[f'{v:g}' for v in l['lr']]}; "
-                                                              f"grid {s['lr_grid'][0]:g}…{s['lr_grid'][1]:g}")
+    edge = grid_edge_check(SPEC['optima-inside-grid'], np.r_[a['lr'], l['lr']], s['lr_grid'],
+                           detail=f"loss-optimal LRs {[f'{v:g}' for v in l['lr']]}; "
+                                  f"grid {s['lr_grid'][0]:g}…{s['lr_grid'][1]:g}")
     return [fall, loss, slope, edge]
 
 # %% ../nbs/11_step_budget.ipynb 12

@@ -17,7 +17,7 @@ from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 from .data import Dataset, MinibatchSampler
 from .models import make_model, uses_batch_norm
 from .train import (METRICS, LOOP_ONLY_DEFAULTS, RunResult, TrainConfig, environment, eval_steps, get_data,
-                             loss_fn, lr_factor, nan_metrics, progress_bar, resolve_device, train, validate)
+                             loss_fn, lr_factor, nan_metrics, pick_preset, progress_bar, resolve_device, train, validate)
 
 # %% auto 0
 __all__ = ['MEMBER_FIELDS', 'ENGINES', 'ENSEMBLE_OPTIONS', 'CONFIG_COLUMNS', 'grid', 'preset_configs', 'group_key', 'make_groups',
@@ -39,8 +39,7 @@ def grid(base: TrainConfig | None = None, **axes) -> list[TrainConfig]:
 
 def preset_configs(presets: dict, preset: str, **overrides) -> list[TrainConfig]:
     "The configs of `presets[preset]` (a dict with a `base` config and grid `axes`); `overrides` replace base fields."
-    if preset not in presets: raise ValueError(f"unknown preset {preset!r}: choose one of {', '.join(presets)}")
-    p = presets[preset]
+    p = pick_preset(presets, preset)
     return grid(TrainConfig(**{**p['base'], **overrides}), **p['axes'])
 
 MEMBER_FIELDS = ('lr', 'seed')  # what may differ between the members of one ensemble

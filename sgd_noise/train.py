@@ -18,8 +18,8 @@ from .models import MODELS, make_model
 # %% auto 0
 __all__ = ['SCHEDULES', 'PRECISIONS', 'AUGMENTATIONS', 'SPEED_DEFAULTS', 'SWA_DEFAULTS', 'OPTIMIZERS', 'LOOP_ONLY_DEFAULTS',
            'MAX_SEED', 'MAX_STEPS', 'METRICS', 'AUGMENT', 'lr_factor', 'TrainConfig', 'validate', 'resolve_device',
-           'with_label_noise', 'get_data', 'loss_fn', 'evaluate', 'eval_steps', 'environment', 'RunResult',
-           'nan_metrics', 'progress_bar', 'crop_flip', 'train']
+           'pick_preset', 'with_label_noise', 'get_data', 'loss_fn', 'evaluate', 'eval_steps', 'environment',
+           'RunResult', 'nan_metrics', 'progress_bar', 'crop_flip', 'train']
 
 # %% ../nbs/02_train.ipynb 5
 SCHEDULES = ('sed20', 'constant', 'cosine', 'swa18')
@@ -219,6 +219,12 @@ def resolve_device(device: str) -> torch.device:
                          f"'cuda:0'")
     if dev.type not in ('cpu', 'cuda', 'mps'): raise ValueError(bad)
     return dev
+
+def pick_preset(presets: dict, name: str, what: str = '') -> dict:
+    "`presets[name]`; an unknown name is a one-line error listing the choices (`what`: whose presets, for the message)."
+    if name not in presets:
+        raise ValueError(f"unknown preset {name!r}{' for ' + what if what else ''}: choose one of {', '.join(presets)}")
+    return presets[name]
 
 # %% ../nbs/02_train.ipynb 14
 @functools.lru_cache(maxsize=4)

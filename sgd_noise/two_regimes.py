@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .contract import GPU_SCALE, Claim, Spec, all_of, edge_optima, save_figure
+from .contract import GPU_SCALE, Claim, Spec, all_of, grid_edge_check, pick_preset, save_figure
 from .sweep import grid, seed_stats, sweep, tune_lr, tuned
 from .train import TrainConfig
 
@@ -57,8 +57,7 @@ PRESETS = {
 
 def configs(preset: str = 'smoke', **overrides) -> list[TrainConfig]:
     "The sweep's configs for a preset; `overrides` replace fields of the base config (e.g. device='cuda')."
-    if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
-    p = PRESETS[preset]
+    p = pick_preset(PRESETS, preset)
     out = []
     for m in p['momenta']:
         base = TrainConfig(**{**p['base'], **overrides, 'momentum': m})
@@ -126,12 +125,10 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
     falls = stats.differs('acc-falls-large-batch', p['test_acc'][:, 0], p['test_acc'][:, -1],
                           margin=margins['acc-falls-large-batch'],
                           statement=SPEC['acc-falls-large-batch'].statement, detail=f'B={bs[0]} vs B={bs[-1]}')
-    edges = {m: edge_optima(pd.DataFrame({'lr': r['lr']}), s['lr_grid']) for m, r in s['by_momentum'].items()}
-    n_edge = sum(len(v) for v in edges.values())
-    edge = stats.Check('optima-inside-grid', SPEC['optima-inside-grid'].statement, 'threshold', n_edge,
-                       (np.nan, np.nan), 0, n_edge == 0,
-                       detail='; '.join(f'momentum {m:g}: {[f"{v:g}" for v in r["lr"]]}'
-                                        for m, r in s['by_momentum'].items()) + f" (grid {s['lr_grid']})")
+    optima = np.concatenate([r['lr'] for r in s['by_momentum'].values()])
+    edge = grid_edge_check(SPEC['optima-inside-grid'], optima, s['lr_grid'],
+                           detail='; '.join(f'momentum {m:g}: {[f"{v:g}" for v in r["lr"]]}'
+                                            for m, r in s['by_momentum'].items()) + f" (grid {s['lr_grid']})")
     out = [flat, grows, stops, falls, edge]
     mom = [m for m in s['by_momentum'] if m > 0]
     q = s['by_momentum'][mom[0]] if mom else None

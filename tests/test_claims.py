@@ -119,8 +119,8 @@ def _write_tiny_cifar(root, n_per_batch=8, n_test=8, seed=0):
     rng = np.random.default_rng(seed)
     for name, n in [(f'data_batch_{i}', n_per_batch) for i in range(1, 6)] + [('test_batch', n_test)]:
         with open(folder / name, 'wb') as f:
-            pickle.dump({b'data': rng.integers(0, 256, (n, 3072), dtype=np.uint8), b'labels': list(rng.integers(0, 10, n))}, f)
-    with open(folder / 'batches.meta', 'wb') as f: pickle.dump({b'label_names': [b'c%d' % i for i in range(10)]}, f)
+            pickle.dump({'data': rng.integers(0, 256, (n, 3072), dtype=np.uint8), 'labels': list(rng.integers(0, 10, n))}, f)
+    with open(folder / 'batches.meta', 'wb') as f: pickle.dump({'label_names': ['c%d' % i for i in range(10)]}, f)
 
 
 @pytest.mark.parametrize('name', SWEEP_CLAIMS)

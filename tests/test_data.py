@@ -287,8 +287,8 @@ def _write_cifar(folder, per_batch=6, n_test=5, seed=0):
         data[:, :1024] //= 4  # make the red channel darker than green and blue, to check per-channel stats
         labels = [int(v) for v in rng.integers(0, 10, n)]
         with open(folder / fname, 'wb') as f:
-            pickle.dump({b'batch_label': fname.encode(), b'labels': labels, b'data': data,
-                         b'filenames': [b'x.png'] * n}, f)
+            # str keys, as the official batches (pickled by Python 2) give when read with encoding='latin1'
+            pickle.dump({'batch_label': fname, 'labels': labels, 'data': data, 'filenames': ['x.png'] * n}, f)
         out[fname] = (data, labels)
     return out
 
@@ -317,7 +317,7 @@ def test_cifar10_subset(tmp_path):
     _one_line_error(e, 'n_train', 30)
 
 
-@pytest.mark.parametrize('damage', ['garbage', 'truncated', 'wrong_shape'])
+@pytest.mark.parametrize('damage', ['garbage', 'truncated', 'wrong_shape', 'label_count'])
 def test_cifar10_corrupt_one_line_error(tmp_path, damage):
     folder = tmp_path / 'cifar-10-batches-py'
     _write_cifar(folder)
@@ -325,7 +325,8 @@ def test_cifar10_corrupt_one_line_error(tmp_path, damage):
     if damage == 'garbage': p.write_bytes(b'\x00\x01 this is not a pickle')
     elif damage == 'truncated': p.write_bytes(p.read_bytes()[:500])
     else:
-        with open(p, 'wb') as f: pickle.dump({b'data': np.zeros((4, 100), np.uint8), b'labels': [0] * 4}, f)
+        data, n_labels = (np.zeros((4, 100), np.uint8), 4) if damage == 'wrong_shape' else (np.zeros((4, 3072), np.uint8), 3)
+        with open(p, 'wb') as f: pickle.dump({'data': data, 'labels': [0] * n_labels}, f)
     with pytest.raises(ValueError) as e: load_dataset('cifar10', root=tmp_path, download=False)
     _one_line_error(e, 'cifar10', 'corrupt', 'data_batch_3')
 
