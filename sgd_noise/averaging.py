@@ -15,7 +15,7 @@ from matplotlib.ticker import NullFormatter
 
 from . import stats
 from .contract import Claim, Spec, pick_preset, save_figure
-from .sharpness import curvature_subset, hessian_trace, top_eigenvalues
+from .sharpness import curvature, curvature_subset
 from .train import TrainConfig, get_data, progress_bar, train
 
 # %% auto 0
@@ -85,9 +85,7 @@ def configs(preset: str = 'smoke') -> list[TrainConfig]:
 def _curvature(x, y, n_trace):
     "An `on_eval` hook: the top Hessian eigenvalue and the trace at the end of training (the last evaluation)."
     def hook(step, model, data):
-        if step < hook.total: return {}
-        return dict(top_eig=float(top_eigenvalues(model, x, y).eigenvalues[0]),
-                    trace=float(hessian_trace(model, x, y, n_samples=n_trace).estimate))
+        return curvature(model, x, y, trace_samples=n_trace) if step >= hook.total else {}
     return hook
 
 # %% ../nbs/16_averaging.ipynb 13

@@ -4,7 +4,7 @@
 
 # %% auto 0
 __all__ = ['TRACE_METHODS', 'task_loss', 'ParamLoss', 'hvp', 'full_hessian', 'EigenResult', 'lanczos', 'power_iteration',
-           'top_eigenvalues', 'TraceResult', 'hutchinson', 'hutchpp', 'curvature_subset', 'hessian_trace',
+           'top_eigenvalues', 'TraceResult', 'hutchinson', 'hutchpp', 'curvature_subset', 'hessian_trace', 'curvature',
            'SharpnessResult', 'subspace_matrix', 'eps_sharpness', 'interpolate_state', 'evaluate', 'interpolate',
            'filter_normalized_direction', 'loss_surface_2d', 'rescale_relu_layers', 'eigenvalue_spread']
 
@@ -283,6 +283,13 @@ def hessian_trace(model, x, y, *, n_samples=99, seed=0, method='hutch++', **opts
     f = ParamLoss(model, x, y, **opts)
     return TRACE_METHODS[method](f.hvp, f.n, n_samples=n_samples, seed=seed, dtype=f.theta0.dtype,
                                  device=f.theta0.device)
+
+def curvature(model, x, y, *, trace_samples: int = 99, seed: int = 0, **opts) -> dict:
+    """The two curvature numbers the claims report for a trained model on (x, y): the top Hessian eigenvalue (Lanczos)
+    and the trace (Hutch++, `trace_samples` products) with its standard error, and how many examples they used."""
+    top = top_eigenvalues(model, x, y, seed=seed, **opts)
+    tr = hessian_trace(model, x, y, n_samples=trace_samples, seed=seed, **opts)
+    return dict(top_eig=float(top.eigenvalues[0]), trace=tr.estimate, trace_se=tr.stderr, n_curvature=len(x))
 
 # %% ../nbs/05_sharpness.ipynb 28
 @dataclass

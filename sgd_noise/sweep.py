@@ -21,9 +21,9 @@ from .train import (METRICS, LOOP_ONLY_DEFAULTS, RunResult, TrainConfig, environ
 
 # %% auto 0
 __all__ = ['MEMBER_FIELDS', 'ENGINES', 'ENSEMBLE_OPTIONS', 'CONFIG_COLUMNS', 'grid', 'preset_configs', 'group_key', 'make_groups',
-           'EnsembleSampler', 'gather', 'is_mlp', 'choose_engine', 'train_group', 'check_writable', 'ResultStore',
-           'run_group', 'sweep', 'results_frame', 'seed_stats', 'best_lr', 'diverged_fraction', 'Cube', 'metric_cube',
-           'tune_lr', 'at_tuned', 'tuned']
+           'EnsembleSampler', 'gather', 'is_mlp', 'choose_engine', 'train_group', 'train_models', 'check_writable',
+           'ResultStore', 'run_group', 'sweep', 'results_frame', 'seed_stats', 'best_lr', 'diverged_fraction', 'Cube',
+           'metric_cube', 'tune_lr', 'at_tuned', 'tuned']
 
 # %% ../nbs/03_sweep.ipynb 5
 def grid(base: TrainConfig | None = None, **axes) -> list[TrainConfig]:
@@ -370,6 +370,18 @@ def train_group(configs: list[TrainConfig], *, data: Dataset | None = None, engi
     return res, out
 
 # %% ../nbs/03_sweep.ipynb 18
+def train_models(configs: list[TrainConfig], *, data: Dataset | None = None, engine: str = 'auto',
+                 progress: bool = True) -> list[tuple]:
+    """Train `configs` as ensembles, grouped as `sweep` groups them (`data`, if given, serves them all); return
+    `[(config, result dict, model or None when diverged)]` in the order of `configs`."""
+    configs = [TrainConfig(**c) if isinstance(c, dict) else c for c in configs]
+    done = {}
+    for group in progress_bar(make_groups(configs), progress=progress, desc='ensembles'):
+        res, models = train_group(group, data=data, engine=engine, progress=False, return_models=True)
+        for c, r, m in zip(group, res, models): done[c.config_id] = (c, r, m)
+    return [done[c.config_id] for c in configs]
+
+# %% ../nbs/03_sweep.ipynb 21
 _APP_ID = 0x5347444E  # 'SGDN', written into the SQLite header of every store
 _COLUMNS = ('config_id', 'config', 'status', 'final', 'history', 'steps_done', 'diverged_at', 'wall_time', 'env',
             'finished_at')
@@ -627,7 +639,7 @@ def _parses(text) -> bool:
     try: json.loads(text); return True
     except (TypeError, ValueError): return False
 
-# %% ../nbs/03_sweep.ipynb 20
+# %% ../nbs/03_sweep.ipynb 23
 def run_group(configs: list[dict], engine: str = 'auto', progress: bool = False) -> list[dict]:
     "Train one group from plain dicts and return plain dicts: the picklable unit of work of a sweep."
     return train_group([TrainConfig(**c) for c in configs], engine=engine, progress=progress)
@@ -660,7 +672,7 @@ def sweep(configs: list[TrainConfig], *, store: ResultStore | str | os.PathLike 
     found = store.results(ids) if store is not None else mem
     return results_frame(found, order=ids)
 
-# %% ../nbs/03_sweep.ipynb 22
+# %% ../nbs/03_sweep.ipynb 25
 CONFIG_COLUMNS = ('dataset', 'model', 'batch_size', 'lr', 'momentum', 'weight_decay', 'epochs', 'steps', 'schedule',
                   'seed', 'n_train')
 
