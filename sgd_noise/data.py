@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 # %% ../nbs/00_data.ipynb 5
-DATASETS = ('mnist1d', 'digits', 'mnist', 'fashion_mnist', 'cifar10')
+DATASETS = ('mnist1d', 'digits', 'mnist', 'fashion_mnist', 'cifar10', 'cifar100')
 
 # %% ../nbs/00_data.ipynb 7
 def data_root(root=None) -> Path:
@@ -182,6 +182,8 @@ def _load_digits(n_train, n_test, data_seed):
 # %% ../nbs/00_data.ipynb 22
 _IDX_FILES = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')
 _CIFAR_FILES = tuple(f'data_batch_{i}' for i in range(1, 6)) + ('test_batch',)
+_PICKLED = {'cifar10': _CIFAR_FILES, 'cifar100': ('train', 'test')}   # the pickled datasets' files: train ..., test
+_N_CLASSES = {'cifar100': 100}   # 10 for the others
 
 _SOURCES = {  # name: (torchvision class, folder under root, where to get the files)
     'mnist': ('MNIST', 'MNIST/raw', 'https://ossci-datasets.s3.amazonaws.com/mnist/ (the four *-ubyte.gz files)'),
@@ -189,6 +191,8 @@ _SOURCES = {  # name: (torchvision class, folder under root, where to get the fi
                       'https://github.com/zalandoresearch/fashion-mnist (the four *-ubyte.gz files)'),
     'cifar10': ('CIFAR10', 'cifar-10-batches-py',
                 'https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz (extract it into the data root)'),
+    'cifar100': ('CIFAR100', 'cifar-100-python',
+                 'https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz (extract it into the data root)'),
 }
 
 def _first_line(e, limit=160):
@@ -252,9 +256,9 @@ def _read_idx_files(name, root: Path, files):
     return tuple(out)
 
 def _read_cifar_batch(root: Path, fname: str, name: str):
-    "One pickled CIFAR-10 batch, read by torchvision: uint8 images [N, 3, 32, 32] and int64 labels."
-    from torchvision.datasets import CIFAR10
-    class OneBatch(CIFAR10):
+    "One pickled CIFAR-10 batch (or CIFAR-100 file), read by torchvision: uint8 images [N, 3, 32, 32], int64 labels."
+    import torchvision.datasets
+    class OneBatch(getattr(torchvision.datasets, _SOURCES[name][0])):   # CIFAR-100 reads its 'fine_labels'
         # torchvision's CIFAR10 checks each batch against the md5 of the official release, needs `batches.meta`
         # (for the class names) and reads all the training batches in one go. One batch, no md5, no class names:
         # files of any size in the real format load, and an error names the damaged batch.
@@ -295,7 +299,7 @@ def _dataset_files(name, root, download):
     "Paths of the raw files of `name` under `root`, downloading them first if missing and `download`."
     root = data_root(root)
     _, folder, url = _SOURCES[name]
-    names, allow_gz = (_CIFAR_FILES, False) if name == 'cifar10' else (_IDX_FILES, True)
+    names, allow_gz = (_PICKLED[name], False) if name in _PICKLED else (_IDX_FILES, True)
     found, missing = _find_files(root / folder, names, allow_gz)
     if missing and download:
         _download(name, root)
@@ -310,16 +314,17 @@ def _read_images(name, root, download):
     "uint8 images [N, C, H, W] and int64 labels for train and test, read from the files on disk."
     root = data_root(root)
     files = _dataset_files(name, root, download)
-    if name != 'cifar10': return _read_idx_files(name, root, files)
-    parts = [_read_cifar_batch(root, f, name) for f in _CIFAR_FILES]
-    xtr, ytr = np.concatenate([p[0] for p in parts[:5]]), np.concatenate([p[1] for p in parts[:5]])
-    return xtr, ytr, *parts[5]
+    if name not in _PICKLED: return _read_idx_files(name, root, files)
+    parts = [_read_cifar_batch(root, f, name) for f in _PICKLED[name]]
+    xtr, ytr = np.concatenate([p[0] for p in parts[:-1]]), np.concatenate([p[1] for p in parts[:-1]])
+    return xtr, ytr, *parts[-1]
 
 def _load_images(name, n_train, n_test, root, download, data_seed):
     xtr, ytr, xte, yte = _read_images(name, root, download)
+    k = _N_CLASSES.get(name, 10)
     for y, p in ((ytr, 'train'), (yte, 'test')):
-        if y.size and (y.min() < 0 or y.max() > 9):
-            raise ValueError(f"{name}: corrupt {p} labels (values outside 0..9): "
+        if y.size and (y.min() < 0 or y.max() > k - 1):
+            raise ValueError(f"{name}: corrupt {p} labels (values outside 0..{k - 1}): "
                              f"get the files again from {_SOURCES[name][2]}")
     n_train = _check_size('n_train', n_train, len(xtr), len(xtr), name)
     n_test = _check_size('n_test', n_test, len(xte), len(xte), name)
@@ -327,7 +332,7 @@ def _load_images(name, n_train, n_test, root, download, data_seed):
     tr, te = _subset(len(xtr), n_train, seed, 0), _subset(len(xte), n_test, seed, 1)
     to_float = lambda a: torch.from_numpy(np.ascontiguousarray(a)).float().div_(255.0)
     xtr_t, xte_t, stats = _standardise(to_float(xtr[tr]), to_float(xte[te]))
-    return Dataset(name, xtr_t, torch.from_numpy(ytr[tr]), xte_t, torch.from_numpy(yte[te]), 10,
+    return Dataset(name, xtr_t, torch.from_numpy(ytr[tr]), xte_t, torch.from_numpy(yte[te]), k,
                    meta={**stats, 'data_seed': seed})
 
 # %% ../nbs/00_data.ipynb 27

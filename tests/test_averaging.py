@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from sgd_noise import averaging as av, swa
+from sgd_noise import averaging as av, swa, three_factors as tf
 from sgd_noise.contract import run_checks
 from sgd_noise.train import TrainConfig, get_data, train
 
@@ -149,23 +149,33 @@ def test_the_swa_arms_differ_only_in_the_swa_phase():
 
 
 def _write_tiny_cifar(root, n=8):
+    "CIFAR-10 and CIFAR-100 in their real on-disk layouts, with n images in each file."
     import pickle
-    folder = root / 'cifar-10-batches-py'; folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
+    c10, c100 = root / 'cifar-10-batches-py', root / 'cifar-100-python'
+    c10.mkdir(parents=True); c100.mkdir(parents=True)
     for name in [f'data_batch_{i}' for i in range(1, 6)] + ['test_batch']:
-        with open(folder / name, 'wb') as f:
+        with open(c10 / name, 'wb') as f:
             pickle.dump({'data': rng.integers(0, 256, (n, 3072), dtype=np.uint8),
                          'labels': list(rng.integers(0, 10, n))}, f)
-    with open(folder / 'batches.meta', 'wb') as f: pickle.dump({'label_names': [f'c{i}' for i in range(10)]}, f)
+    for name, k in (('train', 5 * n), ('test', n)):
+        with open(c100 / name, 'wb') as f:
+            pickle.dump({'data': rng.integers(0, 256, (k, 3072), dtype=np.uint8),
+                         'fine_labels': list(rng.integers(0, 100, k)), 'coarse_labels': [0] * k}, f)
 
 
-@pytest.mark.parametrize('mod', [av, swa])
-def test_the_paper_presets_start_on_tiny_cifar_files(mod, tmp_path, monkeypatch):
-    "The paper presets' code path (CIFAR-10 files, the WRN, augmentation, the averaging) on tiny files."
+PAPER = [(av, 'paper', 'cifar10', 'wrn'), (swa, 'paper', 'cifar100', 'wrn'), (swa, 'paper-vgg16', 'cifar100', 'vgg'),
+         (tf, 'paper', 'cifar10', 'resnet'), (tf, 'paper-vgg11', 'cifar10', 'vgg')]
+
+
+@pytest.mark.parametrize('mod, preset, dataset, model', PAPER, ids=[f'{m.CLAIM.name}-{p}' for m, p, _, _ in PAPER])
+def test_the_paper_presets_start_on_tiny_cifar_files(mod, preset, dataset, model, tmp_path, monkeypatch):
+    "The paper presets' code path (CIFAR-10/100 files, the paper's network, augmentation, the averaging) on tiny files."
     _write_tiny_cifar(tmp_path)
     monkeypatch.setenv('SGD_NOISE_DATA', str(tmp_path))
-    for cfg in mod.configs('paper')[:2]:
-        assert cfg.dataset == 'cifar10' and cfg.model == 'wrn' and cfg.augment == 'crop-flip'
+    cfgs = mod.CLAIM.configs(preset)
+    assert {(c.dataset, c.model) for c in cfgs} == {(dataset, model)}
+    for cfg in cfgs[:2]:
         small = cfg.replace(n_train=32, n_test=8, batch_size=16, epochs=2, device='cpu', n_evals=1)
         r = train(small, progress=False)
         assert r.status == 'ok'

@@ -42,8 +42,9 @@ def _check_types(ds):
 
 def test_unknown_dataset():
     with pytest.raises(ValueError) as e: load_dataset('foo')
-    assert str(e.value) == ("unknown dataset 'foo': choose one of mnist1d, digits, mnist, fashion_mnist, cifar10")
-    assert DATASETS == ('mnist1d', 'digits', 'mnist', 'fashion_mnist', 'cifar10')
+    assert str(e.value) == ("unknown dataset 'foo': choose one of mnist1d, digits, mnist, fashion_mnist, cifar10, "
+                            "cifar100")
+    assert DATASETS == ('mnist1d', 'digits', 'mnist', 'fashion_mnist', 'cifar10', 'cifar100')
 
 
 def test_data_root(monkeypatch, tmp_path):
@@ -307,6 +308,32 @@ def test_cifar10_batches_load(tmp_path):
     assert mean[0, 0, 0, 0] < mean[0, 1, 0, 0] / 2  # the darker red channel is channel 0
     np.testing.assert_allclose(ds.x_train.numpy(), (x01 - mean) / std, atol=1e-5)
     np.testing.assert_allclose(ds.meta['mean'], mean.flatten(), atol=1e-6)
+
+
+def _write_cifar100(folder, n_train=12, n_test=4, seed=0):
+    "The real CIFAR-100 layout: two pickles, `train` and `test`, with 'fine_labels' (0..99) and 'coarse_labels'."
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for fname, n in (('train', n_train), ('test', n_test)):
+        data, fine = rng.integers(0, 256, (n, 3072), dtype=np.uint8), [int(v) for v in rng.integers(0, 100, n)]
+        with open(folder / fname, 'wb') as f:
+            pickle.dump({'filenames': ['x.png'] * n, 'batch_label': fname, 'fine_labels': fine,
+                         'coarse_labels': [v // 5 for v in fine], 'data': data}, f)
+        out[fname] = (data, fine)
+    with open(folder / 'meta', 'wb') as f: pickle.dump({'fine_label_names': [f'c{i}' for i in range(100)]}, f)
+    return out
+
+
+def test_cifar100_loads_with_its_fine_labels(tmp_path):
+    written = _write_cifar100(tmp_path / 'cifar-100-python')
+    ds = load_dataset('cifar100', root=tmp_path, download=False)
+    assert (ds.n_train, ds.n_test, ds.input_shape, ds.n_classes) == (12, 4, (3, 32, 32), 100)
+    assert ds.y_train.tolist() == written['train'][1] and ds.y_test.tolist() == written['test'][1]
+    _check_types(ds)
+    (tmp_path / 'cifar-100-python' / 'test').write_bytes(b'not a pickle')
+    with pytest.raises(ValueError) as e: load_dataset('cifar100', root=tmp_path, download=False)
+    _one_line_error(e, 'cifar100', 'corrupt', 'test')
 
 
 def test_cifar10_subset(tmp_path):

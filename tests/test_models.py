@@ -1,4 +1,5 @@
 """Tests for sgd_noise.models: shapes, seeding, ghost batch norm, SkipInit, errors, one SGD step per model."""
+import re
 import pytest
 import torch
 import torch.nn.functional as F
@@ -9,16 +10,18 @@ from sgd_noise.models import (MODELS, Autoencoder, GhostBatchNorm2d, KeskarC1, M
                               count_params, make_model, uses_batch_norm)
 
 SHAPES = {'mnist1d': (40,), 'mnist': (1, 28, 28), 'cifar10': (3, 32, 32), 'digits': (1, 8, 8)}
-IMAGE_ONLY = {'wrn', 'c1'}
+IMAGE_ONLY = {'wrn', 'resnet', 'vgg', 'c1'}
+AT_LEAST_32 = {'vgg'}   # five 2x2 pools
 # small variants so that the whole file runs in seconds on 2 CPU cores
 SMALL = {'mlp': dict(hidden=(16, 16)), 'cnn': dict(channels=8), 'wrn': dict(depth=10, width=1),
-         'c1': {}, 'autoencoder': dict(sizes=(32, 8))}
+         'resnet': dict(depth=8), 'vgg': dict(depth=11), 'c1': {}, 'autoencoder': dict(sizes=(32, 8))}
 
 
 def cases():
     for name in MODELS:
         for data, shape in SHAPES.items():
             if name in IMAGE_ONLY and len(shape) != 3: continue
+            if name in AT_LEAST_32 and shape[1] < 32: continue
             yield pytest.param(name, shape, id=f'{name}-{data}')
 
 
@@ -38,7 +41,7 @@ def test_output_shape(name, shape):
 
 
 def test_default_sizes_and_tasks():
-    assert MODELS == ('mlp', 'cnn', 'wrn', 'c1', 'autoencoder')
+    assert MODELS == ('mlp', 'cnn', 'wrn', 'resnet', 'vgg', 'c1', 'autoencoder')
     expected = {'mlp': MLP, 'cnn': SmallCNN, 'wrn': WideResNet, 'c1': KeskarC1, 'autoencoder': Autoencoder}
     for name, cls in expected.items():
         model = make_model(name, input_shape=(3, 32, 32), n_classes=10)
@@ -101,7 +104,7 @@ def _loss_functional(model, params, x, y):
 
 @pytest.mark.parametrize('name', MODELS)
 def test_seed_determinism(name):
-    kw = dict(input_shape=(3, 16, 16), n_classes=10, **SMALL[name])
+    kw = dict(input_shape=(3, 32, 32) if name in AT_LEAST_32 else (3, 16, 16), n_classes=10, **SMALL[name])
     a, b = make_model(name, seed=5, **kw), make_model(name, seed=5, **kw)
     c = make_model(name, seed=6, **kw)
     sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
@@ -115,7 +118,9 @@ def test_global_rng_untouched():
     state = torch.random.get_rng_state()
     expected = torch.rand(3)
     torch.random.set_rng_state(state)
-    for name in MODELS: make_model(name, input_shape=(1, 8, 8), n_classes=3, seed=11, **SMALL[name])
+    for name in MODELS:
+        make_model(name, input_shape=(3, 32, 32) if name in AT_LEAST_32 else (1, 8, 8), n_classes=3, seed=11,
+                   **SMALL[name])
     assert torch.equal(torch.random.get_rng_state(), state)
     assert torch.equal(torch.rand(3), expected)
 
@@ -283,10 +288,11 @@ def test_autoencoder_structure():
 @pytest.mark.parametrize('name,norm', [(n, 'bn') for n in MODELS] + [('wrn', 'ghost'), ('wrn', 'none')])
 def test_one_sgd_step_changes_parameters(name, norm):
     kw = dict(SMALL[name], **({'norm': norm, 'ghost_batch_size': 2} if name == 'wrn' else {}))
-    model = make_model(name, input_shape=(3, 16, 16), n_classes=10, seed=1, **kw)
+    shape = (3, 32, 32) if name in AT_LEAST_32 else (3, 16, 16)
+    model = make_model(name, input_shape=shape, n_classes=10, seed=1, **kw)
     before = {k: v.detach().clone() for k, v in model.named_parameters()}
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    x, y = torch.randn(4, 3, 16, 16), torch.randint(0, 10, (4,))
+    x, y = torch.randn(4, *shape), torch.randint(0, 10, (4,))
     loss = loss_of(model.train(), x, y)
     assert torch.isfinite(loss)
     opt.zero_grad(); loss.backward(); opt.step()
@@ -299,7 +305,7 @@ def test_one_sgd_step_changes_parameters(name, norm):
 # ---------------------------------------------------------------- errors
 
 @pytest.mark.parametrize('call,field', [
-    (dict(name='resnet'), 'unknown model'),
+    (dict(name='transformer'), 'unknown model'),
     (dict(name='mlp', hidden=(0, 4)), 'hidden'),
     (dict(name='mlp', hidden=3), 'hidden'),
     (dict(name='mlp', width=3), 'width'),
@@ -327,9 +333,32 @@ def test_bad_input_one_line_value_error(call, field):
 
 def test_unknown_model_message():
     with pytest.raises(ValueError) as info: make_model('foo', input_shape=(40,), n_classes=10)
-    assert str(info.value) == "unknown model 'foo': choose one of mlp, cnn, wrn, c1, autoencoder"
+    assert str(info.value) == "unknown model 'foo': choose one of mlp, cnn, wrn, resnet, vgg, c1, autoencoder"
 
 
 def test_count_params():
     assert count_params(nn.Linear(3, 2)) == 8
     assert count_params(make_model('mlp', input_shape=(40,), n_classes=10, hidden=())) == 410
+
+
+# ---------------------------------------------------------------- ResNet-32 and VGG (JKA17, SWA18)
+
+def test_resnet32_and_vgg_on_cifar_shapes():
+    from sgd_noise.models import ResNet, VGG
+    r = make_model('resnet32', input_shape=(3, 32, 32), n_classes=10)
+    assert isinstance(r, ResNet) and 460_000 < count_params(r) < 480_000   # He et al.: 0.46M (option A shortcuts)
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in r.modules()) == 31 + 2   # 31 3x3 convs + 2 projections
+    for d, lo, hi in ((11, 9.0e6, 9.9e6), (16, 14.5e6, 15.3e6)):
+        v = make_model(f'vgg{d}', input_shape=(3, 32, 32), n_classes=100)
+        assert isinstance(v, VGG) and lo < count_params(v) < hi and v(torch.zeros(2, 3, 32, 32)).shape == (2, 100)
+    assert uses_batch_norm(make_model('vgg', input_shape=(3, 32, 32), n_classes=10, depth=11, bn=True))
+    assert not uses_batch_norm(make_model('vgg', input_shape=(3, 32, 32), n_classes=10))
+
+
+@pytest.mark.parametrize('kw, fragment', [
+    (dict(name='resnet', depth=33), 'depth must be 6n+2'), (dict(name='resnet', norm='none'), 'norm must be'),
+    (dict(name='vgg', depth=13), 'depth must be one of 11, 16'), (dict(name='vgg', bn='yes'), 'bn must be'),
+    (dict(name='vgg', input_shape=(1, 28, 28)), 'at least 32x32'), (dict(name='resnet', input_shape=(40,)), '(C, H, W)')])
+def test_resnet_and_vgg_reject_bad_options(kw, fragment):
+    kw = dict(dict(input_shape=(3, 32, 32), n_classes=10), **kw)
+    with pytest.raises(ValueError, match=re.escape(fragment)): make_model(**kw)
