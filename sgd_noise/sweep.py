@@ -17,7 +17,7 @@ from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 from .data import Dataset, MinibatchSampler
 from .models import make_model, uses_batch_norm
 from .train import (METRICS, LOOP_ONLY_DEFAULTS, RunResult, TrainConfig, environment, eval_steps, get_data,
-                             loss_fn, lr_factor, nan_metrics, pick_preset, progress_bar, resolve_device, train, validate)
+                             loss_fn, nan_metrics, pick_preset, progress_bar, resolve_device, StepPlan, train, validate)
 
 # %% auto 0
 __all__ = ['MEMBER_FIELDS', 'ENGINES', 'ENSEMBLE_OPTIONS', 'CONFIG_COLUMNS', 'grid', 'preset_configs', 'group_key', 'make_groups',
@@ -66,6 +66,9 @@ class EnsembleSampler:
     def __init__(self, n, batch_size, seeds, *, replacement=False, device='cpu'):
         self.samplers = [MinibatchSampler(n, batch_size, seed=s, replacement=replacement, device=device) for s in seeds]
     def keep(self, mask: list[bool]): self.samplers = [s for s, k in zip(self.samplers, mask) if k]
+    def set_batch_size(self, b: int):
+        "The batch size of the next draws (a cyclic batch schedule's new phase), for every member."
+        for s in self.samplers: s.batch_size = b
     def __next__(self) -> torch.Tensor: return torch.stack([next(s) for s in self.samplers])
 
 def gather(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -77,8 +80,8 @@ class _Members:
     def __init__(self, cfgs, data, engine):
         self.cfgs, self.data, self.engine = cfgs, data, engine
         c0 = cfgs[0]
-        self.total = c0.total_steps(data.n_train)
-        self.examples_per_step = c0.batch_size / data.n_train  # epochs per step
+        self.plan = StepPlan(c0, data.n_train)   # batch size and LR multiplier of every step (cycles included)
+        self.total = self.plan.total
         self.evals = set(eval_steps(self.total, c0.n_evals))
         self.active = list(range(len(cfgs)))              # member ids still training, in ensemble order
         self.history = [[] for _ in cfgs]
@@ -91,14 +94,13 @@ class _Members:
         if getattr(self, '_lr_key', None) != key:
             self._lr_key = key
             self._lr_base = torch.tensor([self.cfgs[i].lr for i in self.active], dtype=torch.float64, device=device)
-        return (self._lr_base * lr_factor(self.cfgs[0].schedule, step, self.total)).float()
+        return (self._lr_base * self.plan.factor(step)).float()
 
     def record(self, step, metrics):
         "metrics: (train_loss, train_acc, test_loss, test_acc), each a sequence over active members."
-        c0 = self.cfgs[0]
         for j, i in enumerate(self.active):
-            lr = self.cfgs[i].lr * lr_factor(c0.schedule, min(step, self.total - 1), self.total)
-            self.history[i].append(dict(step=step, epoch=step * self.examples_per_step, lr=lr,
+            lr = self.cfgs[i].lr * self.plan.factor(min(step, self.total - 1))
+            self.history[i].append(dict(step=step, epoch=self.plan.epoch(step), lr=lr,
                                         **{k: float(m[j]) for k, m in zip(METRICS, metrics)}))
 
     def check(self, step, loss) -> list[bool] | None:
@@ -350,6 +352,7 @@ def train_group(configs: list[TrainConfig], *, data: Dataset | None = None, engi
                        leave=False)
     for step in bar:
         if not mem.active: break
+        if mem.plan.cyclic: sampler.set_batch_size(mem.plan.batch_size(step))
         idx = next(sampler)
         xb, yb = gather(data.x_train, idx), gather(data.y_train, idx)
         loss = ens.step(xb, yb, mem.lrs(step - 1, dev))

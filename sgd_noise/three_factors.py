@@ -27,7 +27,8 @@ def _mlp(n_train, n_test, hidden, epochs, n_evals=5):
                 epochs=epochs, n_evals=n_evals, momentum=0.0, weight_decay=0.0, schedule='constant')
 
 def configs(preset: str = 'smoke') -> dict[str, list[TrainConfig]]:
-    "The runs of each part: 'scaling' (η and B scaled by β), 'ratios' (η/B at one B) and 'memorise' (label noise)."
+    """The runs of each part: 'scaling' (η and B scaled by β), 'ratios' (η/B at one B), 'memorise' (label noise) and
+    'cyclic' (a cyclic LR, a cyclic batch size on the same η/B path, and one on a path at `mismatch` × the LR)."""
     p = pick_preset(PRESETS, preset, 'three-factors')
     seeds = p['seeds']
     scaling = [TrainConfig(**p['base'], batch_size=p['b0'] * beta, lr=eta0 * beta, seed=s)
@@ -36,7 +37,20 @@ def configs(preset: str = 'smoke') -> dict[str, list[TrainConfig]]:
               for eta in p['etas'] for s in seeds]
     memorise = [TrainConfig(**p['memorise'], batch_size=p['b_ratios'], lr=eta, seed=s, label_noise=p['label_noise'])
                 for eta in p['memorise_etas'] for s in seeds]
-    return dict(scaling=scaling, ratios=ratios, memorise=memorise)
+    cy = p['cyclic']
+    b, f, ce = cy['b'], cy['factor'], cy['cycle_epochs']
+    base = dict(cy['base'], n_evals=round(cy['base']['epochs'] / (2 * ce)))   # one evaluation at the end of each cycle
+    cyclic = [TrainConfig(**base, batch_size=b, lr=lr, seed=s, cycle_epochs=ce, **cyc)
+              for lr, cyc in ((cy['eta'], dict(lr_cycle=(1, 1 / f))), (cy['eta'], dict(batch_cycle=(b, b * f))),
+                              (cy['eta'] * cy['mismatch'], dict(batch_cycle=(b, b * f))))
+              for s in seeds]
+    return dict(scaling=scaling, ratios=ratios, memorise=memorise, cyclic=cyclic)
+
+def _arm(c: TrainConfig, eta: float) -> str | None:
+    "Which arm of the cyclic part a config is (None for the other parts)."
+    if c.lr_cycle is not None: return 'cyclic-lr'
+    if c.batch_cycle is not None: return 'cyclic-b' if np.isclose(c.lr, eta) else 'mismatched'
+    return None
 
 def _memorised(model, data) -> float:
     "Accuracy on the training examples whose labels were replaced, against the wrong labels: what was memorised."
@@ -51,14 +65,15 @@ def run(preset: str = 'smoke', *, store=None, progress: bool = True) -> dict:
         data = get_data(cfgs[0])
         x, y = curvature_subset(data, p['n_curvature'])
         for c, r, m in train_models(cfgs, data=data, progress=progress):
-            row = dict(part=part, seed=c.seed, batch_size=c.batch_size, lr=c.lr, ratio=c.lr / c.batch_size,
+            arm = _arm(c, p['cyclic']['eta'])
+            row = dict(part=part, arm=arm, seed=c.seed, batch_size=c.batch_size, lr=c.lr, ratio=c.lr / c.batch_size,
                        status=r['status'], **r['final'])
-            if m is not None:
+            if m is not None and part != 'cyclic':   # the cyclic part compares curves: no curvature needed
                 row.update(curvature(m, x, y, trace_samples=p['trace_samples']))
                 row['stability'] = c.lr * row['top_eig'] / 2   # 1 at plain SGD's stability edge λ_max = 2/η
                 if part == 'memorise': row['memorised'] = _memorised(m, data)
             rows.append(row)
-            curves += [dict(part=part, seed=c.seed, batch_size=c.batch_size, lr=c.lr, eval=k, epoch=h['epoch'],
+            curves += [dict(part=part, arm=arm, seed=c.seed, batch_size=c.batch_size, lr=c.lr, eval=k, epoch=h['epoch'],
                             test_loss=h['test_loss'], test_acc=h['test_acc'], train_loss=h['train_loss'])
                        for k, h in enumerate(r['history'])]
     return dict(preset=preset, runs=pd.DataFrame(rows), curves=pd.DataFrame(curves))
@@ -78,38 +93,49 @@ MARGINS = {
                                      '95% bound above −0.3'),
     'memorises-less': (0.0, 'a negative rank correlation of η/B and accuracy on the wrong labels, upper bound below 0'),
     'clean-test-better': (0.0, 'a positive rank correlation of η/B and clean test accuracy, lower bound above 0'),
+    'cyclic-b-matches-loss': (0.1, '0.1 nats of test loss at the end of every cycle: the curves coincide to the eye'),
+    'cyclic-b-matches-accuracy': (0.02, 'two points of test accuracy at the end of every cycle'),
+    'mismatched-cycle-differs': (0.05, 'the run on the 4× path ends more than 0.05 nats of training loss away, either '
+                                       'way (the 95% interval excludes ±0.05)'),
 }
+
+_RESNET32 = dict(dataset='cifar10', model='resnet', model_kwargs={'depth': 32}, epochs=200, momentum=0.0,
+                 weight_decay=0.0, schedule='constant', device='auto')
+_CYCLIC_SMALL = dict(base=_mlp(4000, 1000, (128, 128), 20), b=32, eta=0.05, factor=4, cycle_epochs=2, mismatch=4)
 
 PRESETS = {
     'tiny': dict(base=_mlp(512, 256, (32,), 2, n_evals=2), memorise=_mlp(512, 256, (32,), 2, n_evals=1),
                  b0=16, eta0s=[0.02], betas=[1, 2, 4], b_ratios=32, etas=[0.05, 0.2], memorise_etas=[0.05, 0.2],
                  label_noise=0.25, seeds=[0, 1], invariant_betas=[2], n_curvature=128, trace_samples=9,
+                 cyclic=dict(base=_mlp(512, 256, (32,), 4), b=16, eta=0.05, factor=4, cycle_epochs=1, mismatch=4),
                  margins=MARGINS),
     # the 40-128-128-10 MLP on 4000 MNIST-1D examples; scaling: B = 16β, η = η₀β for β = 1 … 32 at two ratios
     # (η₀ = 0.01 and 0.04), 20 epochs; ratios: η/B at B = 32 over η = 0.0125 … 0.2, 40 epochs; memorisation: 25%
-    # wrong labels, B = 32, η = 0.025 … 0.4, 100 epochs; five seeds
+    # wrong labels, B = 32, η = 0.025 … 0.4, 100 epochs; cyclic: phases of 2 epochs, LR 0.05 × (1, ¼) at B = 32
+    # against B = (32, 128) at 0.05 (and at 0.2, the mismatched path), 20 epochs; five seeds
     'smoke': dict(base=_mlp(4000, 1000, (128, 128), 20), ratios=_mlp(4000, 1000, (128, 128), 40),
                   memorise=_mlp(4000, 1000, (128, 128), 100, n_evals=2),
                   b0=16, eta0s=[0.01, 0.04], betas=[1, 2, 4, 8, 16, 32], b_ratios=32,
                   etas=[0.0125 * 2 ** k for k in range(5)], memorise_etas=[0.025 * 2 ** k for k in range(5)],
                   label_noise=0.25, seeds=[0, 1, 2, 3, 4], invariant_betas=[2, 4], n_curvature=1000, trace_samples=30,
-                  margins=MARGINS),
+                  cyclic=_CYCLIC_SMALL, margins=MARGINS),
     # the gpu scale: a 512-512 MLP on 16,000 MNIST-1D examples, 20 epochs, five seeds
     'gpu': dict(base=dict(_mlp(16000, 4000, (512, 512), 20), device='auto'),
                 memorise=dict(_mlp(16000, 4000, (512, 512), 60, n_evals=2), device='auto'),
                 b0=16, eta0s=[0.01, 0.04], betas=[1, 2, 4, 8, 16, 32, 64], b_ratios=32,
                 etas=[0.0125 * 2 ** k for k in range(5)], memorise_etas=[0.025 * 2 ** k for k in range(5)],
                 label_noise=0.25, seeds=[0, 1, 2, 3, 4], invariant_betas=[2, 4, 8], n_curvature=2000,
-                trace_samples=99, margins=MARGINS),
-    # JKA17: ResNet-32 and VGG-11 on CIFAR-10, plain SGD at a constant LR, 200 epochs (**unverified**: the budget,
-    # the grids and their networks' details are our reading); 'paper' trains ResNet-32, 'paper-vgg11' VGG-11
-    'paper': dict(base=dict(dataset='cifar10', model='resnet', model_kwargs={'depth': 32}, epochs=200, n_evals=10, momentum=0.0,
-                            weight_decay=0.0, schedule='constant', device='auto'),
-                  memorise=dict(dataset='cifar10', model='resnet', model_kwargs={'depth': 32}, epochs=200, n_evals=5, momentum=0.0,
-                                weight_decay=0.0, schedule='constant', device='auto'),
-                  b0=32, eta0s=[0.01, 0.05], betas=[1, 2, 4, 8, 16], b_ratios=128, etas=[0.0125 * 2 ** k for k in range(5)],
-                  memorise_etas=[0.0125 * 2 ** k for k in range(5)], label_noise=0.25, seeds=[0, 1, 2],
-                  invariant_betas=[2, 4], n_curvature=2000, trace_samples=30, margins=MARGINS),
+                trace_samples=99, cyclic=dict(_CYCLIC_SMALL, base=dict(_mlp(16000, 4000, (512, 512), 20), device='auto')),
+                margins=MARGINS),
+    # JKA17: ResNet-32 and VGG-11 on CIFAR-10, plain SGD at a constant LR, 200 epochs; cyclic batch sizes between
+    # 128 and 640 (**unverified**: the budget, the grids, the cycle length and their networks' details are our
+    # reading); 'paper' trains ResNet-32, 'paper-vgg11' VGG-11
+    'paper': dict(base=dict(_RESNET32, n_evals=10), memorise=dict(_RESNET32, n_evals=5),
+                  b0=32, eta0s=[0.01, 0.05], betas=[1, 2, 4, 8, 16], b_ratios=128,
+                  etas=[0.0125 * 2 ** k for k in range(5)], memorise_etas=[0.0125 * 2 ** k for k in range(5)],
+                  label_noise=0.25, seeds=[0, 1, 2], invariant_betas=[2, 4], n_curvature=2000, trace_samples=30,
+                  cyclic=dict(base=_RESNET32, b=128, eta=0.05, factor=5, cycle_epochs=10, mismatch=4),
+                  margins=MARGINS),
 }
 
 # %% ../nbs/18_three_factors.ipynb 9
@@ -133,6 +159,13 @@ SPECS = [
          'Spearman ρ(η/B, accuracy on the wrong labels), bootstrap over seeds, upper bound below the margin'),
     Spec('clean-test-better', 'and scores better on the clean test set', 'ordering',
          'Spearman ρ(η/B, test accuracy), bootstrap over seeds, lower bound above the margin'),
+    Spec('cyclic-b-matches-loss', 'a cyclic batch size on the η/B path of a cyclic LR follows the same test-loss curve',
+         'equivalent', 'TOST over seeds of test loss(cyclic B) − test loss(cyclic LR) at the end of every cycle, each '
+                       'within ± margin'),
+    Spec('cyclic-b-matches-accuracy', 'and the same test-accuracy curve', 'equivalent',
+         'TOST of test accuracy(cyclic B) − test accuracy(cyclic LR) at the end of every cycle'),
+    Spec('mismatched-cycle-differs', 'a cyclic batch size on another η/B path (4× the LR) ends elsewhere', 'differs',
+         'paired t 95% CI of the final training loss(mismatched) − (cyclic LR) outside ± margin'),
 ]
 SPEC = {s.id: s for s in SPECS}
 
@@ -211,7 +244,31 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
     m = ok[ok.part == 'memorise']
     out += [_spearman('memorises-less', m, 'ratio', 'memorised', below=margins['memorises-less']),
             _spearman('clean-test-better', m, 'ratio', 'test_acc', above=margins['clean-test-better'])]
-    return out
+    return out + _cyclic_checks(s, margins)
+
+def _cyclic_checks(s, margins):
+    "The cyclic part: the cyclic-B curves against the cyclic-LR ones at every evaluation; the mismatched path."
+    cv = s['curves'][s['curves'].part == 'cyclic']
+    def curve(id, col):
+        parts = []
+        for k in sorted(set(cv['eval'])):
+            if k == 0: continue   # the same initialisation: equal by construction
+            a, b = (cv[(cv.arm == arm) & (cv['eval'] == k)].set_index('seed')[col] for arm in ('cyclic-b', 'cyclic-lr'))
+            sd = sorted(set(a.index) & set(b.index))
+            ep = cv[(cv.arm == 'cyclic-lr') & (cv['eval'] == k)].epoch.mean()
+            parts.append(stats.equivalent(f'cycle {k} (epoch {ep:.3g})', a.reindex(sd).to_numpy(float),
+                                          b.reindex(sd).to_numpy(float), margin=margins[id], statement=SPEC[id].statement))
+        return all_of(id, parts, statement=SPEC[id].statement)
+    r = s['runs'][s['runs'].part == 'cyclic']
+    a, b = (r[r.arm == arm].set_index('seed').train_loss for arm in ('mismatched', 'cyclic-lr'))
+    sd = sorted(set(a.index) & set(b.index))
+    m, lo, hi, n = stats.t_interval(a.reindex(sd).to_numpy(float) - b.reindex(sd).to_numpy(float))
+    mg = margins['mismatched-cycle-differs']
+    away = stats.interval_check('mismatched-cycle-differs', m, (lo, hi), kind='differs', n=n,
+                                statement=SPEC['mismatched-cycle-differs'].statement,
+                                **(dict(above=mg) if m >= 0 else dict(below=-mg)),
+                                detail=f'final training loss {np.nanmean(a):.4f} (mismatched) vs {np.nanmean(b):.4f}')
+    return [curve('cyclic-b-matches-loss', 'test_loss'), curve('cyclic-b-matches-accuracy', 'test_acc'), away]
 
 def table(s: dict) -> pd.DataFrame:
     "Every run: part, B, η, η/B, status, final metrics, λ_max, trace, η·λ_max/2 (and memorisation)."
@@ -223,7 +280,7 @@ def table(s: dict) -> pd.DataFrame:
 def plot(s: dict, path=None, title='three factors'):
     "Learning curves of the rescaled runs; accuracy, λ_max and η·λ_max/2 against β; the ratios; memorisation."
     runs, cv = s['runs'], s['curves']
-    fig, axs = plt.subplots(1, 4, figsize=(17, 3.8))
+    fig, axs = plt.subplots(2, 3, figsize=(15, 7.5)); axs = axs.ravel()
     sc = runs[runs.part == 'scaling']
     b0 = sc.batch_size.min()
     for k, e in enumerate(sorted(sc.eta0.dropna().unique())):
@@ -249,7 +306,22 @@ def plot(s: dict, path=None, title='three factors'):
         axs[3].plot(g.memorised.mean(), 'o-', label='accuracy on the wrong labels')
         axs[3].plot(g.test_acc.mean(), 's-', label='clean test accuracy')
     axs[3].set(xscale='log', xlabel='η/B', ylabel='accuracy', title='25% wrong labels'); axs[3].legend(fontsize=7)
-    for ax in axs[2:]: ax.xaxis.set_minor_formatter(NullFormatter())
+    for ax in axs[2:4]: ax.xaxis.set_minor_formatter(NullFormatter())
+    c = cv[cv.part == 'cyclic']
+    for k, (arm, style) in enumerate((('cyclic-lr', 'o-'), ('cyclic-b', 's--'), ('mismatched', '^:'))):
+        g = c[c.arm == arm].groupby('eval')
+        axs[4].plot(g.epoch.mean(), g.test_loss.mean(), style, color=f'C{k}', label=arm)
+        r = runs[(runs.part == 'cyclic') & (runs.arm == arm)]
+        if len(r):
+            cfg = r.iloc[0]
+            p = pick_preset(PRESETS, s['preset'], 'three-factors')['cyclic']
+            ep = np.linspace(0, p['base']['epochs'], 400, endpoint=False)
+            phase = (ep // p['cycle_epochs']).astype(int) % 2
+            ratio = np.where(phase == 0, 1.0, 1 / p['factor']) * cfg.lr / p['b']
+            axs[5].step(ep, ratio, style[1:] or '-', color=f'C{k}', where='post', label=arm)
+    axs[4].set(xlabel='epoch', ylabel='test loss (mean over seeds)', title='cyclic LR vs cyclic batch size')
+    axs[5].set(xlabel='epoch', ylabel='η/B', yscale='log', title='their η/B paths')
+    for ax in axs[4:]: ax.legend(fontsize=7)
     fig.suptitle(title); fig.tight_layout()
     return save_figure(fig, path)
 
@@ -284,7 +356,8 @@ DEVIATIONS = [
 
 _VGG11 = dict(model='vgg', model_kwargs={'depth': 11})
 PRESETS['paper-vgg11'] = dict(PRESETS['paper'], base=dict(PRESETS['paper']['base'], **_VGG11),
-                              memorise=dict(PRESETS['paper']['memorise'], **_VGG11))
+                              memorise=dict(PRESETS['paper']['memorise'], **_VGG11),
+                              cyclic=dict(PRESETS['paper']['cyclic'], base=dict(_RESNET32, **_VGG11)))
 
 CLAIM = Claim(name='three-factors', title='η/B on a network: invariance, its breakdown, wider minima, less memorisation',
               paper='Jastrzębski, Kenton, Arpit, Ballas, Fischer, Bengio & Storkey 2017, *Three Factors Influencing '

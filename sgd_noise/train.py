@@ -17,9 +17,9 @@ from .models import MODELS, make_model
 
 # %% auto 0
 __all__ = ['SCHEDULES', 'PRECISIONS', 'AUGMENTATIONS', 'SPEED_DEFAULTS', 'SWA_DEFAULTS', 'OPTIMIZERS', 'LOOP_ONLY_DEFAULTS',
-           'MAX_SEED', 'MAX_STEPS', 'METRICS', 'AUGMENT', 'lr_factor', 'TrainConfig', 'validate', 'resolve_device',
-           'pick_preset', 'with_label_noise', 'get_data', 'loss_fn', 'evaluate', 'eval_steps', 'environment',
-           'RunResult', 'nan_metrics', 'progress_bar', 'crop_flip', 'train']
+           'CYCLE_DEFAULTS', 'MAX_SEED', 'MAX_STEPS', 'METRICS', 'AUGMENT', 'lr_factor', 'TrainConfig', 'validate',
+           'resolve_device', 'pick_preset', 'with_label_noise', 'get_data', 'loss_fn', 'evaluate', 'eval_steps',
+           'environment', 'RunResult', 'nan_metrics', 'progress_bar', 'StepPlan', 'crop_flip', 'train']
 
 # %% ../nbs/02_train.ipynb 5
 SCHEDULES = ('sed20', 'constant', 'cosine', 'swa18')
@@ -45,6 +45,7 @@ SPEED_DEFAULTS = dict(precision='fp32', channels_last=False, compile=False)  # t
 SWA_DEFAULTS = dict(swa_start=None, swa_lr=None, swa_every=None, swa_update_bn=True)  # stochastic weight averaging, off
 OPTIMIZERS = ('sgd', 'adam')
 LOOP_ONLY_DEFAULTS = dict(SPEED_DEFAULTS, augment=None, target_loss=None, optimizer='sgd', **SWA_DEFAULTS)
+CYCLE_DEFAULTS = dict(lr_cycle=None, batch_cycle=None, cycle_epochs=None)  # cyclic schedules, off (ensembles do them)
 
 def _plain(v):
     "`v` with NumPy scalars (what `np.arange`, `np.logspace` give) turned into Python numbers, inside lists too."
@@ -92,6 +93,12 @@ class TrainConfig:
     swa_lr: float | None = None
     swa_every: int | None = None
     swa_update_bn: bool = True
+    # cyclic schedules (Jastrzębski et al. 2017, arXiv 1711.04623, §5): an epoch budget run in phases of `cycle_epochs`
+    # epochs each; phase k multiplies the LR by lr_cycle[k mod len] and/or trains at batch size batch_cycle[k mod len]
+    # (batch_cycle[0] is batch_size); a phase at batch size B takes round(cycle_epochs × n_train / B) steps
+    lr_cycle: tuple | None = None
+    batch_cycle: tuple | None = None
+    cycle_epochs: float | None = None
 
     def __post_init__(self):
         # NumPy integers and floats are stored as Python numbers: the config's JSON and id do not change with them
@@ -104,7 +111,7 @@ class TrainConfig:
         "A stable id: the hash of the config as JSON (tuples and lists hash alike)."
         d = self.to_dict()
         # added later: at their defaults they leave older ids (and stores) valid
-        for k, v in {**LOOP_ONLY_DEFAULTS, 'label_noise': 0.0}.items():
+        for k, v in {**LOOP_ONLY_DEFAULTS, **CYCLE_DEFAULTS, 'label_noise': 0.0}.items():
             if d[k] == v: d.pop(k)
         # epoch budgets count examples since 0.2 (before, `epochs × (n // B)` steps): runs stored under the old
         # rule trained for fewer steps, so their ids must differ and a store retrains them
@@ -120,7 +127,9 @@ class TrainConfig:
     def total_steps(self, n_train: int) -> int:
         """The budget in steps for a training set of `n_train` examples. An epoch budget buys every batch size the
         same number of examples, `epochs × n_train`: a batch size that does not divide the training set gets
-        the steps that make up the partial batches (1024 on 4000 examples: 3.9 steps an epoch, not 3)."""
+        the steps that make up the partial batches (1024 on 4000 examples: 3.9 steps an epoch, not 3). With a
+        cyclic schedule, the sum of its phases' steps (`StepPlan`)."""
+        if self.lr_cycle is not None or self.batch_cycle is not None: return StepPlan(self, n_train).total
         if self.steps is not None: return int(self.steps)
         return max(1, round(self.epochs * n_train / self.batch_size))
 
@@ -202,8 +211,32 @@ def validate(cfg: TrainConfig, n_train: int | None = None) -> TrainConfig:
     if cfg.swa_start is None:
         extra = [k for k, v in SWA_DEFAULTS.items() if k != 'swa_start' and getattr(cfg, k) != v]
         _check(not extra, f"{', '.join(extra)} given without swa_start: set swa_start (e.g. 0.75) to average weights")
+    _check_cycles(cfg, n_train)
     resolve_device(cfg.device)
     return cfg
+
+def _check_cycles(cfg, n_train):
+    "The cyclic-schedule fields: each cycle a non-empty tuple, a phase length, an epoch budget."
+    lc, bc = cfg.lr_cycle, cfg.batch_cycle
+    if lc is not None:
+        _check(isinstance(lc, (list, tuple)) and len(lc) > 0
+               and all(_is_num(v) and math.isfinite(v) and v > 0 for v in lc),
+               f"lr_cycle={lc!r} must be a non-empty tuple of learning-rate multipliers > 0, e.g. (1, 0.25)")
+    if bc is not None:
+        _check(isinstance(bc, (list, tuple)) and len(bc) > 0 and all(_is_int(v) and v >= 1 for v in bc),
+               f"batch_cycle={bc!r} must be a non-empty tuple of batch sizes >= 1, e.g. (128, 512)")
+        _check(bc[0] == cfg.batch_size, f"batch_cycle={tuple(bc)!r} starts at {bc[0]}, but batch_size={cfg.batch_size}: "
+                                        f"the first phase trains at batch_size, make them equal")
+        if n_train is not None:
+            _check(max(bc) <= n_train, f"batch_cycle={tuple(bc)!r}: batch size {max(bc)} is larger than the training "
+                                       f"set ({n_train} examples): use at most {n_train}")
+    if lc is None and bc is None:
+        _check(cfg.cycle_epochs is None, f"cycle_epochs={cfg.cycle_epochs!r} given without lr_cycle or batch_cycle: "
+                                         f"give a cycle, or drop cycle_epochs")
+        return
+    _check(cfg.cycle_epochs is not None and _is_num(cfg.cycle_epochs) and math.isfinite(cfg.cycle_epochs)
+           and cfg.cycle_epochs > 0, f"cycle_epochs={cfg.cycle_epochs!r} must be > 0: the epochs of one phase")
+    _check(cfg.epochs is not None, "lr_cycle and batch_cycle need an epoch budget (epochs=...), not steps=...")
 
 def resolve_device(device: str) -> torch.device:
     "'auto' picks the GPU when there is one; asking for a GPU that is not there is a one-line error."
@@ -313,7 +346,47 @@ def progress_bar(iterable=None, *, progress: bool = True, **kw):
     off = not progress or os.environ.get('SGD_NOISE_PROGRESS', '1') == '0'
     return tqdm(iterable, disable=off, delay=2, mininterval=1.0, **kw)
 
-# %% ../nbs/02_train.ipynb 19
+# %% ../nbs/02_train.ipynb 18
+class StepPlan:
+    "Batch size, LR multiplier and epochs seen at every step of a config's budget on `n_train` examples."
+    def __init__(self, cfg: TrainConfig, n_train: int):
+        self.cfg, self.n = cfg, n_train
+        self.cyclic = cfg.lr_cycle is not None or cfg.batch_cycle is not None
+        if not self.cyclic:
+            self.segments = [(max(1, round(cfg.epochs * n_train / cfg.batch_size)) if cfg.steps is None
+                              else int(cfg.steps), cfg.batch_size, 1.0)]
+        else:   # one segment per phase: (steps, batch size, LR multiplier)
+            per, budget = cfg.cycle_epochs * n_train, cfg.epochs * n_train
+            n_phases = math.ceil(cfg.epochs / cfg.cycle_epochs - 1e-9)
+            self.segments = []
+            for k in range(n_phases):
+                b = cfg.batch_cycle[k % len(cfg.batch_cycle)] if cfg.batch_cycle else cfg.batch_size
+                m = float(cfg.lr_cycle[k % len(cfg.lr_cycle)]) if cfg.lr_cycle else 1.0
+                self.segments.append((max(1, round(min(per, budget - k * per) / b)), int(b), m))
+        steps = [s for s, _, _ in self.segments]
+        self.total = int(sum(steps))
+        self._ends = np.cumsum(steps)                                  # the last (1-based) step of each segment
+        self._seen = np.r_[0, np.cumsum([s * b for s, b, _ in self.segments])[:-1]]  # examples before each one
+
+    def _segment(self, step: int) -> int:
+        "The segment of the 1-based `step` (step 0, before training, belongs to the first)."
+        return min(int(np.searchsorted(self._ends, max(step, 1))), len(self.segments) - 1)
+
+    def batch_size(self, step: int) -> int:
+        "The batch size of the 1-based `step`."
+        return self.segments[self._segment(step)][1]
+
+    def factor(self, step: int) -> float:
+        "The LR multiplier of the 0-based `step` (what `LambdaLR` asks for): the schedule's times the cycle's."
+        return lr_factor(self.cfg.schedule, step, self.total) * self.segments[self._segment(step + 1)][2]
+
+    def epoch(self, step: int) -> float:
+        "Epochs of examples seen after `step` steps."
+        if not self.cyclic: return step * self.cfg.batch_size / self.n
+        i = self._segment(step)
+        return float(self._seen[i] + (step - (self._ends[i] - self.segments[i][0])) * self.segments[i][1]) / self.n
+
+# %% ../nbs/02_train.ipynb 22
 def crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
     "A random crop of each image in `x` [N, C, H, W] padded by `pad` pixels, flipped horizontally with probability ½."
     n, c, h, w = x.shape
@@ -329,7 +402,7 @@ def crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torc
 
 AUGMENT = {'crop-flip': crop_flip}
 
-# %% ../nbs/02_train.ipynb 21
+# %% ../nbs/02_train.ipynb 24
 def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = True, check_every: int = 1,
           on_eval=None) -> RunResult:
     """Train one model as `cfg` says and return its `RunResult`.
@@ -353,11 +426,12 @@ def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = Tru
     autocast = lambda: torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == 'bf16')
     task = getattr(model, 'task', 'classify')
     sampler = MinibatchSampler(data.n_train, cfg.batch_size, seed=cfg.seed, replacement=cfg.replacement, device=dev)
-    total = cfg.total_steps(data.n_train)
+    plan = StepPlan(cfg, data.n_train)
+    total = plan.total
     opt = (torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
            if cfg.optimizer == 'sgd' else
            torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: lr_factor(cfg.schedule, t, total))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, plan.factor)
     evals, history, status, diverged_at = set(eval_steps(total, cfg.n_evals)), [], 'ok', None
     if cfg.augment is not None and len(data.input_shape) != 3:
         raise ValueError(f"augment={cfg.augment!r} needs images, and {cfg.dataset} is not an image dataset: "
@@ -375,8 +449,8 @@ def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = Tru
         trl, tra = evaluate(m, data.x_train, data.y_train)
         tel, tea = evaluate(m, data.x_test, data.y_test)
         lr = (opt.param_groups[0]['lr'] if swa_sched is not None
-              else cfg.lr * lr_factor(cfg.schedule, min(step, total - 1), total))
-        history.append(dict(step=step, epoch=step * cfg.batch_size / data.n_train, lr=lr,
+              else cfg.lr * plan.factor(min(step, total - 1)))
+        history.append(dict(step=step, epoch=plan.epoch(step), lr=lr,
                             train_loss=trl, train_acc=tra, test_loss=tel, test_acc=tea, **extra))
         if on_eval is not None: history[-1].update(on_eval(step, m, data) or {})
 
@@ -397,6 +471,7 @@ def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = Tru
     step = 0
     for step in progress_bar(range(1, total + 1), progress=progress, desc=f'B={cfg.batch_size} lr={cfg.lr:g}',
                              leave=False):
+        if plan.cyclic: sampler.batch_size = plan.batch_size(step)
         idx = next(sampler)
         xb, yb = data.x_train[idx], data.y_train[idx]
         if aug_gen is not None: xb = AUGMENT[cfg.augment](xb, aug_gen)

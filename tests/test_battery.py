@@ -194,6 +194,8 @@ FIELDS = [
     ('target_loss', True),
     ('optimizer', 'rmsprop'), ('optimizer', None), ('swa_start', 1.0), ('swa_start', -0.1), ('swa_start', NAN),
     ('swa_start', 'late'), ('label_noise', 1.5), ('label_noise', -0.1), ('label_noise', NAN), ('swa_lr', 0.1), ('swa_every', 5), ('swa_update_bn', False),   # the last three: without swa_start
+    ('lr_cycle', (1, 0)), ('lr_cycle', ()), ('lr_cycle', 'fast'), ('lr_cycle', (1, NAN)), ('batch_cycle', (16, 32)),
+    ('batch_cycle', (32, 0)), ('batch_cycle', (32, 2.5)), ('cycle_epochs', 1),   # the last: without a cycle
 ]
 STEPS = [0, -1, 2.5, np.float64(5), 2**60, INF]
 
@@ -214,6 +216,14 @@ def test_config_field(field, value, cwd):
 @pytest.mark.parametrize('value', STEPS)
 def test_config_steps(value, cwd):
     _one_line_error(lambda: validate(TrainConfig(steps=value)), 'steps', cwd)
+
+
+@pytest.mark.parametrize('kw, fragment', [(dict(lr_cycle=(1, 0.5)), 'cycle_epochs'),
+                                          (dict(lr_cycle=(1, 0.5), cycle_epochs=0), 'cycle_epochs'),
+                                          (dict(lr_cycle=(1, 0.5), cycle_epochs=1, epochs=None, steps=5), 'epoch budget'),
+                                          (dict(batch_cycle=(32, 4096), cycle_epochs=1, n_train=1000), 'larger than')])
+def test_cyclic_schedules_need_a_phase_and_an_epoch_budget(kw, fragment, cwd):
+    _one_line_error(lambda: validate(TrainConfig(**{'epochs': 1, **kw}), n_train=kw.get('n_train')), fragment, cwd)
 
 
 @pytest.mark.parametrize('kw', [dict(), dict(epochs=1, steps=3)])

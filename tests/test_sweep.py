@@ -8,7 +8,7 @@ import torch
 from sgd_noise.sweep import (ResultStore, best_lr, choose_engine, diverged_fraction, grid, group_key, make_groups,
                              results_frame, run_group, seed_stats, sweep, train_group)
 from sgd_noise.models import make_model
-from sgd_noise.train import TrainConfig, train
+from sgd_noise.train import StepPlan, TrainConfig, train
 
 FAST = dict(dataset='mnist1d', n_train=512, n_test=128)
 
@@ -50,6 +50,26 @@ def test_ensemble_member_equals_single_run(engine, model, kw):
     assert [r['status'] for r in together] == ['ok', 'ok', 'ok', 'ok', 'diverged', 'diverged']
     assert _max_rel_diff(singles, together) < 1e-4
     assert all(r['env']['engine'] == engine for r in together)
+
+
+@pytest.mark.parametrize('engine, cycle', [('mlp', dict(lr_cycle=(1, 0.25))), ('vmap', dict(batch_cycle=(32, 128))),
+                                           ('mlp', dict(batch_cycle=(32, 64, 128), lr_cycle=(1, 0.5))),
+                                           ('vmap', dict(batch_cycle=(32, 64, 128), lr_cycle=(1, 0.5)))])
+def test_cyclic_schedules_train_the_same_in_ensembles(engine, cycle):
+    "A cyclic LR and/or batch size (JKA17 §5): the ensemble engines follow the same step plan as `train`."
+    base = TrainConfig(model='mlp', batch_size=32, epochs=3, cycle_epochs=0.5, n_evals=3, schedule='constant', **FAST,
+                       **cycle)
+    cfgs = grid(base, lr=[0.02, 0.05], seed=[0, 1])
+    singles = [train(c, progress=False).to_dict() for c in cfgs]
+    together = train_group(cfgs, engine=engine, progress=False)
+    assert _max_rel_diff(singles, together) < 1e-4
+    assert [h['epoch'] for h in singles[0]['history']] == [h['epoch'] for h in together[0]['history']]
+    plan = StepPlan(base, FAST['n_train'])
+    assert singles[0]['steps_done'] == plan.total
+    if 'batch_cycle' in cycle: assert len({b for _, b, _ in plan.segments}) == len(cycle['batch_cycle'])
+    # the cycle changed the run: the same config without it trains differently
+    plain = train(base.replace(lr_cycle=None, batch_cycle=None, cycle_epochs=None), progress=False).to_dict()
+    assert abs(plain['final']['train_loss'] - singles[0]['final']['train_loss']) > 1e-3
 
 
 def test_returned_models_are_the_trained_members():

@@ -23,11 +23,23 @@ def test_the_scaling_part_keeps_eta_over_b_and_the_epoch_budget():
 def test_the_tiny_run_measures_curvature_memorisation_and_curves():
     s = tf.analyse(tf.run('tiny', progress=False))
     runs = s['runs']
-    assert set(runs.part) == {'scaling', 'ratios', 'memorise'} and (runs.status == 'ok').all()
-    assert runs[['top_eig', 'trace', 'stability']].notna().all().all()
+    assert set(runs.part) == {'scaling', 'ratios', 'memorise', 'cyclic'} and (runs.status == 'ok').all()
+    assert sorted(runs[runs.part == 'cyclic'].arm.unique()) == ['cyclic-b', 'cyclic-lr', 'mismatched']
+    assert runs[runs.part != 'cyclic'][['top_eig', 'trace', 'stability']].notna().all().all()
     assert runs[runs.part == 'memorise'].memorised.between(0, 1).all()
     assert runs[runs.part != 'memorise'].memorised.isna().all()
-    assert set(s['curves'].groupby(['part', 'batch_size', 'lr', 'seed']).size()) == {3, 2}   # n_evals + the start
+    sizes = s['curves'].groupby(['part', 'arm', 'batch_size', 'lr', 'seed'], dropna=False).size()
+    assert set(sizes) == {3, 2}   # n_evals + the start (cyclic: one evaluation a cycle)
+
+
+def test_the_cyclic_arms_share_their_eta_over_b_path():
+    a, b, m = (c for c in tf.configs('smoke')['cyclic'] if c.seed == 0)
+    assert a.lr_cycle == (1, 0.25) and a.batch_cycle is None and b.batch_cycle == (32, 128) and b.lr_cycle is None
+    from sgd_noise.train import StepPlan
+    pa, pb, pm = (StepPlan(c, 4000) for c in (a, b, m))
+    path = lambda c, p: [c.lr * mult / bs for _, bs, mult in p.segments]
+    assert np.allclose(path(a, pa), path(b, pb)) and np.allclose(path(m, pm), 4 * np.array(path(b, pb)))
+    assert pb.total < pa.total and a.n_evals == 5   # fewer steps; one evaluation at the end of each 4-epoch cycle
 
 
 def _raw(good: bool, seeds=range(4)):
@@ -54,6 +66,14 @@ def _raw(good: bool, seeds=range(4)):
                              trace=50.0 + sign * 5 * k + rng.random()))
             rows.append(dict(part='memorise', seed=s, batch_size=32, lr=eta, ratio=eta / 32, status='ok',
                              test_acc=0.6 - sign * 0.02 * k + e, memorised=0.5 + sign * 0.1 * k + 0.01 * rng.random()))
+        for arm in ('cyclic-lr', 'cyclic-b', 'mismatched'):   # bad: cyclic B drifts from cyclic LR, mismatched does not
+            off = {'cyclic-lr': 0.0, 'cyclic-b': 0.0 if good else 0.3, 'mismatched': 0.3 if good else 0.0}[arm]
+            rows.append(dict(part='cyclic', arm=arm, seed=s, batch_size=32, lr=0.05, ratio=0.05 / 32, status='ok',
+                             train_loss=1.0 - off + 0.001 * rng.random(), test_acc=0.6))
+            for k in range(6):
+                curves.append(dict(part='cyclic', arm=arm, seed=s, batch_size=32, lr=0.05, eval=k, epoch=4 * k,
+                                   test_loss=2.3 - 0.2 * k - off * (k > 0) + 0.001 * rng.random(),
+                                   test_acc=0.1 + 0.1 * k + off * (k > 0) / 3 + 0.001 * rng.random()))
     return dict(preset='smoke', runs=pd.DataFrame(rows), curves=pd.DataFrame(curves))
 
 
