@@ -5,8 +5,9 @@
 # %% auto 0
 __all__ = ['TRACE_METHODS', 'task_loss', 'ParamLoss', 'hvp', 'full_hessian', 'EigenResult', 'lanczos', 'power_iteration',
            'top_eigenvalues', 'TraceResult', 'hutchinson', 'hutchpp', 'curvature_subset', 'hessian_trace', 'curvature',
-           'SharpnessResult', 'subspace_matrix', 'eps_sharpness', 'interpolate_state', 'evaluate', 'interpolate',
-           'filter_normalized_direction', 'loss_surface_2d', 'rescale_relu_layers', 'eigenvalue_spread']
+           'Spectrum', 'slq', 'hessian_spectrum', 'SharpnessResult', 'subspace_matrix', 'eps_sharpness',
+           'interpolate_state', 'evaluate', 'interpolate', 'filter_normalized_direction', 'loss_surface_2d',
+           'rescale_relu_layers', 'eigenvalue_spread']
 
 # %% ../nbs/05_sharpness.ipynb 4
 import contextlib, copy, math, numbers, time, warnings
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import scipy.linalg
 import scipy.optimize
 import scipy.sparse.linalg as spla
 import torch
@@ -293,6 +295,55 @@ def curvature(model, x, y, *, trace_samples: int = 99, seed: int = 0, **opts) ->
 
 # %% ../nbs/05_sharpness.ipynb 28
 @dataclass
+class Spectrum:
+    "Stochastic Lanczos quadrature: per probe, Ritz values (nodes) and quadrature weights (each probe's sum to 1)."
+    nodes: list      # [probes] arrays of Ritz values
+    weights: list    # [probes] arrays of weights
+    n: int           # the operator's size
+
+    def density(self, grid, sigma: float) -> np.ndarray:
+        "The spectral density smoothed by a Gaussian of width `sigma`, on `grid` (it integrates to 1)."
+        grid = np.asarray(grid, float)[:, None]
+        per = [(w * np.exp(-(grid - t) ** 2 / (2 * sigma ** 2))).sum(1) for t, w in zip(self.nodes, self.weights)]
+        return np.mean(per, 0) / (sigma * np.sqrt(2 * np.pi))
+
+    def moment(self, k: int) -> float:
+        "The estimate of tr(Hᵏ)/n: exact in expectation over probes for k < 2·steps."
+        return float(np.mean([(w * t ** k).sum() for t, w in zip(self.nodes, self.weights)]))
+
+def _lanczos_tridiagonal(matvec, v, steps):
+    "(alphas, betas) of `steps` Lanczos steps from the unit vector `v`, with full re-orthogonalisation."
+    V, alphas, betas = [v], [], []
+    w = matvec(v)
+    for j in range(steps):
+        a = torch.dot(w, V[-1]); alphas.append(float(a))
+        w = w - a * V[-1] - (betas[-1] * V[-2] if j > 0 else 0)
+        Q = torch.stack(V)
+        for _ in range(2): w = w - Q.T @ (Q @ w)   # twice is enough (Kahan, Parlett)
+        b = float(torch.linalg.vector_norm(w))
+        if j == steps - 1 or b < 1e-10 * max(1.0, abs(alphas[0])): break   # an invariant subspace: exact
+        betas.append(b); V.append(w / b); w = matvec(V[-1])
+    return np.array(alphas), np.array(betas)
+
+def slq(matvec, n, *, n_probes: int = 10, steps: int = 80, seed: int = 0, dtype=torch.float32,
+        device='cpu') -> Spectrum:
+    "Stochastic Lanczos quadrature of the symmetric operator `matvec`: `n_probes` Rademacher probes, `steps` each."
+    gen = torch.Generator().manual_seed(seed)
+    nodes, weights = [], []
+    for _ in range(n_probes):
+        v = (torch.randint(0, 2, (n,), generator=gen, dtype=dtype) * 2 - 1).to(device) / math.sqrt(n)
+        a, b = _lanczos_tridiagonal(matvec, v, min(steps, n))
+        theta, S = scipy.linalg.eigh_tridiagonal(a, b)
+        nodes.append(theta); weights.append(S[0] ** 2)
+    return Spectrum(nodes, weights, n)
+
+def hessian_spectrum(model, x, y, *, n_probes: int = 10, steps: int = 80, seed: int = 0, **opts) -> Spectrum:
+    "The Hessian's eigenvalue density by `slq`; `opts` go to `ParamLoss` (bn, chunk_size, loss_fn, dtype)."
+    f = ParamLoss(model, x, y, **opts)
+    return slq(f.hvp, f.n, n_probes=n_probes, steps=steps, seed=seed, dtype=f.theta0.dtype, device=f.theta0.device)
+
+# %% ../nbs/05_sharpness.ipynb 32
+@dataclass
 class SharpnessResult:
     "Keskar et al.'s epsilon-sharpness (Metric 2.1) with the optimiser's diagnostics."
     value: float                   # phi = (fmax - f0) / (1 + f0) * 100
@@ -327,12 +378,12 @@ def _pga(fg, z, radius, *, steps, step_size=0.5, min_step=1e-4):
             if eta < min_step: return z, fz, it, 'step size below min_step'
     return z, fz, steps, 'step limit reached'
 
-# %% ../nbs/05_sharpness.ipynb 29
+# %% ../nbs/05_sharpness.ipynb 33
 def subspace_matrix(n, p, seed=0):
     "The n x p matrix A of `eps_sharpness(subspace_dim=p, seed=seed)`: i.i.d. N(0, 1) entries, float64."
     return np.random.default_rng(seed).standard_normal((n, p))
 
-def eps_sharpness(model, x, y, *, eps=1e-3, subspace_dim=None, seed=0, maxiter=10, method='lbfgsb',
+def eps_sharpness(model, x, y, *, eps=1e-3, subspace_dim=None, seed=0, maxiter=50, method='lbfgsb',
                   fallback=True, **opts):
     "Keskar et al.'s epsilon-sharpness (Metric 2.1) of the loss at the model's parameters; `opts` go to `ParamLoss`."
     if method not in ('lbfgsb', 'pga'): raise ValueError(f"method: got {method!r}; use 'lbfgsb' or 'pga'")
@@ -376,7 +427,7 @@ def eps_sharpness(model, x, y, *, eps=1e-3, subspace_dim=None, seed=0, maxiter=1
     return SharpnessResult((fmax - f0) / (1 + f0) * 100, f0, fmax, eps, subspace_dim, method, success, status, message,
                            line_search_failed, used_fallback, n_fev[0], n_iter, at_bound, z)
 
-# %% ../nbs/05_sharpness.ipynb 35
+# %% ../nbs/05_sharpness.ipynb 39
 def interpolate_state(model_a, model_b, alpha):
     "A new model with parameters and floating buffers alpha * b + (1 - alpha) * a (running variances clipped at 0)."
     sa, sb = model_a.state_dict(), model_b.state_dict()
@@ -413,7 +464,7 @@ def interpolate(model_a, model_b, x, y=None, alphas=None, *, chunk_size=None, lo
             for a in alphas]
     return pd.DataFrame(rows, columns=['alpha', 'loss', 'accuracy'])
 
-# %% ../nbs/05_sharpness.ipynb 37
+# %% ../nbs/05_sharpness.ipynb 41
 def _filter_normalized(model, gen):
     parts = []
     for p in model.parameters():
@@ -438,7 +489,7 @@ def loss_surface_2d(model, x, y=None, *, span=1.0, n=21, seed=0, **opts):
     losses = np.array([[f.value(f.theta0 + a * d1 + b * d2) for b in betas] for a in alphas])
     return {'alphas': alphas, 'betas': betas, 'losses': losses}  # losses[i, j] at (alphas[i], betas[j])
 
-# %% ../nbs/05_sharpness.ipynb 39
+# %% ../nbs/05_sharpness.ipynb 43
 _HOMOGENEOUS = (nn.ReLU, nn.Identity, nn.Dropout, nn.Flatten)  # modules with m(a z) = a m(z) for a > 0
 
 def rescale_relu_layers(model, alpha, layer=0):
@@ -462,7 +513,7 @@ def rescale_relu_layers(model, alpha, layer=0):
         second.weight.div_(alpha)
     return net
 
-# %% ../nbs/05_sharpness.ipynb 41
+# %% ../nbs/05_sharpness.ipynb 45
 def eigenvalue_spread(model, x, y, sample_sizes, seeds=(0, 1, 2), *, method='lanczos', max_iter=None, tol=None, **opts):
     "Top Hessian eigenvalue on random subsets: one row per (sample size, seed), with cost and convergence."
     rows = []

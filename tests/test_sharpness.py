@@ -347,3 +347,41 @@ def test_hutchpp_is_exact_with_a_full_sketch_and_beats_hutchinson_on_a_decaying_
                                          - float(lam.sum())) ** 2 for s in range(40)])) for f in (hutchinson, hutchpp)}
     assert rms['hutchpp'] < 0.2 * rms['hutchinson'], rms
     with pytest.raises(ValueError, match='at least 6'): hutchpp(mv, n, n_samples=5)
+
+
+# ---------------------------------------------------------------- stochastic Lanczos quadrature
+
+def _small_model_and_data(seed=0):
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 6), torch.nn.Tanh(), torch.nn.Linear(6, 3)).double()
+    return model, torch.randn(30, 5, dtype=torch.float64), torch.randint(0, 3, (30,))
+
+
+def test_slq_with_full_steps_is_the_exact_quadrature():
+    "n Lanczos steps from one probe: the nodes are H's eigenvalues (where the probe reaches them), the moments vᵀHᵏv."
+    from sgd_noise.sharpness import slq, full_hessian
+    model, x, y = _small_model_and_data()
+    H = full_hessian(model, x, y)
+    n = H.shape[0]
+    sp = slq(lambda v: H @ v, n, n_probes=1, steps=n, dtype=torch.float64)
+    v = (torch.randint(0, 2, (n,), generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2 - 1) / n ** 0.5
+    for k in (0, 1, 2, 3):
+        assert sp.moment(k) == pytest.approx(float(v @ torch.linalg.matrix_power(H, k) @ v), rel=1e-8, abs=1e-12)
+    exact = torch.linalg.eigvalsh(H).numpy()
+    heavy = sp.nodes[0][sp.weights[0] > 1e-8]
+    assert all(np.min(np.abs(exact - t)) < 1e-7 for t in heavy)
+
+
+def test_slq_density_matches_the_exact_spectrum():
+    from sgd_noise.sharpness import Spectrum, full_hessian, hessian_spectrum
+    model, x, y = _small_model_and_data(1)
+    exact = torch.linalg.eigvalsh(full_hessian(model, x, y)).numpy()
+    sp = hessian_spectrum(model, x, y, n_probes=60, steps=15, dtype=torch.float64)
+    grid = np.linspace(exact.min() - 1, exact.max() + 1, 500)
+    ref = Spectrum([exact], [np.full(len(exact), 1 / len(exact))], len(exact)).density(grid, 0.05)
+    est = sp.density(grid, 0.05)
+    dx = grid[1] - grid[0]
+    assert est.sum() * dx == pytest.approx(1, abs=1e-3)
+    assert np.abs(est - ref).sum() * dx < 0.15
+    assert sp.moment(1) == pytest.approx(exact.mean(), rel=0.1)     # Hutchinson-like: unbiased, 60 probes
+    assert max(np.max(t) for t in sp.nodes) == pytest.approx(exact.max(), rel=1e-6)   # extremes converge first
