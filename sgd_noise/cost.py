@@ -18,7 +18,8 @@ __all__ = ['DATA_SHAPES', 'steps_of', 'step_time', 'cost']
 # %% ../nbs/07_cost.ipynb 5
 DATA_SHAPES = {  # name: (input shape, classes, default training-set size)
     'mnist1d': ((40,), 10, 4000), 'digits': ((1, 8, 8), 10, 1497), 'mnist': ((1, 28, 28), 10, 60000),
-    'fashion_mnist': ((1, 28, 28), 10, 60000), 'cifar10': ((3, 32, 32), 10, 50000)}
+    'fashion_mnist': ((1, 28, 28), 10, 60000), 'cifar10': ((3, 32, 32), 10, 50000),
+    'cifar100': ((3, 32, 32), 100, 50000)}
 
 def steps_of(cfg: TrainConfig) -> int:
     "The steps `cfg` will train for (a target loss can stop it earlier: this is its cap)."

@@ -16,7 +16,7 @@ import scipy.stats
 
 # %% auto 0
 __all__ = ['KINDS', 'Check', 't_interval', 'differs', 'equivalent', 'bootstrap', 'interval_check', 'slope', 'seed_slope',
-           'verdict_frame']
+           'rank_correlation', 'verdict_frame']
 
 # %% ../nbs/04_stats.ipynb 7
 KINDS = ('differs', 'equivalent', 'ordering', 'slope', 'ratio', 'threshold')
@@ -198,6 +198,21 @@ def seed_slope(id: str, xs_by_seed: Sequence[Sequence[float]], ys_by_seed: Seque
                           level=level, detail=_join(detail, per_seed, _data_notes(len(slopes) - n, n, 'slopes')))
 
 # %% ../nbs/04_stats.ipynb 40
+def rank_correlation(id: str, runs: pd.DataFrame, x: str, y: str, *, statement: str, above: float | None = None,
+                     below: float | None = None, unit: str = 'seed', n_boot: int = 1000, seed: int = 0) -> Check:
+    "Spearman ρ(runs[x], runs[y]) over all rows, with a bootstrap interval over the `unit` column's values."
+    units = sorted(runs[unit].unique())
+    by = {u: runs[runs[unit] == u] for u in units}
+    def rho(idx):
+        d = pd.concat([by[units[i]] for i in idx])
+        with warnings.catch_warnings():   # a resample with a constant column has no ρ: NaN, dropped
+            warnings.simplefilter('ignore')
+            return scipy.stats.spearmanr(d[x], d[y], nan_policy='omit').statistic
+    est, lo, hi = bootstrap(rho, list(range(len(units))), n_boot=n_boot, seed=seed)
+    return interval_check(id, est, (lo, hi), statement=statement, kind='ordering', above=above, below=below,
+                          n=len(units), detail=f'ρ({x}, {y}) over {len(runs)} runs, {len(units)} {unit}s')
+
+# %% ../nbs/04_stats.ipynb 43
 def verdict_frame(checks: Sequence[Check]) -> pd.DataFrame:
     "One row per check: id, holds, kind, estimate, lo, hi, margin (tuples as strings), n, statement."
     cols = ['id', 'holds', 'kind', 'estimate', 'lo', 'hi', 'margin', 'n', 'statement']

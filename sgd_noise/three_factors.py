@@ -8,7 +8,6 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import scipy.stats
 from matplotlib.ticker import NullFormatter
 
 from . import stats
@@ -188,14 +187,7 @@ def _pair(runs, eta0, beta, col):
 
 def _spearman(id, runs, x, y, *, above=None, below=None):
     "Spearman ρ(x, y) over every run, with a bootstrap interval over seeds (a resample takes all of a seed's runs)."
-    seeds = sorted(runs.seed.unique())
-    by = {s: runs[runs.seed == s] for s in seeds}
-    def rho(idx):
-        d = pd.concat([by[seeds[i]] for i in idx])
-        return scipy.stats.spearmanr(d[x], d[y], nan_policy='omit').statistic
-    est, lo, hi = stats.bootstrap(rho, list(range(len(seeds))), seed=0, n_boot=1000)
-    return stats.interval_check(id, est, (lo, hi), kind='ordering', above=above, below=below, n=len(seeds),
-                                statement=SPEC[id].statement, detail=f'{len(runs)} runs, {len(seeds)} seeds')
+    return stats.rank_correlation(id, runs, x, y, statement=SPEC[id].statement, above=above, below=below)
 
 def checks(s: dict, margins: dict) -> list[stats.Check]:
     "The claim's checks, one per spec."

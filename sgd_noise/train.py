@@ -19,7 +19,7 @@ from .models import MODELS, make_model
 __all__ = ['SCHEDULES', 'PRECISIONS', 'AUGMENTATIONS', 'SPEED_DEFAULTS', 'SWA_DEFAULTS', 'OPTIMIZERS', 'LOOP_ONLY_DEFAULTS',
            'CYCLE_DEFAULTS', 'MAX_SEED', 'MAX_STEPS', 'METRICS', 'AUGMENT', 'lr_factor', 'TrainConfig', 'validate',
            'resolve_device', 'pick_preset', 'with_label_noise', 'get_data', 'loss_fn', 'evaluate', 'eval_steps',
-           'environment', 'RunResult', 'nan_metrics', 'progress_bar', 'StepPlan', 'crop_flip', 'train']
+           'environment', 'RunResult', 'nan_metrics', 'progress_bar', 'StepPlan', 'crop_flip', 'shift_noise', 'train']
 
 # %% ../nbs/02_train.ipynb 5
 SCHEDULES = ('sed20', 'constant', 'cosine', 'swa18')
@@ -38,7 +38,7 @@ def lr_factor(schedule: str, step: int, total_steps: int) -> float:
 
 # %% ../nbs/02_train.ipynb 10
 PRECISIONS = ('fp32', 'bf16')
-AUGMENTATIONS = ('crop-flip',)  # random 32x32 crop of the image padded by 4 pixels, and a horizontal flip half the time
+AUGMENTATIONS = ('crop-flip', 'shift-noise')  # `crop_flip` (images), `shift_noise` (signals and images): below
 SPEED_DEFAULTS = dict(precision='fp32', channels_last=False, compile=False)  # the speed options, off
 # fields added after the first stores were written: at these defaults they leave older config ids valid, and any
 # other value makes the sweep train the config through `train` (the ensemble engines do not implement them)
@@ -400,11 +400,26 @@ def crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torc
     flip = torch.rand(n, generator=generator, device=dev) < 0.5
     return torch.where(flip[:, None, None, None], out.flip(3), out)
 
-AUGMENT = {'crop-flip': crop_flip}
+def _roll_each(t: torch.Tensor, dim: int, k: torch.Tensor) -> torch.Tensor:
+    "`t` rolled along `dim` by k[i] positions for example i (`torch.roll` with one shift per example)."
+    L = t.shape[dim]
+    view = [1] * t.dim(); view[0], view[dim] = -1, L
+    idx = (torch.arange(L, device=t.device).view(view) - k.view([-1] + [1] * (t.dim() - 1))) % L
+    return t.gather(dim, idx.expand_as(t).contiguous())
 
-# %% ../nbs/02_train.ipynb 24
+def shift_noise(x: torch.Tensor, generator: torch.Generator, noise: float = 0.1) -> torch.Tensor:
+    """Each example circularly shifted — a signal [N, L] (or [N, C, L]) by up to ±L/10 positions, an image [N, C, H, W]
+    by up to ±1 pixel down and across — plus Gaussian noise of sd `noise` (the data are standardised)."""
+    n, dev = x.shape[0], x.device
+    dims, s = ((x.dim() - 2, x.dim() - 1), 1) if x.dim() == 4 else ((x.dim() - 1,), max(1, x.shape[-1] // 10))
+    for d in dims: x = _roll_each(x, d, torch.randint(-s, s + 1, (n,), generator=generator, device=dev))
+    return x + noise * torch.randn(x.shape, generator=generator, device=dev)
+
+AUGMENT = {'crop-flip': crop_flip, 'shift-noise': shift_noise}
+
+# %% ../nbs/02_train.ipynb 26
 def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = True, check_every: int = 1,
-          on_eval=None) -> RunResult:
+          on_eval=None, init: dict | None = None) -> RunResult:
     """Train one model as `cfg` says and return its `RunResult`.
 
     `data` skips loading (it must be the dataset of `cfg`); `progress` shows a progress bar (it appears only
@@ -413,13 +428,19 @@ def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = Tru
     the whole training set is measured every epoch and training stops, with an evaluation, once it is that low. \
 `on_eval(step, model, data)`, if given, is
     called at each evaluation and the dict it returns is added to that history entry (e.g. a curvature or
-    gradient-noise measurement)."""
+    gradient-noise measurement). `init`, a state dict of the same model, starts training from those weights (a warm
+    start: the seed still sets the data order; the config does not record where the weights came from)."""
     validate(cfg)
     dev = resolve_device(cfg.device)
     data = get_data(cfg) if data is None else data.to(dev)
     validate(cfg, n_train=data.n_train)
     model = make_model(cfg.model, input_shape=data.input_shape, n_classes=data.n_classes, seed=cfg.seed,
                        **cfg.model_kwargs).to(dev)
+    if init is not None:
+        try: model.load_state_dict(init)
+        except RuntimeError as e:
+            raise ValueError(f"init: a state dict of another model ({str(e).splitlines()[0][:120]}): pass the "
+                             f"state_dict() of a {cfg.model} built for {cfg.dataset}") from None
     layout = torch.channels_last if cfg.channels_last and len(data.input_shape) == 3 else None  # NHWC for images only
     if layout is not None: model = model.to(memory_format=layout)
     forward = torch.compile(model) if cfg.compile else model   # shares the parameters; evaluation uses `model`
@@ -433,9 +454,9 @@ def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = Tru
            torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, plan.factor)
     evals, history, status, diverged_at = set(eval_steps(total, cfg.n_evals)), [], 'ok', None
-    if cfg.augment is not None and len(data.input_shape) != 3:
+    if cfg.augment == 'crop-flip' and len(data.input_shape) != 3:
         raise ValueError(f"augment={cfg.augment!r} needs images, and {cfg.dataset} is not an image dataset: "
-                         "use augment=None")
+                         "use augment='shift-noise' or None")
     aug_gen = (torch.Generator(device=dev).manual_seed(cfg.seed + 7919)  # not the sampler's stream
                if cfg.augment else None)
     stop_every = max(1, round(data.n_train / cfg.batch_size)) if cfg.target_loss is not None else 0

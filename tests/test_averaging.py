@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from sgd_noise import averaging as av, swa, three_factors as tf
+from sgd_noise import averaging as av, sharp_flat_trend as sft, swa, three_factors as tf
 from sgd_noise.contract import run_checks
 from sgd_noise.train import TrainConfig, get_data, train
 
@@ -165,7 +165,7 @@ def _write_tiny_cifar(root, n=8):
 
 
 PAPER = [(av, 'paper', 'cifar10', 'wrn'), (swa, 'paper', 'cifar100', 'wrn'), (swa, 'paper-vgg16', 'cifar100', 'vgg'),
-         (tf, 'paper', 'cifar10', 'resnet'), (tf, 'paper-vgg11', 'cifar10', 'vgg')]
+         (tf, 'paper', 'cifar10', 'resnet'), (tf, 'paper-vgg11', 'cifar10', 'vgg'), (sft, 'paper', 'cifar10', 'c1')]
 
 
 @pytest.mark.parametrize('mod, preset, dataset, model', PAPER, ids=[f'{m.CLAIM.name}-{p}' for m, p, _, _ in PAPER])
