@@ -177,7 +177,7 @@ class _MLPEnsemble:
             a = acts[l]
             if l > 0:  # pass δ down through the weights before they change
                 prev = torch.bmm(delta, self.W[l])
-                prev = torch.ops.aten.threshold_backward(prev, a, 0)  # ⊙ [a > 0], ReLU's own backward kernel
+                prev.mul_(torch.sign(a))  # ⊙ [a > 0] (a = relu(z) ≥ 0, so sign(a) is the mask): ReLU's backward
             if plain:
                 if self.wd:
                     f = (1 - lr * self.wd)[:, None, None]
