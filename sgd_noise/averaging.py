@@ -188,7 +188,7 @@ def run_net(preset: str = 'smoke', *, progress: bool = True) -> pd.DataFrame:
         arms = (['last', 'average'] if cfg.swa_start is not None else ['small']) if r.status == 'ok' else []
         for arm, h in zip(arms, ends):
             rows.append(dict(seed=cfg.seed, arm=arm, lr=cfg.lr, status=r.status, **{k: h.get(k) for k in (
-                'train_loss', 'train_acc', 'test_loss', 'test_acc', 'top_eig', 'trace')}))
+                'train_loss', 'train_acc', 'test_loss', 'test_acc', 'top_eig', 'trace', 'trace_se', 'n_curvature')}))
         if r.status != 'ok':
             rows += [dict(seed=cfg.seed, arm=a, lr=cfg.lr, status=r.status)
                      for a in (['last', 'average'] if cfg.swa_start is not None else ['small'])]
@@ -268,12 +268,8 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
                          detail=f'sd {np.std(avg_0, ddof=1):.4f} → {np.std(avg_f, ddof=1):.4f}'))
     w = s['wide']
     tl, ev, tr = w['test_loss'], w['top_eig'], w['trace']
-    arms = lambda df, a, b: (df[a].to_numpy(float), df[b].to_numpy(float))
-    def paired(id, df, a, b, log=False):
-        x, y = arms(df, a, b)
-        f = np.log if log else (lambda v: v)
-        return stats.differs(id, f(x), f(y), statement=SPEC[id].statement, margin=margins[id],
-                             detail=f'{a} {np.nanmean(x):.4g} vs {b} {np.nanmean(y):.4g} (means over seeds)')
+    paired = lambda id, df, a, b, log=False: stats.arms_differ(id, df, a, b, statement=SPEC[id].statement,
+                                                               margin=margins[id], log=log)
     out += [paired('net-avg-lower-test-loss', tl, 'last', 'average'),
             paired('net-avg-lower-top-eig', ev, 'last', 'average', log=True),
             paired('net-avg-lower-trace', tr, 'last', 'average', log=True),

@@ -16,7 +16,7 @@ import scipy.stats
 
 # %% auto 0
 __all__ = ['KINDS', 'Check', 't_interval', 'differs', 'equivalent', 'bootstrap', 'interval_check', 'slope', 'seed_slope',
-           'rank_correlation', 'verdict_frame']
+           'rank_correlation', 'arms_differ', 'verdict_frame']
 
 # %% ../nbs/04_stats.ipynb 7
 KINDS = ('differs', 'equivalent', 'ordering', 'slope', 'ratio', 'threshold')
@@ -213,6 +213,16 @@ def rank_correlation(id: str, runs: pd.DataFrame, x: str, y: str, *, statement: 
                           n=len(units), detail=f'ρ({x}, {y}) over {len(runs)} runs, {len(units)} {unit}s')
 
 # %% ../nbs/04_stats.ipynb 43
+def arms_differ(id: str, wide: pd.DataFrame, a: str, b: str, *, statement: str, margin: float, log: bool = False,
+                level: float = 0.95) -> Check:
+    "`differs` of columns `a` − `b` of `wide` (rows paired, e.g. by seed; a missing arm is all NaN), log if `log`."
+    col = lambda arm: wide[arm].to_numpy(float) if arm in wide else np.full(len(wide), np.nan)
+    x, y = col(a), col(b)
+    f = np.log if log else (lambda v: v)
+    return differs(id, f(x), f(y), statement=statement, margin=margin, level=level,
+                   detail=f'{a} {np.nanmean(x):.4g} vs {b} {np.nanmean(y):.4g} (means over seeds)')
+
+# %% ../nbs/04_stats.ipynb 46
 def verdict_frame(checks: Sequence[Check]) -> pd.DataFrame:
     "One row per check: id, holds, kind, estimate, lo, hi, margin (tuples as strings), n, statement."
     cols = ['id', 'holds', 'kind', 'estimate', 'lo', 'hi', 'margin', 'n', 'statement']

@@ -162,12 +162,8 @@ def analyse(raw: dict, margins: dict | None = None) -> dict:
 def checks(s: dict, margins: dict) -> list[stats.Check]:
     "The claim's checks, one per spec."
     w = s['wide']
-    col = lambda m, arm: w[m][arm].to_numpy(float) if arm in w[m] else np.full(len(s['seeds']), np.nan)
-    def paired(id, metric, a, b, log=False, fmt='{:.4g}'):
-        x, y = col(metric, a), col(metric, b)
-        f = np.log if log else (lambda v: v)
-        return stats.differs(id, f(x), f(y), statement=SPEC[id].statement, margin=margins[id],
-                             detail=f'{a} {fmt.format(np.nanmean(x))} vs {b} {fmt.format(np.nanmean(y))} (means)')
+    paired = lambda id, metric, a, b, log=False: stats.arms_differ(id, w[metric], a, b, statement=SPEC[id].statement,
+                                                                   margin=margins[id], log=log)
     return [paired('swa-at-least-as-accurate', 'test_acc', 'swa', 'sgd'),
             paired('swa-flatter-trace', 'trace', 'sgd', 'swa', log=True),
             paired('swa-flatter-directions', 'rise', 'sgd', 'swa'),

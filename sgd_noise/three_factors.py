@@ -264,8 +264,9 @@ def _cyclic_checks(s, margins):
 
 def table(s: dict) -> pd.DataFrame:
     "Every run: part, B, η, η/B, status, final metrics, λ_max, trace, η·λ_max/2 (and memorisation)."
-    cols = [c for c in ('part', 'seed', 'batch_size', 'lr', 'ratio', 'status', 'train_loss', 'test_loss', 'test_acc',
-                        'top_eig', 'trace', 'stability', 'memorised') if c in s['runs']]
+    cols = [c for c in ('part', 'arm', 'seed', 'batch_size', 'lr', 'ratio', 'status', 'train_loss', 'test_loss',
+                        'test_acc', 'top_eig', 'trace', 'trace_se', 'n_curvature', 'stability', 'memorised')
+            if c in s['runs']]
     return s['runs'][cols].sort_values(['part', 'ratio', 'batch_size', 'seed']).reset_index(drop=True)
 
 # %% ../nbs/18_three_factors.ipynb 12
