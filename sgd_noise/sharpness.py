@@ -102,8 +102,21 @@ class ParamLoss:
             g.add_(gc, alpha=w); f += w * float(fc)
         return f, g
 
+    def _gradient_graph(self):
+        "(θ₀ as a leaf, ∇L(θ₀) with its graph kept): built once, reused by every `hvp` at θ₀ (one chunk only)."
+        if getattr(self, '_graph', None) is None:
+            with torch.enable_grad():   # also inside a caller's no_grad
+                t = self.theta0.detach().clone().requires_grad_(True)
+                self._graph = (t, torch.autograd.grad(self.chunk_loss(t, self.x, self.y), t, create_graph=True)[0])
+        return self._graph
+
     def hvp(self, v, theta=None):
-        "Hessian-vector product H(theta) v, forward-over-reverse (`jvp` of `grad`), chunk by chunk."
+        """Hessian-vector product H(theta) v. At the model's own parameters without chunks (what the estimators call
+        again and again): one backward pass through the kept graph of the gradient (reverse over reverse, as
+        PyHessian and hessian-eigenthings do); otherwise forward-over-reverse (`jvp` of `grad`), chunk by chunk."""
+        if theta is None and self.chunk_size is None:
+            t, g = self._gradient_graph()
+            with torch.enable_grad(): return torch.autograd.grad(g, t, grad_outputs=v, retain_graph=True)[0].detach()
         theta = self.theta0 if theta is None else theta
         out = torch.zeros_like(theta)
         with _quiet_forward_ad():
@@ -293,7 +306,7 @@ def curvature(model, x, y, *, trace_samples: int = 99, seed: int = 0, **opts) ->
     tr = hessian_trace(model, x, y, n_samples=trace_samples, seed=seed, **opts)
     return dict(top_eig=float(top.eigenvalues[0]), trace=tr.estimate, trace_se=tr.stderr, n_curvature=len(x))
 
-# %% ../nbs/05_sharpness.ipynb 28
+# %% ../nbs/05_sharpness.ipynb 30
 @dataclass
 class Spectrum:
     "Stochastic Lanczos quadrature: per probe, Ritz values (nodes) and quadrature weights (each probe's sum to 1)."
@@ -342,7 +355,7 @@ def hessian_spectrum(model, x, y, *, n_probes: int = 10, steps: int = 80, seed: 
     f = ParamLoss(model, x, y, **opts)
     return slq(f.hvp, f.n, n_probes=n_probes, steps=steps, seed=seed, dtype=f.theta0.dtype, device=f.theta0.device)
 
-# %% ../nbs/05_sharpness.ipynb 32
+# %% ../nbs/05_sharpness.ipynb 34
 @dataclass
 class SharpnessResult:
     "Keskar et al.'s epsilon-sharpness (Metric 2.1) with the optimiser's diagnostics."
@@ -378,7 +391,7 @@ def _pga(fg, z, radius, *, steps, step_size=0.5, min_step=1e-4):
             if eta < min_step: return z, fz, it, 'step size below min_step'
     return z, fz, steps, 'step limit reached'
 
-# %% ../nbs/05_sharpness.ipynb 33
+# %% ../nbs/05_sharpness.ipynb 35
 def subspace_matrix(n, p, seed=0):
     "The n x p matrix A of `eps_sharpness(subspace_dim=p, seed=seed)`: i.i.d. N(0, 1) entries, float64."
     return np.random.default_rng(seed).standard_normal((n, p))
@@ -427,7 +440,7 @@ def eps_sharpness(model, x, y, *, eps=1e-3, subspace_dim=None, seed=0, maxiter=5
     return SharpnessResult((fmax - f0) / (1 + f0) * 100, f0, fmax, eps, subspace_dim, method, success, status, message,
                            line_search_failed, used_fallback, n_fev[0], n_iter, at_bound, z)
 
-# %% ../nbs/05_sharpness.ipynb 39
+# %% ../nbs/05_sharpness.ipynb 41
 def interpolate_state(model_a, model_b, alpha):
     "A new model with parameters and floating buffers alpha * b + (1 - alpha) * a (running variances clipped at 0)."
     sa, sb = model_a.state_dict(), model_b.state_dict()
@@ -464,7 +477,7 @@ def interpolate(model_a, model_b, x, y=None, alphas=None, *, chunk_size=None, lo
             for a in alphas]
     return pd.DataFrame(rows, columns=['alpha', 'loss', 'accuracy'])
 
-# %% ../nbs/05_sharpness.ipynb 41
+# %% ../nbs/05_sharpness.ipynb 43
 def _filter_normalized(model, gen):
     parts = []
     for p in model.parameters():
@@ -489,7 +502,7 @@ def loss_surface_2d(model, x, y=None, *, span=1.0, n=21, seed=0, **opts):
     losses = np.array([[f.value(f.theta0 + a * d1 + b * d2) for b in betas] for a in alphas])
     return {'alphas': alphas, 'betas': betas, 'losses': losses}  # losses[i, j] at (alphas[i], betas[j])
 
-# %% ../nbs/05_sharpness.ipynb 43
+# %% ../nbs/05_sharpness.ipynb 45
 _HOMOGENEOUS = (nn.ReLU, nn.Identity, nn.Dropout, nn.Flatten)  # modules with m(a z) = a m(z) for a > 0
 
 def rescale_relu_layers(model, alpha, layer=0):
@@ -513,7 +526,7 @@ def rescale_relu_layers(model, alpha, layer=0):
         second.weight.div_(alpha)
     return net
 
-# %% ../nbs/05_sharpness.ipynb 45
+# %% ../nbs/05_sharpness.ipynb 47
 def eigenvalue_spread(model, x, y, sample_sizes, seeds=(0, 1, 2), *, method='lanczos', max_iter=None, tol=None, **opts):
     "Top Hessian eigenvalue on random subsets: one row per (sample size, seed), with cost and convergence."
     rows = []
