@@ -127,6 +127,28 @@ class _Members:
         return out
 
 # %% ../nbs/03_sweep.ipynb 12
+class _StackedAdam:
+    "torch.optim.Adam's update (betas 0.9, 0.999, eps 1e-8; L2 in the gradient) for stacked members, per-member LR."
+    def __init__(self, params, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8):
+        self.m = [torch.zeros_like(p) for p in params]; self.v = [torch.zeros_like(p) for p in params]
+        self.wd, (self.b1, self.b2), self.eps, self.t = weight_decay, betas, eps, 0
+
+    def keep(self, k):
+        self.m = [t[k].contiguous() for t in self.m]; self.v = [t[k].contiguous() for t in self.v]
+
+    @torch.no_grad()
+    def step(self, params, grads, lr):
+        "Update `params` in place from `grads` (lists of [members, ...] tensors); `lr` has one entry per member."
+        self.t += 1
+        if self.wd: torch._foreach_add_(grads, params, alpha=self.wd)
+        torch._foreach_lerp_(self.m, grads, 1 - self.b1)
+        torch._foreach_mul_(self.v, self.b2); torch._foreach_addcmul_(self.v, grads, grads, value=1 - self.b2)
+        denom = torch._foreach_sqrt(self.v)
+        torch._foreach_div_(denom, math.sqrt(1 - self.b2 ** self.t)); torch._foreach_add_(denom, self.eps)
+        step = -lr / (1 - self.b1 ** self.t)
+        torch._foreach_addcdiv_(params, [m * step.view(-1, *[1] * (m.dim() - 1)) for m in self.m], denom)
+
+# %% ../nbs/03_sweep.ipynb 13
 def is_mlp(model: nn.Module) -> bool:
     "An MLP classifier this engine handles: a Sequential of an optional Flatten, then Linear (ReLU Linear)*."
     if not isinstance(model, nn.Sequential) or getattr(model, 'task', 'classify') != 'classify': return False
@@ -135,7 +157,7 @@ def is_mlp(model: nn.Module) -> bool:
     return all(isinstance(m, nn.Linear if k % 2 == 0 else nn.ReLU) for k, m in enumerate(mods)) and len(mods) % 2 == 1
 
 class _MLPEnsemble:
-    def __init__(self, models, momentum, weight_decay):
+    def __init__(self, models, momentum, weight_decay, optimizer='sgd'):
         lins = [[m for m in model if isinstance(m, nn.Linear)] for model in models]
         with torch.no_grad():
             self.W = [torch.stack([ls[l].weight for ls in lins]).contiguous() for l in range(len(lins[0]))]
@@ -143,11 +165,13 @@ class _MLPEnsemble:
         self.m, self.wd = momentum, weight_decay
         self.vW = [torch.zeros_like(w) for w in self.W] if momentum else None
         self.vb = [torch.zeros_like(b) for b in self.b] if momentum else None
+        self.adam = _StackedAdam(self.W + self.b, weight_decay) if optimizer == 'adam' else None
 
     def keep(self, mask):
         k = torch.tensor(mask, device=self.W[0].device)
         for lst in (self.W, self.b, self.vW, self.vb):
             if lst is not None: lst[:] = [t[k].contiguous() for t in lst]
+        if self.adam: self.adam.keep(k)
 
     def forward(self, x, keep_acts=False):
         "Logits [members, batch, classes] for x [members, batch, d] (or a shared [batch, d])."
@@ -162,7 +186,7 @@ class _MLPEnsemble:
 
     @torch.no_grad()
     def step(self, x, y, lr):
-        "One SGD step for every member; returns each member's minibatch loss (before the step)."
+        "One SGD (or Adam) step for every member; returns each member's minibatch loss (before the step)."
         x = x.flatten(2)  # images [members, batch, C, H, W] -> [members, batch, features], as the model's Flatten does
         z, acts = self.forward(x, keep_acts=True)
         acts = [x] + acts
@@ -170,15 +194,18 @@ class _MLPEnsemble:
         loss = -logp.gather(-1, y[..., None]).mean((1, 2))
         delta = logp.exp_()
         delta.scatter_add_(-1, y[..., None], torch.full_like(delta[..., :1], -1.0))
-        plain = not self.m
+        plain = not self.m and not self.adam
         scale = (lr / x.shape[1])[:, None, None]
         delta.mul_(scale) if plain else delta.div_(x.shape[1])
+        gW, gb = [None] * len(self.W), [None] * len(self.W)   # Adam's gradients, stepped together at the end
         for l in reversed(range(len(self.W))):
             a = acts[l]
             if l > 0:  # pass δ down through the weights before they change
                 prev = torch.bmm(delta, self.W[l])
                 prev.mul_(torch.sign(a))  # ⊙ [a > 0] (a = relu(z) ≥ 0, so sign(a) is the mask): ReLU's backward
-            if plain:
+            if self.adam:
+                gW[l], gb[l] = torch.bmm(delta.transpose(1, 2), a), delta.sum(1, keepdim=True)
+            elif plain:
                 if self.wd:
                     f = (1 - lr * self.wd)[:, None, None]
                     self.W[l].mul_(f); self.b[l].mul_(f)
@@ -191,6 +218,7 @@ class _MLPEnsemble:
                 neg = -lr[:, None, None]
                 self.W[l].addcmul_(self.vW[l], neg); self.b[l].addcmul_(self.vb[l], neg)
             if l > 0: delta = prev
+        if self.adam: self.adam.step(self.W + self.b, gW + gb, lr)
         return loss
 
     @torch.no_grad()
@@ -216,9 +244,9 @@ class _MLPEnsemble:
             out.append(model)
         return out
 
-# %% ../nbs/03_sweep.ipynb 14
+# %% ../nbs/03_sweep.ipynb 15
 class _VmapEnsemble:
-    def __init__(self, models, momentum, weight_decay, precision='fp32'):
+    def __init__(self, models, momentum, weight_decay, precision='fp32', optimizer='sgd'):
         params, buffers = stack_module_state(models)
         self.names, self.buffer_names = list(params), list(buffers)
         self.p = [params[n].detach().clone() for n in self.names]
@@ -228,6 +256,7 @@ class _VmapEnsemble:
         self.task = getattr(models[0], 'task', 'classify')
         self.m, self.wd, self.bf16 = momentum, weight_decay, precision == 'bf16'
         self.v = [torch.zeros_like(p) for p in self.p] if momentum else None
+        self.adam = _StackedAdam(self.p, weight_decay) if optimizer == 'adam' else None
         def state(p, b): return {**dict(zip(self.names, p)), **dict(zip(self.buffer_names, b))}
         def member_loss(p, b, x, y):
             out = functional_call(self.train_base, state(p, b), (x,))
@@ -240,6 +269,7 @@ class _VmapEnsemble:
         self.p = [t[k] for t in self.p]
         self.b = [t[k] for t in self.b]
         if self.v is not None: self.v = [t[k] for t in self.v]
+        if self.adam: self.adam.keep(k)
 
     @torch.no_grad()
     def step(self, x, y, lr):
@@ -247,6 +277,8 @@ class _VmapEnsemble:
         with torch.autocast(dev, dtype=torch.bfloat16, enabled=self.bf16):
             grads, loss = self._grad(self.p, self.b, x, y)   # updates the BN buffers in self.b, per member
         grads = list(grads)
+        if self.adam:
+            self.adam.step(self.p, grads, lr); return loss.float()
         if self.wd: torch._foreach_add_(grads, self.p, alpha=self.wd)
         if self.m:
             torch._foreach_mul_(self.v, self.m); torch._foreach_add_(self.v, grads); grads = self.v
@@ -280,19 +312,20 @@ class _VmapEnsemble:
             out.append(model)
         return out
 
-# %% ../nbs/03_sweep.ipynb 16
+# %% ../nbs/03_sweep.ipynb 17
 ENGINES = ('auto', 'mlp', 'vmap', 'loop')
 _said = set()
 
 def _say_once(msg):
     if msg not in _said: _said.add(msg); warnings.warn(msg, stacklevel=3)
 
-ENSEMBLE_OPTIONS = {'vmap': ('precision',), 'mlp': ()}  # the speed options each ensemble engine implements
+ENSEMBLE_OPTIONS = {'vmap': ('precision', 'optimizer'), 'mlp': ('optimizer',)}  # the loop-only options each implements
 
 def choose_engine(model: nn.Module, engine: str = 'auto', cfg: TrainConfig | None = None) -> str:
     """The engine for `model`: `mlp` for MLP classifiers, else `vmap` (batch norm included). The options of `cfg`
     an engine does not implement mean `loop` (one model at a time, through `train`): augmentation, a target loss,
-    channels_last and compile for both, bf16 for `mlp` (it goes to `vmap`) and for models with batch norm."""
+    weight averaging, channels_last and compile for both, bf16 for `mlp` (it goes to `vmap`) and for models with
+    batch norm. Both engines implement Adam."""
     if engine not in ENGINES: raise ValueError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
     bn = uses_batch_norm(model)
     def missing(eng):
@@ -337,8 +370,8 @@ def train_group(configs: list[TrainConfig], *, data: Dataset | None = None, engi
         res = [r.to_dict() for r in runs]
         for r in res: r['env'].update(engine='loop', ensemble_size=1)
         return (res, [r.model for r in runs]) if return_models else res
-    ens = (_MLPEnsemble(models, c0.momentum, c0.weight_decay) if engine == 'mlp' else
-           _VmapEnsemble(models, c0.momentum, c0.weight_decay, c0.precision))
+    ens = (_MLPEnsemble(models, c0.momentum, c0.weight_decay, c0.optimizer) if engine == 'mlp' else
+           _VmapEnsemble(models, c0.momentum, c0.weight_decay, c0.precision, c0.optimizer))
     mem = _Members(configs, data, engine)
     sampler = EnsembleSampler(data.n_train, c0.batch_size, [c.seed for c in configs], replacement=c0.replacement,
                               device=dev)
@@ -372,7 +405,7 @@ def train_group(configs: list[TrainConfig], *, data: Dataset | None = None, engi
     for i, m in zip(mem.active, trained): out[i] = m
     return res, out
 
-# %% ../nbs/03_sweep.ipynb 18
+# %% ../nbs/03_sweep.ipynb 19
 def train_models(configs: list[TrainConfig], *, data: Dataset | None = None, engine: str = 'auto',
                  progress: bool = True) -> list[tuple]:
     """Train `configs` as ensembles, grouped as `sweep` groups them (`data`, if given, serves them all); return
@@ -384,7 +417,7 @@ def train_models(configs: list[TrainConfig], *, data: Dataset | None = None, eng
         for c, r, m in zip(group, res, models): done[c.config_id] = (c, r, m)
     return [done[c.config_id] for c in configs]
 
-# %% ../nbs/03_sweep.ipynb 21
+# %% ../nbs/03_sweep.ipynb 22
 _APP_ID = 0x5347444E  # 'SGDN', written into the SQLite header of every store
 _COLUMNS = ('config_id', 'config', 'status', 'final', 'history', 'steps_done', 'diverged_at', 'wall_time', 'env',
             'finished_at')
@@ -642,7 +675,7 @@ def _parses(text) -> bool:
     try: json.loads(text); return True
     except (TypeError, ValueError): return False
 
-# %% ../nbs/03_sweep.ipynb 23
+# %% ../nbs/03_sweep.ipynb 24
 def run_group(configs: list[dict], engine: str = 'auto', progress: bool = False) -> list[dict]:
     "Train one group from plain dicts and return plain dicts: the picklable unit of work of a sweep."
     return train_group([TrainConfig(**c) for c in configs], engine=engine, progress=progress)
@@ -675,7 +708,7 @@ def sweep(configs: list[TrainConfig], *, store: ResultStore | str | os.PathLike 
     found = store.results(ids) if store is not None else mem
     return results_frame(found, order=ids)
 
-# %% ../nbs/03_sweep.ipynb 25
+# %% ../nbs/03_sweep.ipynb 26
 CONFIG_COLUMNS = ('dataset', 'model', 'batch_size', 'lr', 'momentum', 'weight_decay', 'epochs', 'steps', 'schedule',
                   'seed', 'n_train')
 
