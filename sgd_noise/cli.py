@@ -13,7 +13,7 @@ from .contract import (claims, claims_table, get_claim, load_verdicts, readme_wi
 from .cost import cost
 from .data import DATASETS
 from .models import MODELS
-from .sweep import ResultStore, check_writable
+from .store import ResultStore, check_writable
 from .train import SCHEDULES, SPEED_DEFAULTS, TrainConfig, resolve_device, train
 
 # %% auto 0

@@ -12,6 +12,7 @@ from typing import Callable
 import pandas as pd
 
 from .stats import KINDS, Check
+from .store import ResultStore
 from .train import environment, pick_preset
 
 # %% auto 0
@@ -280,7 +281,6 @@ def committed_run(claim: Claim, preset: str, folder='../verdicts/runs'):
     """(raw results, summary) of the committed runs of `preset`, read from `folder/CLAIM-PRESET.sqlite`: the
     notebooks show the `gpu` runs this way on any machine. It trains nothing: a store that lacks runs of the preset
     is a one-line error saying how many, and how to finish them."""
-    from sgd_noise.sweep import ResultStore  # sweep is above contract in the layers; only this reader needs it
     path = Path(folder) / f'{claim.name}-{preset}.sqlite'
     if not path.is_file():
         raise ValueError(f"no committed runs at {path}: "

@@ -11,7 +11,9 @@ import pandas as pd
 
 from . import stats
 from .contract import GPU_SCALE, Claim, Spec, grid_edge_check, save_figure
-from .sweep import preset_configs, sweep, tune_lr, tuned
+from .analysis import tune_lr, tuned
+from .grid import preset_configs
+from .sweep import sweep
 
 # %% auto 0
 __all__ = ['MARGINS', 'PRESETS', 'SPECS', 'SPEC', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs', 'run',

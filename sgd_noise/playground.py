@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .sweep import ResultStore, results_frame, tune_lr, metric_cube
+from .analysis import metric_cube, results_frame, tune_lr
+from .store import ResultStore
 from .train import TrainConfig, train
 
 # %% auto 0

@@ -13,7 +13,7 @@ from matplotlib.ticker import NullFormatter
 from . import stats
 from .contract import Claim, Spec, all_of, pick_preset, save_figure
 from .sharpness import curvature, curvature_subset
-from .sweep import train_models
+from .ensemble import train_models
 from .train import TrainConfig, evaluate, get_data
 
 # %% auto 0

@@ -11,7 +11,9 @@ import pandas as pd
 
 from . import stats
 from .contract import GPU_SCALE, Claim, Spec, all_of, grid_edge_check, pick_preset, save_figure
-from .sweep import grid, seed_stats, sweep, tune_lr, tuned
+from .analysis import seed_stats, tune_lr, tuned
+from .grid import grid
+from .sweep import sweep
 from .train import TrainConfig
 
 # %% auto 0
