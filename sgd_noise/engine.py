@@ -9,7 +9,7 @@ import copy, math
 import torch
 import torch.nn as nn
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
-from .train import loss_fn
+from .metrics import loss_fn
 
 # %% auto 0
 __all__ = ['is_mlp']

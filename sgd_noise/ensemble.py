@@ -4,7 +4,7 @@
 
 # %% ../nbs/03c_ensembles.ipynb 3
 from __future__ import annotations
-import math, time, warnings
+import time, warnings
 
 import torch
 import torch.nn as nn
@@ -12,8 +12,9 @@ from .data import Dataset, MinibatchSampler
 from .models import make_model, uses_batch_norm
 from .grid import group_key, make_groups
 from .engine import _MLPEnsemble, _VmapEnsemble, is_mlp
-from .train import (METRICS, LOOP_ONLY_DEFAULTS, RunResult, TrainConfig, environment, eval_steps,
-                             get_data, nan_metrics, progress_bar, resolve_device, StepPlan, train, validate)
+from .metrics import RunResult, eval_steps, history_entry, outcome
+from .records import environment, progress_bar
+from .train import LOOP_ONLY_DEFAULTS, TrainConfig, get_data, resolve_device, StepPlan, train, validate
 
 # %% auto 0
 __all__ = ['ENGINES', 'ENSEMBLE_OPTIONS', 'EnsembleSampler', 'gather', 'choose_engine', 'train_group', 'train_models']
@@ -58,8 +59,7 @@ class _Members:
         "metrics: (train_loss, train_acc, test_loss, test_acc), each a sequence over active members."
         for j, i in enumerate(self.active):
             lr = self.cfgs[i].lr * self.plan.factor(min(step, self.total - 1))
-            self.history[i].append(dict(step=step, epoch=self.plan.epoch(step), lr=lr,
-                                        **{k: float(m[j]) for k, m in zip(METRICS, metrics)}))
+            self.history[i].append(history_entry(step, self.plan.epoch(step), lr, [float(m[j]) for m in metrics]))
 
     def check(self, step, loss) -> list[bool] | None:
         "Mark members whose loss is non-finite as diverged at `step`; return the keep-mask if any did."
@@ -77,9 +77,7 @@ class _Members:
         out = []
         for i, c in enumerate(self.cfgs):
             d = self.diverged_at[i]
-            final = nan_metrics() if d is not None else {k: self.history[i][-1][k] for k in METRICS}
-            status = 'ok' if d is None and math.isfinite(final['train_loss']) else 'diverged'
-            if status == 'diverged' and d is None: final = nan_metrics()
+            status, final = outcome(self.history[i], d)   # the status rule of `train`
             out.append(RunResult(c.to_dict(), status, self.history[i], final, last_step if d is None else d - 1,
                                  d, wall, env).to_dict())
         return out

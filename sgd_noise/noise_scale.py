@@ -18,8 +18,8 @@ from .train import TrainConfig, loss_fn, train
 
 # %% auto 0
 __all__ = ['MARGINS', 'PRESETS', 'SPECS', 'SPEC', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM',
-           'noise_scale_from_norms', 'gradient_noise_scale', 'regression_problem', 'track', 'run', 'analyse', 'checks',
-           'table', 'plot']
+           'noise_scale_from_norms', 'gradient_noise_scale', 'regression_problem', 'track', 'regimes_store', 'run',
+           'analyse', 'checks', 'table', 'plot']
 
 # %% ../nbs/13_noise_scale.ipynb 7
 def noise_scale_from_norms(g2_small: float, g2_big: float, b_small: int, b_big: int) -> dict:
@@ -100,12 +100,20 @@ def track(cfg: TrainConfig, *, b_small: int, b_big: int, n_batches: int, seed: i
     r = train(cfg, progress=progress, on_eval=measure)
     return pd.DataFrame(r.history)
 
-def run(preset: str = 'smoke', *, store=None, progress: bool = True, **overrides) -> dict:
+def regimes_store(store, preset: str) -> str | None:
+    """The default store of the two-regimes sweep that `run` reads: `two-regimes-PRESET.sqlite` in the folder of
+    this claim's `store` (where `sgd-noise reproduce two-regimes` and 10_two_regimes keep it, so the sweep is
+    shared), or None (the sweep is not stored) without a `store`."""
+    return os.path.join(os.path.dirname(os.fspath(store)), f'two-regimes-{preset}.sqlite') if store else None
+
+def run(preset: str = 'smoke', *, store=None, two_regimes_store='beside', progress: bool = True,
+        **overrides) -> dict:
     """The transition from the two-regimes sweep, and B_simple along a noise-dominated run of the same setup.
-    The two-regimes runs are kept in `two-regimes-PRESET.sqlite` beside `store` (shared with that notebook)."""
+    The two-regimes runs are kept in `two_regimes_store`: by default (`'beside'`) `regimes_store(store, preset)`,
+    `two-regimes-PRESET.sqlite` beside `store`, shared with that claim; a path for another file; None for none."""
     p = CLAIM.preset(preset)
     reg_claim = two_regimes.CLAIM
-    tr_store = os.path.join(os.path.dirname(os.fspath(store)), f'two-regimes-{preset}.sqlite') if store else None
+    tr_store = regimes_store(store, preset) if two_regimes_store == 'beside' else two_regimes_store
     reg = reg_claim.analyse(reg_claim.run(preset, store=tr_store, progress=progress, **overrides),
                             reg_claim.margins(preset))
     plain = reg['by_momentum'][0.0]

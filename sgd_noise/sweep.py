@@ -8,7 +8,8 @@ import os
 from concurrent.futures import Executor, as_completed
 
 import pandas as pd
-from .train import TrainConfig, progress_bar, validate
+from .records import progress_bar
+from .train import TrainConfig, validate
 from .grid import MEMBER_FIELDS, grid, group_key, make_groups, preset_configs
 from .engine import is_mlp
 from .ensemble import (ENGINES, ENSEMBLE_OPTIONS, EnsembleSampler, choose_engine, gather, train_group,

@@ -4,24 +4,30 @@
 
 # %% ../nbs/02_train.ipynb 3
 from __future__ import annotations
-import dataclasses, functools, hashlib, json, math, os, platform, time
+import dataclasses, functools, hashlib, json, math, time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from .data import DATASETS, Dataset, MinibatchSampler, data_root, load_dataset
 from .models import MODELS, make_model
+from .metrics import (METRICS, RunResult, eval_steps, evaluate, history_entry, loss_fn, nan_metrics,
+                               outcome)
+from .records import environment, progress_bar
 
 # %% auto 0
 __all__ = ['SCHEDULES', 'PRECISIONS', 'AUGMENTATIONS', 'SPEED_DEFAULTS', 'SWA_DEFAULTS', 'OPTIMIZERS', 'LOOP_ONLY_DEFAULTS',
-           'CYCLE_DEFAULTS', 'MAX_SEED', 'MAX_STEPS', 'METRICS', 'AUGMENT', 'lr_factor', 'TrainConfig', 'validate',
-           'resolve_device', 'pick_preset', 'with_label_noise', 'get_data', 'loss_fn', 'evaluate', 'eval_steps',
-           'environment', 'RunResult', 'nan_metrics', 'progress_bar', 'StepPlan', 'crop_flip', 'shift_noise', 'train']
+           'CYCLE_DEFAULTS', 'MAX_SEED', 'MAX_STEPS', 'AUGMENT', 'lr_factor', 'TrainConfig', 'validate',
+           'resolve_device', 'pick_preset', 'with_label_noise', 'get_data', 'StepPlan', 'crop_flip', 'shift_noise',
+           'train', 'METRICS', 'loss_fn', 'evaluate', 'eval_steps', 'environment', 'RunResult', 'nan_metrics',
+           'progress_bar']
 
-# %% ../nbs/02_train.ipynb 5
+# %% ../nbs/02_train.ipynb 4
+_all_ = ['METRICS', 'loss_fn', 'evaluate', 'eval_steps', 'environment', 'RunResult', 'nan_metrics', 'progress_bar']
+
+# %% ../nbs/02_train.ipynb 6
 SCHEDULES = ('sed20', 'constant', 'cosine', 'swa18')
 
 def lr_factor(schedule: str, step: int, total_steps: int) -> float:
@@ -36,7 +42,7 @@ def lr_factor(schedule: str, step: int, total_steps: int) -> float:
         return 1.0 if t <= 0.5 else 0.01 if t >= 0.9 else 1.0 - 0.99 * (t - 0.5) / 0.4
     raise ValueError(f"unknown schedule {schedule!r}: choose one of {', '.join(SCHEDULES)}")
 
-# %% ../nbs/02_train.ipynb 10
+# %% ../nbs/02_train.ipynb 11
 PRECISIONS = ('fp32', 'bf16')
 AUGMENTATIONS = ('crop-flip', 'shift-noise')  # `crop_flip` (images), `shift_noise` (signals and images): below
 SPEED_DEFAULTS = dict(precision='fp32', channels_last=False, compile=False)  # the speed options, off
@@ -133,7 +139,7 @@ class TrainConfig:
         if self.steps is not None: return int(self.steps)
         return max(1, round(self.epochs * n_train / self.batch_size))
 
-# %% ../nbs/02_train.ipynb 11
+# %% ../nbs/02_train.ipynb 12
 def _check(ok: bool, msg: str):
     if not ok: raise ValueError(msg)
 
@@ -259,7 +265,7 @@ def pick_preset(presets: dict, name: str, what: str = '') -> dict:
         raise ValueError(f"unknown preset {name!r}{' for ' + what if what else ''}: choose one of {', '.join(presets)}")
     return presets[name]
 
-# %% ../nbs/02_train.ipynb 14
+# %% ../nbs/02_train.ipynb 15
 @functools.lru_cache(maxsize=4)
 def _load(name, n_train, n_test, data_seed, device, root) -> Dataset:
     return load_dataset(name, n_train=n_train, n_test=n_test, data_seed=data_seed, device=device, root=root)
@@ -284,69 +290,7 @@ def get_data(cfg: TrainConfig) -> Dataset:
     data = _load(cfg.dataset, cfg.n_train, cfg.n_test, cfg.data_seed, str(dev), str(data_root()))
     return with_label_noise(data, cfg.label_noise, cfg.data_seed or 0)
 
-def loss_fn(task: str, out: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    "Mean cross-entropy for classifiers, mean squared reconstruction error for autoencoders."
-    if task == 'reconstruct': return F.mse_loss(out, x.flatten(1))
-    return F.cross_entropy(out, y)
-
-@torch.no_grad()
-def evaluate(model, x, y, *, chunk: int = 4096) -> tuple[float, float]:
-    "(mean loss, accuracy) of `model` on (x, y) in eval mode; accuracy is NaN for autoencoders."
-    task = getattr(model, 'task', 'classify')
-    was_training = model.training; model.eval()
-    total, correct = 0.0, 0
-    for i in range(0, len(x), chunk):
-        xb, yb = x[i:i + chunk], y[i:i + chunk]
-        out = model(xb)
-        total += loss_fn(task, out, xb, yb).item() * len(xb)
-        if task == 'classify': correct += (out.argmax(1) == yb).sum().item()
-    model.train(was_training)
-    return total / len(x), (correct / len(x) if task == 'classify' else float('nan'))
-
-def eval_steps(total_steps: int, n_evals: int) -> list[int]:
-    "The steps after which the model is evaluated: 0, ..., total_steps, evenly spaced; only the last if `n_evals=0`."
-    if n_evals == 0: return [total_steps]
-    n = min(n_evals, total_steps)   # more evaluations than steps: every step (the same set, without a huge loop)
-    return sorted({round(i * total_steps / n) for i in range(n + 1)})
-
-def environment(device) -> dict:
-    "What a number depends on besides the config: versions, device, threads."
-    dev = torch.device(device)
-    return dict(torch=torch.__version__, python=platform.python_version(), platform=platform.platform(),
-                device=str(dev), threads=torch.get_num_threads(),
-                gpu=torch.cuda.get_device_name(dev) if dev.type == 'cuda' else None)
-
-# %% ../nbs/02_train.ipynb 16
-METRICS = ('train_loss', 'train_acc', 'test_loss', 'test_acc')
-
-@dataclass
-class RunResult:
-    "What one training run produced. `to_dict()` is JSON-safe; `model` (the trained module) is not saved."
-    config: dict
-    status: str                 # 'ok' or 'diverged'
-    history: list               # one dict per evaluation: step, epoch, lr, and METRICS
-    final: dict                 # METRICS at the end (NaN when diverged)
-    steps_done: int
-    diverged_at: int | None     # the step whose loss was first non-finite
-    wall_time: float            # seconds, loading excluded
-    env: dict
-    model: torch.nn.Module | None = field(default=None, repr=False, compare=False)
-
-    def to_dict(self) -> dict:
-        d = (dataclasses.asdict(self) if self.model is None
-             else dataclasses.asdict(dataclasses.replace(self, model=None)))
-        d.pop('model'); return d
-
-def nan_metrics() -> dict: return {k: float('nan') for k in METRICS}
-
-def progress_bar(iterable=None, *, progress: bool = True, **kw):
-    """tqdm (notebook-aware) that appears after 2 s and redraws at most once a second; off when `progress` is
-    False or the environment sets SGD_NOISE_PROGRESS=0 (the test suite does: a notebook kernel that sends
-    thousands of bar updates can overflow the message queue nbval reads)."""
-    off = not progress or os.environ.get('SGD_NOISE_PROGRESS', '1') == '0'
-    return tqdm(iterable, disable=off, delay=2, mininterval=1.0, **kw)
-
-# %% ../nbs/02_train.ipynb 18
+# %% ../nbs/02_train.ipynb 17
 class StepPlan:
     "Batch size, LR multiplier and epochs seen at every step of a config's budget on `n_train` examples."
     def __init__(self, cfg: TrainConfig, n_train: int):
@@ -386,7 +330,7 @@ class StepPlan:
         i = self._segment(step)
         return float(self._seen[i] + (step - (self._ends[i] - self.segments[i][0])) * self.segments[i][1]) / self.n
 
-# %% ../nbs/02_train.ipynb 22
+# %% ../nbs/02_train.ipynb 21
 def crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
     "A random crop of each image in `x` [N, C, H, W] padded by `pad` pixels, flipped horizontally with probability ½."
     n, c, h, w = x.shape
@@ -417,7 +361,7 @@ def shift_noise(x: torch.Tensor, generator: torch.Generator, noise: float = 0.1)
 
 AUGMENT = {'crop-flip': crop_flip, 'shift-noise': shift_noise}
 
-# %% ../nbs/02_train.ipynb 26
+# %% ../nbs/02_train.ipynb 25
 def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = True, check_every: int = 1,
           on_eval=None, init: dict | None = None) -> RunResult:
     """Train one model as `cfg` says and return its `RunResult`.
@@ -471,8 +415,7 @@ def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = Tru
         tel, tea = evaluate(m, data.x_test, data.y_test)
         lr = (opt.param_groups[0]['lr'] if swa_sched is not None
               else cfg.lr * plan.factor(min(step, total - 1)))
-        history.append(dict(step=step, epoch=plan.epoch(step), lr=lr,
-                            train_loss=trl, train_acc=tra, test_loss=tel, test_acc=tea, **extra))
+        history.append(history_entry(step, plan.epoch(step), lr, (trl, tra, tel, tea), **extra))
         if on_eval is not None: history[-1].update(on_eval(step, m, data) or {})
 
     def average(step):
@@ -516,8 +459,7 @@ def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = Tru
                 (data.x_train[i:i + cfg.batch_size] for i in range(0, data.n_train, cfg.batch_size)), swa_model)
         model = swa_model.module
         record(step, model, model_kind='swa', n_averaged=int(swa_model.n_averaged))
-    final = nan_metrics() if status == 'diverged' else {k: history[-1][k] for k in METRICS}
-    if status == 'ok' and not math.isfinite(final['train_loss']): status, final = 'diverged', nan_metrics()
+    status, final = outcome(history, diverged_at)
     done = step - (status == 'diverged')
     return RunResult(cfg.to_dict(), status, history, final, done, diverged_at, time.perf_counter() - t0,
                      environment(dev), model)
