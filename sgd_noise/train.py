@@ -4,268 +4,33 @@
 
 # %% ../nbs/02_train.ipynb 3
 from __future__ import annotations
-import dataclasses, functools, hashlib, json, math, time
-from dataclasses import dataclass, field
+import dataclasses, functools, time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import DATASETS, Dataset, MinibatchSampler, data_root, load_dataset
-from .models import MODELS, make_model
+from .config import (AUGMENTATIONS, CYCLE_DEFAULTS, LOOP_ONLY_DEFAULTS, MAX_SEED, MAX_STEPS, OPTIMIZERS,
+                              PRECISIONS, SCHEDULES, SPEED_DEFAULTS, SWA_DEFAULTS, TrainConfig, lr_factor, pick_preset,
+                              resolve_device, StepPlan, validate)
+from .data import Dataset, MinibatchSampler, data_root, load_dataset
+from .models import make_model
 from .metrics import (METRICS, RunResult, eval_steps, evaluate, history_entry, loss_fn, nan_metrics,
                                outcome)
 from .records import environment, progress_bar
 
 # %% auto 0
-__all__ = ['SCHEDULES', 'PRECISIONS', 'AUGMENTATIONS', 'SPEED_DEFAULTS', 'SWA_DEFAULTS', 'OPTIMIZERS', 'LOOP_ONLY_DEFAULTS',
-           'CYCLE_DEFAULTS', 'MAX_SEED', 'MAX_STEPS', 'AUGMENT', 'lr_factor', 'TrainConfig', 'validate',
-           'resolve_device', 'pick_preset', 'with_label_noise', 'get_data', 'StepPlan', 'crop_flip', 'shift_noise',
-           'train', 'METRICS', 'loss_fn', 'evaluate', 'eval_steps', 'environment', 'RunResult', 'nan_metrics',
-           'progress_bar']
+__all__ = ['AUGMENT', 'with_label_noise', 'get_data', 'crop_flip', 'shift_noise', 'train', 'StepPlan', 'SCHEDULES', 'PRECISIONS',
+           'AUGMENTATIONS', 'SPEED_DEFAULTS', 'SWA_DEFAULTS', 'OPTIMIZERS', 'LOOP_ONLY_DEFAULTS', 'CYCLE_DEFAULTS',
+           'MAX_SEED', 'MAX_STEPS', 'lr_factor', 'TrainConfig', 'validate', 'resolve_device', 'pick_preset', 'METRICS',
+           'loss_fn', 'evaluate', 'eval_steps', 'environment', 'RunResult', 'nan_metrics', 'progress_bar']
 
 # %% ../nbs/02_train.ipynb 4
-_all_ = ['METRICS', 'loss_fn', 'evaluate', 'eval_steps', 'environment', 'RunResult', 'nan_metrics', 'progress_bar']
+_all_ = ['StepPlan', 'SCHEDULES', 'PRECISIONS', 'AUGMENTATIONS', 'SPEED_DEFAULTS', 'SWA_DEFAULTS', 'OPTIMIZERS',
+         'LOOP_ONLY_DEFAULTS', 'CYCLE_DEFAULTS', 'MAX_SEED', 'MAX_STEPS', 'lr_factor', 'TrainConfig', 'validate',
+         'resolve_device', 'pick_preset', 'METRICS', 'loss_fn', 'evaluate', 'eval_steps', 'environment', 'RunResult',
+         'nan_metrics', 'progress_bar']
 
-# %% ../nbs/02_train.ipynb 6
-SCHEDULES = ('sed20', 'constant', 'cosine', 'swa18')
-
-def lr_factor(schedule: str, step: int, total_steps: int) -> float:
-    "Multiplier of the initial learning rate at `step` (0-based) of a `total_steps` budget."
-    if schedule == 'constant': return 1.0
-    if schedule == 'cosine': return 0.5 * (1 + math.cos(math.pi * step / total_steps))
-    if schedule == 'sed20':
-        if step < total_steps / 2: return 1.0
-        return 0.5 ** (math.floor((step - total_steps / 2) * 20 / total_steps) + 1)
-    if schedule == 'swa18':
-        t = step / total_steps
-        return 1.0 if t <= 0.5 else 0.01 if t >= 0.9 else 1.0 - 0.99 * (t - 0.5) / 0.4
-    raise ValueError(f"unknown schedule {schedule!r}: choose one of {', '.join(SCHEDULES)}")
-
-# %% ../nbs/02_train.ipynb 11
-PRECISIONS = ('fp32', 'bf16')
-AUGMENTATIONS = ('crop-flip', 'shift-noise')  # `crop_flip` (images), `shift_noise` (signals and images): below
-SPEED_DEFAULTS = dict(precision='fp32', channels_last=False, compile=False)  # the speed options, off
-# fields added after the first stores were written: at these defaults they leave older config ids valid, and any
-# other value makes the sweep train the config through `train` (the ensemble engines do not implement them)
-SWA_DEFAULTS = dict(swa_start=None, swa_lr=None, swa_every=None, swa_update_bn=True)  # stochastic weight averaging, off
-OPTIMIZERS = ('sgd', 'adam')
-LOOP_ONLY_DEFAULTS = dict(SPEED_DEFAULTS, augment=None, target_loss=None, optimizer='sgd', **SWA_DEFAULTS)
-CYCLE_DEFAULTS = dict(lr_cycle=None, batch_cycle=None, cycle_epochs=None)  # cyclic schedules, off (ensembles do them)
-
-def _plain(v):
-    "`v` with NumPy scalars (what `np.arange`, `np.logspace` give) turned into Python numbers, inside lists too."
-    if isinstance(v, np.generic): return v.item()
-    if isinstance(v, (list, tuple)): return type(v)(_plain(x) for x in v)
-    if isinstance(v, dict): return {k: _plain(x) for k, x in v.items()}
-    return v
-
-@dataclass
-class TrainConfig:
-    "Everything that defines one training run."
-    dataset: str = 'mnist1d'      # a name from `sgd_noise.data.DATASETS`
-    model: str = 'mlp'            # a name from `sgd_noise.models.MODELS`
-    batch_size: int = 32
-    lr: float = 0.1               # initial learning rate ε
-    momentum: float = 0.0         # 0 = plain SGD
-    weight_decay: float = 0.0     # L2 coefficient λ, added to the gradient
-    epochs: float | None = None   # the budget: epochs ...
-    steps: int | None = None      # ... or steps, exactly one of the two
-    schedule: str = 'sed20'       # one of SCHEDULES
-    seed: int = 0                 # initialisation and data order
-    device: str = 'cpu'           # 'cpu', 'cuda', 'cuda:1', or 'auto'
-    n_train: int | None = None    # training-set size (None: the dataset's default)
-    n_test: int | None = None
-    data_seed: int | None = None  # dataset generation/subset seed (None: the dataset's default)
-    label_noise: float = 0.0      # this fraction of training labels replaced by another class (`with_label_noise`)
-    replacement: bool = False     # sample minibatches with replacement instead of per-epoch shuffles
-    n_evals: int = 10             # full train/test evaluations, evenly spaced, plus one at step 0 (0: at the end only)
-    model_kwargs: dict = field(default_factory=dict)  # e.g. {'hidden': (512, 512)} or {'norm': 'ghost'}
-    # speed options for large models on a GPU; each changes the arithmetic, so each is part of the config
-    precision: str = 'fp32'       # 'bf16': forward and loss under bf16 autocast, fp32 weights and updates
-    channels_last: bool = False   # conv nets: NHWC memory layout (faster convolutions on tensor cores)
-    compile: bool = False         # torch.compile the model for training (a one-off compile per run)
-    augment: str | None = None    # data augmentation of training batches, on the device: None or 'crop-flip'
-    target_loss: float | None = None  # stop once the training loss (whole set, checked every epoch) is this low
-    # stochastic weight averaging (Izmailov et al. 2018, arXiv 1803.05407) through torch.optim.swa_utils: from the step
-    # `swa_start × budget` on, average the weights every `swa_every` steps (None: once an epoch), at the constant LR
-    # `swa_lr` (SWALR, cosine-annealed into over the first 5% of the SWA phase; None: the schedule goes on); at the
-    # end recompute batch-norm statistics for the average (`update_bn`) unless `swa_update_bn=False`; the last
-    # history entry and `final` are then the averaged model's
-    # 'adam': torch.optim.Adam (betas 0.9, 0.999; L2 added to the gradient like SGD's), as Keskar et al. train;
-    # momentum must then be 0 (Adam's own first moment replaces it)
-    optimizer: str = 'sgd'
-    swa_start: float | None = None
-    swa_lr: float | None = None
-    swa_every: int | None = None
-    swa_update_bn: bool = True
-    # cyclic schedules (Jastrzębski et al. 2017, arXiv 1711.04623, §5): an epoch budget run in phases of `cycle_epochs`
-    # epochs each; phase k multiplies the LR by lr_cycle[k mod len] and/or trains at batch size batch_cycle[k mod len]
-    # (batch_cycle[0] is batch_size); a phase at batch size B takes round(cycle_epochs × n_train / B) steps
-    lr_cycle: tuple | None = None
-    batch_cycle: tuple | None = None
-    cycle_epochs: float | None = None
-
-    def __post_init__(self):
-        # NumPy integers and floats are stored as Python numbers: the config's JSON and id do not change with them
-        for f in dataclasses.fields(self): setattr(self, f.name, _plain(getattr(self, f.name)))
-
-    def to_dict(self) -> dict: return _plain(dataclasses.asdict(self))
-
-    @property
-    def config_id(self) -> str:
-        "A stable id: the hash of the config as JSON (tuples and lists hash alike)."
-        d = self.to_dict()
-        # added later: at their defaults they leave older ids (and stores) valid
-        for k, v in {**LOOP_ONLY_DEFAULTS, **CYCLE_DEFAULTS, 'label_noise': 0.0}.items():
-            if d[k] == v: d.pop(k)
-        # epoch budgets count examples since 0.2 (before, `epochs × (n // B)` steps): runs stored under the old
-        # rule trained for fewer steps, so their ids must differ and a store retrains them
-        if d['epochs'] is not None: d['budget'] = 'examples'
-        # the device is where a run trains, not what it computes (each result's `env` records the hardware): since
-        # 0.3 a run asked for on 'cuda' and the same run on 'cpu' share an id, so a sweep started on a GPU can be
-        # finished elsewhere; stores written before read back through `ResultStore`, which re-derives ids
-        d.pop('device')
-        return hashlib.sha1(json.dumps(d, sort_keys=True, default=list).encode()).hexdigest()[:16]
-
-    def replace(self, **changes) -> 'TrainConfig': return dataclasses.replace(self, **changes)
-
-    def total_steps(self, n_train: int) -> int:
-        """The budget in steps for a training set of `n_train` examples. An epoch budget buys every batch size the
-        same number of examples, `epochs × n_train`: a batch size that does not divide the training set gets
-        the steps that make up the partial batches (1024 on 4000 examples: 3.9 steps an epoch, not 3). With a
-        cyclic schedule, the sum of its phases' steps (`StepPlan`)."""
-        if self.lr_cycle is not None or self.batch_cycle is not None: return StepPlan(self, n_train).total
-        if self.steps is not None: return int(self.steps)
-        return max(1, round(self.epochs * n_train / self.batch_size))
-
-# %% ../nbs/02_train.ipynb 12
-def _check(ok: bool, msg: str):
-    if not ok: raise ValueError(msg)
-
-def _is_int(v) -> bool: return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-def _is_num(v) -> bool:
-    "A finite int or float (NumPy's too), not a bool."
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)): return False
-    try: return math.isfinite(v)
-    except OverflowError: return False   # an int too large for a float
-
-MAX_SEED = 2**63 - 1   # torch seeds are 64-bit; the augmentation stream adds 7919
-MAX_STEPS = 2**53      # beyond it a step count is not exact as a float (epochs, schedules)
-_LIMITS = {MAX_SEED: '2**63 - 1', MAX_STEPS: '2**53'}
-
-def _check_number(cfg, name, ok, rule, optional=False):
-    "A finite number for which `ok(v)` holds; NaN and the infinities fail, a bool is not a number."
-    v = getattr(cfg, name)
-    if optional and v is None: return
-    _check(_is_num(v) and ok(v), f"{name}={v!r} must be {'None or ' if optional else ''}a finite number {rule}")
-
-def _check_int(cfg, name, lo, hi=None, *, optional=False):
-    "An integer (NumPy's too, not a bool) in [lo, hi]."
-    v = getattr(cfg, name)
-    if optional and v is None: return
-    top = f">= {lo}" if hi is None else f"from {lo} to {_LIMITS.get(hi, hi)}"
-    ok = _is_int(v) and lo <= v and (hi is None or v <= hi)
-    _check(ok, f"{name}={v!r} must be {'None or ' if optional else ''}an integer {top}")
-
-def _check_name(cfg, name, choices):
-    v = getattr(cfg, name)
-    _check(isinstance(v, str) and v in choices, f"unknown {name} {v!r}: choose one of {', '.join(choices)}")
-
-def _check_budget(cfg, n_train):
-    _check((cfg.epochs is None) != (cfg.steps is None), "give exactly one budget: epochs=... or steps=...")
-    if cfg.epochs is not None: _check_number(cfg, 'epochs', lambda v: v > 0, '> 0')
-    else: _check_int(cfg, 'steps', 1, MAX_STEPS)
-    if n_train is not None and cfg.epochs is not None:
-        n = cfg.epochs * n_train / cfg.batch_size   # as a float: `total_steps` would overflow on the way
-        _check(n <= MAX_STEPS, f"epochs={cfg.epochs!r} is {n:.3g} steps of batch_size={cfg.batch_size}, more than "
-                               f"2**53: give a smaller budget")
-
-def validate(cfg: TrainConfig, n_train: int | None = None) -> TrainConfig:
-    """Check every field of `cfg` (and the batch size and budget against `n_train` when known); one-line
-    `ValueError` naming the field if wrong. Every float field rejects NaN and infinities."""
-    _check_name(cfg, 'dataset', DATASETS); _check_name(cfg, 'model', MODELS)
-    _check_int(cfg, 'batch_size', 1)
-    if n_train is not None:
-        _check(cfg.batch_size <= n_train, f"batch_size={cfg.batch_size} is larger than the training set "
-               f"({n_train} examples): use at most {n_train}")
-    _check_number(cfg, 'lr', lambda v: v > 0, '> 0')
-    _check_number(cfg, 'momentum', lambda v: 0 <= v < 1, 'in [0, 1)')
-    _check_number(cfg, 'weight_decay', lambda v: v >= 0, '>= 0')
-    _check_budget(cfg, n_train)
-    _check_name(cfg, 'schedule', SCHEDULES)
-    _check_int(cfg, 'seed', 0, MAX_SEED)
-    for name in ('n_train', 'n_test'): _check_int(cfg, name, 1, optional=True)
-    _check_int(cfg, 'data_seed', 0, MAX_SEED, optional=True)
-    _check_number(cfg, 'label_noise', lambda v: 0 <= v <= 1, 'a fraction in [0, 1]')
-    _check_int(cfg, 'n_evals', 0)
-    _check(isinstance(cfg.model_kwargs, dict), f"model_kwargs={cfg.model_kwargs!r} must be a dict")
-    _check_name(cfg, 'precision', PRECISIONS)
-    for name in ('replacement', 'channels_last', 'compile'):
-        _check(isinstance(getattr(cfg, name), bool), f"{name}={getattr(cfg, name)!r} must be True or False")
-    _check(cfg.augment is None or (isinstance(cfg.augment, str) and cfg.augment in AUGMENTATIONS),
-           f"unknown augment {cfg.augment!r}: choose None or one of {', '.join(AUGMENTATIONS)}")
-    _check_number(cfg, 'target_loss', lambda v: v > 0, '> 0', optional=True)
-    _check_name(cfg, 'optimizer', OPTIMIZERS)
-    _check(cfg.optimizer == 'sgd' or cfg.momentum == 0,
-           f"momentum={cfg.momentum} with optimizer='adam': Adam keeps its own first moment (beta1 0.9); "
-           f"set momentum=0")
-    _check_number(cfg, 'swa_start', lambda v: 0 <= v < 1, 'a fraction of the budget in [0, 1)', optional=True)
-    _check_number(cfg, 'swa_lr', lambda v: v > 0, '> 0', optional=True)
-    _check_int(cfg, 'swa_every', 1, optional=True)
-    _check(isinstance(cfg.swa_update_bn, bool), f"swa_update_bn={cfg.swa_update_bn!r} must be True or False")
-    if cfg.swa_start is None:
-        extra = [k for k, v in SWA_DEFAULTS.items() if k != 'swa_start' and getattr(cfg, k) != v]
-        _check(not extra, f"{', '.join(extra)} given without swa_start: set swa_start (e.g. 0.75) to average weights")
-    _check_cycles(cfg, n_train)
-    resolve_device(cfg.device)
-    return cfg
-
-def _check_cycles(cfg, n_train):
-    "The cyclic-schedule fields: each cycle a non-empty tuple, a phase length, an epoch budget."
-    lc, bc = cfg.lr_cycle, cfg.batch_cycle
-    if lc is not None:
-        _check(isinstance(lc, (list, tuple)) and len(lc) > 0
-               and all(_is_num(v) and math.isfinite(v) and v > 0 for v in lc),
-               f"lr_cycle={lc!r} must be a non-empty tuple of learning-rate multipliers > 0, e.g. (1, 0.25)")
-    if bc is not None:
-        _check(isinstance(bc, (list, tuple)) and len(bc) > 0 and all(_is_int(v) and v >= 1 for v in bc),
-               f"batch_cycle={bc!r} must be a non-empty tuple of batch sizes >= 1, e.g. (128, 512)")
-        _check(bc[0] == cfg.batch_size, f"batch_cycle={tuple(bc)!r} starts at {bc[0]}, but batch_size={cfg.batch_size}: "
-                                        f"the first phase trains at batch_size, make them equal")
-        if n_train is not None:
-            _check(max(bc) <= n_train, f"batch_cycle={tuple(bc)!r}: batch size {max(bc)} is larger than the training "
-                                       f"set ({n_train} examples): use at most {n_train}")
-    if lc is None and bc is None:
-        _check(cfg.cycle_epochs is None, f"cycle_epochs={cfg.cycle_epochs!r} given without lr_cycle or batch_cycle: "
-                                         f"give a cycle, or drop cycle_epochs")
-        return
-    _check(cfg.cycle_epochs is not None and _is_num(cfg.cycle_epochs) and math.isfinite(cfg.cycle_epochs)
-           and cfg.cycle_epochs > 0, f"cycle_epochs={cfg.cycle_epochs!r} must be > 0: the epochs of one phase")
-    _check(cfg.epochs is not None, "lr_cycle and batch_cycle need an epoch budget (epochs=...), not steps=...")
-
-def resolve_device(device: str) -> torch.device:
-    "'auto' picks the GPU when there is one; asking for a GPU that is not there is a one-line error."
-    if device == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    bad = f"device={device!r} is not a device: use 'cpu', 'cuda' or 'auto'"
-    _check(isinstance(device, str), bad)
-    try: dev = torch.device(device)
-    except (RuntimeError, TypeError): raise ValueError(bad) from None
-    if dev.type == 'cuda' and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but no GPU is visible: use device='cpu' (or 'auto')")
-    if dev.type == 'cuda' and (dev.index or 0) >= torch.cuda.device_count():
-        raise ValueError(f"device={device!r} but only {torch.cuda.device_count()} GPU(s) are visible: use 'cuda' or "
-                         f"'cuda:0'")
-    if dev.type not in ('cpu', 'cuda', 'mps'): raise ValueError(bad)
-    return dev
-
-def pick_preset(presets: dict, name: str, what: str = '') -> dict:
-    "`presets[name]`; an unknown name is a one-line error listing the choices (`what`: whose presets, for the message)."
-    if name not in presets:
-        raise ValueError(f"unknown preset {name!r}{' for ' + what if what else ''}: choose one of {', '.join(presets)}")
-    return presets[name]
-
-# %% ../nbs/02_train.ipynb 15
+# %% ../nbs/02_train.ipynb 7
 @functools.lru_cache(maxsize=4)
 def _load(name, n_train, n_test, data_seed, device, root) -> Dataset:
     return load_dataset(name, n_train=n_train, n_test=n_test, data_seed=data_seed, device=device, root=root)
@@ -290,47 +55,7 @@ def get_data(cfg: TrainConfig) -> Dataset:
     data = _load(cfg.dataset, cfg.n_train, cfg.n_test, cfg.data_seed, str(dev), str(data_root()))
     return with_label_noise(data, cfg.label_noise, cfg.data_seed or 0)
 
-# %% ../nbs/02_train.ipynb 17
-class StepPlan:
-    "Batch size, LR multiplier and epochs seen at every step of a config's budget on `n_train` examples."
-    def __init__(self, cfg: TrainConfig, n_train: int):
-        self.cfg, self.n = cfg, n_train
-        self.cyclic = cfg.lr_cycle is not None or cfg.batch_cycle is not None
-        if not self.cyclic:
-            self.segments = [(max(1, round(cfg.epochs * n_train / cfg.batch_size)) if cfg.steps is None
-                              else int(cfg.steps), cfg.batch_size, 1.0)]
-        else:   # one segment per phase: (steps, batch size, LR multiplier)
-            per, budget = cfg.cycle_epochs * n_train, cfg.epochs * n_train
-            n_phases = math.ceil(cfg.epochs / cfg.cycle_epochs - 1e-9)
-            self.segments = []
-            for k in range(n_phases):
-                b = cfg.batch_cycle[k % len(cfg.batch_cycle)] if cfg.batch_cycle else cfg.batch_size
-                m = float(cfg.lr_cycle[k % len(cfg.lr_cycle)]) if cfg.lr_cycle else 1.0
-                self.segments.append((max(1, round(min(per, budget - k * per) / b)), int(b), m))
-        steps = [s for s, _, _ in self.segments]
-        self.total = int(sum(steps))
-        self._ends = np.cumsum(steps)                                  # the last (1-based) step of each segment
-        self._seen = np.r_[0, np.cumsum([s * b for s, b, _ in self.segments])[:-1]]  # examples before each one
-
-    def _segment(self, step: int) -> int:
-        "The segment of the 1-based `step` (step 0, before training, belongs to the first)."
-        return min(int(np.searchsorted(self._ends, max(step, 1))), len(self.segments) - 1)
-
-    def batch_size(self, step: int) -> int:
-        "The batch size of the 1-based `step`."
-        return self.segments[self._segment(step)][1]
-
-    def factor(self, step: int) -> float:
-        "The LR multiplier of the 0-based `step` (what `LambdaLR` asks for): the schedule's times the cycle's."
-        return lr_factor(self.cfg.schedule, step, self.total) * self.segments[self._segment(step + 1)][2]
-
-    def epoch(self, step: int) -> float:
-        "Epochs of examples seen after `step` steps."
-        if not self.cyclic: return step * self.cfg.batch_size / self.n
-        i = self._segment(step)
-        return float(self._seen[i] + (step - (self._ends[i] - self.segments[i][0])) * self.segments[i][1]) / self.n
-
-# %% ../nbs/02_train.ipynb 21
+# %% ../nbs/02_train.ipynb 10
 def crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
     "A random crop of each image in `x` [N, C, H, W] padded by `pad` pixels, flipped horizontally with probability ½."
     n, c, h, w = x.shape
@@ -361,7 +86,7 @@ def shift_noise(x: torch.Tensor, generator: torch.Generator, noise: float = 0.1)
 
 AUGMENT = {'crop-flip': crop_flip, 'shift-noise': shift_noise}
 
-# %% ../nbs/02_train.ipynb 25
+# %% ../nbs/02_train.ipynb 14
 def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = True, check_every: int = 1,
           on_eval=None, init: dict | None = None) -> RunResult:
     """Train one model as `cfg` says and return its `RunResult`.
