@@ -90,8 +90,9 @@ class TrainConfig:
     swa_lr: float | None = None
     swa_every: int | None = None
     swa_update_bn: bool = True
-    # cyclic schedules (Jastrzębski et al. 2017, arXiv 1711.04623, §5): an epoch budget run in phases of `cycle_epochs`
-    # epochs each; phase k multiplies the LR by lr_cycle[k mod len] and/or trains at batch size batch_cycle[k mod len]
+    # cyclic schedules (Jastrzębski et al. 2017, arXiv 1711.04623, §5): an epoch budget run in phases of
+    # `cycle_epochs` epochs each; phase k multiplies the LR by lr_cycle[k mod len] and/or trains at batch size
+    # batch_cycle[k mod len]
     # (batch_cycle[0] is batch_size); a phase at batch size B takes round(cycle_epochs × n_train / B) steps
     lr_cycle: tuple | None = None
     batch_cycle: tuple | None = None
@@ -222,8 +223,9 @@ def _check_cycles(cfg, n_train):
     if bc is not None:
         _check(isinstance(bc, (list, tuple)) and len(bc) > 0 and all(_is_int(v) and v >= 1 for v in bc),
                f"batch_cycle={bc!r} must be a non-empty tuple of batch sizes >= 1, e.g. (128, 512)")
-        _check(bc[0] == cfg.batch_size, f"batch_cycle={tuple(bc)!r} starts at {bc[0]}, but batch_size={cfg.batch_size}: "
-                                        f"the first phase trains at batch_size, make them equal")
+        _check(bc[0] == cfg.batch_size, f"batch_cycle={tuple(bc)!r} starts at {bc[0]}, but "
+                                        f"batch_size={cfg.batch_size}: the first phase trains at batch_size, make "
+                                        f"them equal")
         if n_train is not None:
             _check(max(bc) <= n_train, f"batch_cycle={tuple(bc)!r}: batch size {max(bc)} is larger than the training "
                                        f"set ({n_train} examples): use at most {n_train}")

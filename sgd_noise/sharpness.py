@@ -101,7 +101,7 @@ class ParamLoss:
         return f, g
 
     def _gradient_graph(self):
-        "(θ₀ as a leaf, ∇L(θ₀) with its graph kept): built once, reused by every `hvp` at θ₀ (one chunk only)."
+        "(θ₀ as a leaf, ∇L(θ₀) with its graph kept): built once, reused by every `hvp` at θ₀ (one chunk)."
         if getattr(self, '_graph', None) is None:
             with torch.enable_grad():   # also inside a caller's no_grad
                 t = self.theta0.detach().clone().requires_grad_(True)

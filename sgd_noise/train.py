@@ -77,8 +77,9 @@ def _roll_each(t: torch.Tensor, dim: int, k: torch.Tensor) -> torch.Tensor:
     return t.gather(dim, idx.expand_as(t).contiguous())
 
 def shift_noise(x: torch.Tensor, generator: torch.Generator, noise: float = 0.1) -> torch.Tensor:
-    """Each example circularly shifted — a signal [N, L] (or [N, C, L]) by up to ±L/10 positions, an image [N, C, H, W]
-    by up to ±1 pixel down and across — plus Gaussian noise of sd `noise` (the data are standardised)."""
+    """Each example circularly shifted — a signal [N, L] (or [N, C, L]) by up to ±L/10 positions, an image
+    [N, C, H, W] by up to ±1 pixel down and across — plus Gaussian noise of sd `noise` (the data are
+    standardised)."""
     n, dev = x.shape[0], x.device
     dims, s = ((x.dim() - 2, x.dim() - 1), 1) if x.dim() == 4 else ((x.dim() - 1,), max(1, x.shape[-1] // 10))
     for d in dims: x = _roll_each(x, d, torch.randint(-s, s + 1, (n,), generator=generator, device=dev))
