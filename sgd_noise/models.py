@@ -186,7 +186,8 @@ class WideResNet(nn.Module):
 
 # %% ../nbs/01_models.ipynb 30
 class BasicBlock(nn.Module):
-    "He et al.'s basic block: relu(norm(conv(relu(norm(conv(x))))) + shortcut(x)), a 1x1 projection where shapes change."
+    ("He et al.'s basic block: relu(norm(conv(relu(norm(conv(x))))) + shortcut(x)), "
+     "a 1x1 projection where shapes change.")
     def __init__(self, c_in: int, c_out: int, stride: int, norm: str = 'bn', ghost_batch_size: int = 64):
         super().__init__()
         self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
@@ -233,7 +234,8 @@ class VGG(nn.Module):
     task = 'classify'
     def __init__(self, depth: int = 16, n_classes: int = 10, in_channels: int = 3, bn: bool = False):
         super().__init__()
-        if depth not in VGG_LAYERS: raise ValueError(f"depth must be one of {', '.join(map(str, VGG_LAYERS))}, got {depth!r}")
+        if depth not in VGG_LAYERS:
+            raise ValueError(f"depth must be one of {', '.join(map(str, VGG_LAYERS))}, got {depth!r}")
         layers, c_in = [], in_channels
         for v in VGG_LAYERS[depth]:
             if v == 'M': layers.append(nn.MaxPool2d(2)); continue
