@@ -20,7 +20,7 @@ from .train import TrainConfig, get_data
 
 # %% auto 0
 __all__ = ['MARGINS', 'PRESETS', 'SPECS', 'SPEC', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs',
-           'sharpness_key', 'measure', 'run', 'analyse', 'checks', 'plot', 'table', 'dinh_rescaling']
+           'sharpness_key', 'measure', 'run', 'analyse', 'checks', 'plot', 'table', 'dinh_rescaling', 'probe_spread']
 
 # %% ../nbs/14_sharp_flat.ipynb 9
 _MEASURE = dict(
@@ -183,7 +183,8 @@ def run(preset: str = 'smoke', *, store=None, progress: bool = True, **overrides
         surfaces = {reg: loss_surface_2d(models[reg, s0], x, y, span=meas['surface_span'], n=meas['surface_n'], seed=0)
                     for reg in regs if models[reg, s0] is not None}
         out['networks'][net] = dict(runs=pd.DataFrame(rows), models=models, histories=histories, interpolation=line,
-                                    rises=rises, surfaces=surfaces, curvature_examples=len(x), train_seconds=train_s,
+                                    rises=rises, surfaces=surfaces, curvature_examples=len(x), curvature_data=(x, y),
+                                    train_seconds=train_s,
                                     seconds=time.perf_counter() - t0)
     return out
 
@@ -214,7 +215,9 @@ def analyse(result: dict, margins: dict | None = None) -> dict:
                        'train loss': [_pm(m, s, '{:.4f}') for m, s in zip(best.train_loss, best.train_loss_std)],
                        'train acc %': [_pm(100 * m, 100 * s) for m, s in zip(best.train_acc, best.train_acc_std)],
                        'test acc %': [_pm(100 * m, 100 * s) for m, s in zip(best.test_acc, best.test_acc_std)]})
+    n_curv = {net: r['curvature_examples'] for net, r in result['networks'].items()}
     t3 = pd.DataFrame({'network': best.network, 'regime': best.regime,
+                       'n_curvature': [n_curv[net] for net in best.network],   # examples behind every number
                        **{k.replace('sharp_', 'ε=').replace('_full', ' full').replace('_p', ' p='):
                           [_pm(m, s) for m, s in zip(best[k], best[k + '_std'])] for k in sharp},
                        'top eig': [_pm(m, s) for m, s in zip(best.top_eig, best.top_eig_std)],
@@ -394,4 +397,30 @@ def dinh_rescaling(model, x, y, x_test, y_test, factors=(1.0, 10.0), *, layer=0,
                          same_predictions=bool((out.argmax(1) == ref.argmax(1)).all()), test_loss=loss, test_acc=acc,
                          top_eig=float(top.eigenvalues[0]), eig_residual=float(top.residuals[0]),
                          **{sharpness_key(eps, None): eps_sharpness(m, x, y, eps=eps, seed=seed).value}))
+    return pd.DataFrame(rows)
+
+# %% ../nbs/14_sharp_flat.ipynb 37
+def probe_spread(result: dict, probe_seeds=(0, 1, 2), eps: float = 1e-3, subspace_dim: int = 100,
+                 sharpness_maxiter: int = 10, trace_samples: int = 12) -> pd.DataFrame:
+    """λ_max (Lanczos), the Hutch++ trace and the subspace ε-sharpness of the first training seed's model of every
+    (network, regime), at each probe seed: one row per (network, regime, measure), with n_curvature, mean, std, min
+    and max over the probe seeds, and the relative spread (std / mean)."""
+    rows = []
+    for net, r in result['networks'].items():
+        x, y = r['curvature_data']
+        s0 = min(sd for _, sd in r['models'])
+        for reg in dict.fromkeys(reg for reg, _ in r['models']):
+            m = r['models'][reg, s0]
+            if m is None: continue
+            vals = {'top_eig': [], 'trace': [], f'sharp_{eps:g}_p{subspace_dim}': []}
+            for k in probe_seeds:
+                vals['top_eig'].append(float(top_eigenvalues(m, x, y, seed=k).eigenvalues[0]))
+                vals['trace'].append(hessian_trace(m, x, y, n_samples=trace_samples, seed=k).estimate)
+                vals[f'sharp_{eps:g}_p{subspace_dim}'].append(
+                    eps_sharpness(m, x, y, eps=eps, subspace_dim=subspace_dim, seed=k, maxiter=sharpness_maxiter).value)
+            for meas, v in vals.items():
+                v = np.array(v)
+                rows.append(dict(network=net, regime=reg, training_seed=s0, measure=meas, n_curvature=len(x),
+                                 probe_seeds=len(v), mean=v.mean(), std=v.std(ddof=1), min=v.min(), max=v.max(),
+                                 rel_spread=v.std(ddof=1) / abs(v.mean())))
     return pd.DataFrame(rows)

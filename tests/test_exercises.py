@@ -8,7 +8,9 @@ import pytest
 from sgd_noise.exercises import NOT_ANSWERED, has_exercises, self_check, student_version, write_student_versions
 
 ROOT = Path(__file__).resolve().parents[1]
-CLAIM_NOTEBOOKS = ['10_two_regimes', '11_step_budget', '12_epoch_budget', '13_noise_scale', '14_sharp_flat']
+from sgd_noise.contract import claims
+
+CLAIM_NOTEBOOKS = [Path(c.notebook).stem for c in claims().values()]   # every registered claim's notebook
 
 
 @pytest.mark.parametrize('answer, expected, opts, verdict', [
