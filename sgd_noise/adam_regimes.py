@@ -152,7 +152,12 @@ def all_configs(preset: str = 'smoke', **overrides) -> list[TrainConfig]:
     "Every run of a preset, both arms (what `07_cost` prices)."
     return sum(configs(preset, **overrides).values(), [])
 
-KNOWN_FAILURES = {}
+# Checks that did not hold when this repository ran a preset, with what was measured (see "What this run found")
+KNOWN_FAILURES = {
+    'smoke': {'adam-equal-small': 'Adam was below plain SGD at B = 16, 32, 64 by 5.2, 6.4 and 6.3 points (TOST 90% '
+                                  'CIs -6.5 to -4.0, -7.5 to -5.3, -7.5 to -5.1, against ±2): not equal but worse, '
+                                  'the generalisation gap of adaptive methods'},
+}
 CRITERIA_CHANGES = []
 
 DEVIATIONS = [

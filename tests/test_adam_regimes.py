@@ -69,3 +69,16 @@ def test_adam_arm_is_the_sgd_sweep_with_the_optimiser_changed():
     assert len(cs['adam']) == len({(c.batch_size, c.seed) for c in cs['sgd']}) * len(PRESETS['smoke']['adam_lrs'])
     strip = lambda c: c.replace(lr=1.0, optimizer='sgd')
     assert {strip(c).config_id for c in cs['adam']} == {strip(c).config_id for c in cs['sgd']}
+
+
+def test_paper_preset_code_path_on_tiny_cifar_files(tmp_path, monkeypatch):
+    "The paper preset's Adam arm (WRN-16-4, ghost batch norm, crop-flip, CIFAR-10) trains on tiny files in the real format."
+    from test_claims import _write_tiny_cifar
+    from sgd_noise.sweep import train_group
+    _write_tiny_cifar(tmp_path)
+    monkeypatch.setenv('SGD_NOISE_DATA', str(tmp_path))
+    c = configs('paper')['adam'][0]
+    assert (c.optimizer, c.model, c.dataset, c.augment) == ('adam', 'wrn', 'cifar10', 'crop-flip')
+    small = c.replace(n_train=32, n_test=8, batch_size=16, device='cpu', n_evals=1, epochs=1)
+    res = train_group([small, small.replace(seed=1)], progress=False)
+    assert [r['status'] for r in res] == ['ok', 'ok'] and res[0]['final'] != res[1]['final']
