@@ -14,8 +14,7 @@ from .grid import group_key, make_groups
 from .engine import _MLPEnsemble, _VmapEnsemble, is_mlp
 from .metrics import RunResult, eval_steps, history_entry, outcome
 from .records import environment, progress_bar
-from .train import (LOOP_ONLY_DEFAULTS, TrainConfig, flush_denormals, get_data, resolve_device, StepPlan, train,
-                             validate)
+from .train import LOOP_ONLY_DEFAULTS, TrainConfig, get_data, resolve_device, StepPlan, train, validate
 
 # %% auto 0
 __all__ = ['ENGINES', 'ENSEMBLE_OPTIONS', 'EnsembleSampler', 'gather', 'choose_engine', 'train_group', 'train_models']
@@ -116,7 +115,6 @@ def choose_engine(model: nn.Module, engine: str = 'auto', cfg: TrainConfig | Non
     _say_once(f"{', '.join(missing('vmap'))}: the sweep members train one at a time, through `train`")
     return 'loop'
 
-@flush_denormals   # see 02_train: Adam's and momentum's buffers can decay into slow denormal floats
 def train_group(configs: list[TrainConfig], *, data: Dataset | None = None, engine: str = 'auto',
                 progress: bool = True, check_every: int | None = None, return_models: bool = False):
     """Train configs that differ only in `lr` and `seed` together; return one `train`-style result dict each.

@@ -87,7 +87,8 @@ def run(preset: str = 'smoke', *, store=None, progress: bool = True) -> dict:
             row = dict(seed=cfg.seed, arm=name, status='ok', **_eval(m, data))
             if name in ('sgd', 'swa'):
                 models[name, cfg.seed] = m
-                row.update(trace=hessian_trace(m, x, y, n_samples=p['trace_samples']).estimate,
+                tr = hessian_trace(m, x, y, n_samples=p['trace_samples'])
+                row.update(trace=tr.estimate, trace_se=tr.stderr, n_curvature=len(x),   # its sample and its spread
                            rise=direction_rise(m, x, y, distance=p['distance'], n_dirs=p['n_dirs']))
             rows.append(row)
     s0 = min(p['seeds'])
@@ -170,7 +171,8 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
             paired('no-update-bn-worse', 'test_acc', 'swa', 'swa-no-update-bn')]
 
 def table(s: dict) -> pd.DataFrame:
-    "Every model: test accuracy and loss, and for SGD and SWA the trace and the rise along random directions."
+    """Every model: test accuracy and loss, and for SGD and SWA the Hutch++ trace (with its standard error over probes
+    and the number of training examples it used) and the rise along random directions."""
     return s['runs'].sort_values(['arm', 'seed']).reset_index(drop=True)
 
 def plot(s: dict, path=None, title='stochastic weight averaging'):

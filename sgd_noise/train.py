@@ -19,11 +19,10 @@ from .metrics import (METRICS, RunResult, eval_steps, evaluate, history_entry, l
 from .records import environment, progress_bar
 
 # %% auto 0
-__all__ = ['AUGMENT', 'with_label_noise', 'get_data', 'crop_flip', 'shift_noise', 'flush_denormals', 'train', 'StepPlan',
-           'SCHEDULES', 'PRECISIONS', 'AUGMENTATIONS', 'SPEED_DEFAULTS', 'SWA_DEFAULTS', 'OPTIMIZERS',
-           'LOOP_ONLY_DEFAULTS', 'CYCLE_DEFAULTS', 'MAX_SEED', 'MAX_STEPS', 'lr_factor', 'TrainConfig', 'validate',
-           'resolve_device', 'pick_preset', 'METRICS', 'loss_fn', 'evaluate', 'eval_steps', 'environment', 'RunResult',
-           'nan_metrics', 'progress_bar']
+__all__ = ['AUGMENT', 'with_label_noise', 'get_data', 'crop_flip', 'shift_noise', 'train', 'StepPlan', 'SCHEDULES', 'PRECISIONS',
+           'AUGMENTATIONS', 'SPEED_DEFAULTS', 'SWA_DEFAULTS', 'OPTIMIZERS', 'LOOP_ONLY_DEFAULTS', 'CYCLE_DEFAULTS',
+           'MAX_SEED', 'MAX_STEPS', 'lr_factor', 'TrainConfig', 'validate', 'resolve_device', 'pick_preset', 'METRICS',
+           'loss_fn', 'evaluate', 'eval_steps', 'environment', 'RunResult', 'nan_metrics', 'progress_bar']
 
 # %% ../nbs/02_train.ipynb 4
 _all_ = ['StepPlan', 'SCHEDULES', 'PRECISIONS', 'AUGMENTATIONS', 'SPEED_DEFAULTS', 'SWA_DEFAULTS', 'OPTIMIZERS',
@@ -89,22 +88,9 @@ def shift_noise(x: torch.Tensor, generator: torch.Generator, noise: float = 0.1)
 AUGMENT = {'crop-flip': crop_flip, 'shift-noise': shift_noise}
 
 # %% ../nbs/02_train.ipynb 15
-_flush_depth = [0]
-
-def flush_denormals(fn):
-    "Decorator: run `fn` with denormal floats flushed to zero on the CPU (nested calls keep it on until the outermost ends)."
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        if _flush_depth[0] == 0: torch.set_flush_denormal(True)
-        _flush_depth[0] += 1
-        try: return fn(*args, **kwargs)
-        finally:
-            _flush_depth[0] -= 1
-            if _flush_depth[0] == 0: torch.set_flush_denormal(False)
-    return wrapper
+torch.set_flush_denormal(True)   # see above: denormal floats are slow on x86 and below the weights' rounding
 
 # %% ../nbs/02_train.ipynb 17
-@flush_denormals
 def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = True, check_every: int = 1,
           on_eval=None, init: dict | None = None) -> RunResult:
     """Train one model as `cfg` says and return its `RunResult`.

@@ -32,6 +32,7 @@ MARGINS = {
     'momentum-better-large': (0.01, 'one point: the smallest gain worth a claim; SED20 report several'),
 }
 
+# %% ../nbs/10_two_regimes.ipynb 10
 PRESETS = {
     # plumbing only (unit tests): seconds, far too small to test the claim
     'tiny': dict(base=dict(dataset='mnist1d', model='mlp', n_train=512, n_test=256, epochs=2, n_evals=2),
@@ -57,6 +58,7 @@ PRESETS = {
                   seeds=[0, 1, 2, 3, 4], momenta=[0.0, 0.9], margins=MARGINS),
 }
 
+# %% ../nbs/10_two_regimes.ipynb 13
 def configs(preset: str = 'smoke', **overrides) -> list[TrainConfig]:
     "The sweep's configs for a preset; `overrides` replace fields of the base config (e.g. device='cuda')."
     p = pick_preset(PRESETS, preset)
@@ -70,7 +72,7 @@ def run(preset: str = 'smoke', *, store=None, progress: bool = True, **overrides
     "Run (or resume from `store`) the two-regimes sweep; one row per run."
     return sweep(configs(preset, **overrides), store=store, progress=progress)
 
-# %% ../nbs/10_two_regimes.ipynb 9
+# %% ../nbs/10_two_regimes.ipynb 16
 SPECS = [
     Spec('flat-small-batch', 'test accuracy is the same at the three smallest batch sizes', 'equivalent',
          'TOST: 90% CI of the paired difference acc(B) − acc(B₀) within ±margin, for the 2nd and 3rd batch sizes'),
@@ -88,7 +90,7 @@ SPECS = [
          'paired t 95% CI of the per-seed mean over B past the transition of (momentum − plain) above the margin'),
 ]
 
-# %% ../nbs/10_two_regimes.ipynb 11
+# %% ../nbs/10_two_regimes.ipynb 18
 def _find_regime(acc: np.ndarray, bs: list, margin: float) -> tuple[int, list]:
     "How many batch sizes from the smallest are all equivalent to it (TOST), and the per-B tests."
     tests = [stats.equivalent(f'b{b}', acc[:, j], acc[:, 0], statement=f'acc(B={b}) = acc(B={bs[0]})', margin=margin)
@@ -97,6 +99,7 @@ def _find_regime(acc: np.ndarray, bs: list, margin: float) -> tuple[int, list]:
     while n - 1 < len(tests) and tests[n - 1].holds: n += 1
     return n, tests
 
+# %% ../nbs/10_two_regimes.ipynb 22
 def analyse(df: pd.DataFrame, margins: dict) -> dict:
     "Per momentum: the tuned LR and per-seed accuracy at every B; the regimes of plain SGD (see the declared tests)."
     df = df.assign(lr=df.lr / (1 - df.momentum))
@@ -107,7 +110,7 @@ def analyse(df: pd.DataFrame, margins: dict) -> dict:
     return dict(df=df, by_momentum=by_m, batch_sizes=bs, seeds=plain['cube'].seeds, n_flat=n_flat,
                 transition=bs[n_flat - 1], equivalence=tests, lr_grid=(float(df.lr.min()), float(df.lr.max())))
 
-# %% ../nbs/10_two_regimes.ipynb 13
+# %% ../nbs/10_two_regimes.ipynb 25
 def _slope_check(id, s, cols, margins, **side):
     "Bootstrap over seeds of the slope of log2 lr_fit on log2 B over the batch sizes `cols` (plain SGD)."
     cube, bs = s['by_momentum'][0.0]['cube'], np.log2(np.array(s['batch_sizes'], float))
@@ -143,7 +146,7 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
                              statement=SPEC['momentum-better-large'].statement, detail=f'B={[bs[j] for j in large]}'))
     return out
 
-# %% ../nbs/10_two_regimes.ipynb 15
+# %% ../nbs/10_two_regimes.ipynb 27
 def table(s: dict) -> pd.DataFrame:
     "Per momentum and batch size: the tuned effective LR, the mean test accuracy with its 95% t-interval, the loss."
     rows = []
@@ -155,6 +158,7 @@ def table(s: dict) -> pd.DataFrame:
                              regime='noise' if j < s['n_flat'] else 'curvature'))
     return pd.DataFrame(rows)
 
+# %% ../nbs/10_two_regimes.ipynb 30
 def plot(s: dict, path=None, title='two regimes of SGD'):
     "Best test accuracy (95% CI over seeds) and the optimal effective LR against B, per momentum; the regimes marked."
     t = table(s)
@@ -177,6 +181,7 @@ def plot(s: dict, path=None, title='two regimes of SGD'):
     fig.suptitle(title); fig.tight_layout()
     return save_figure(fig, path)
 
+# %% ../nbs/10_two_regimes.ipynb 33
 def heatmap(df: pd.DataFrame, path=None, metric='test_acc', momentum=0.0):
     "Mean `metric` over seeds for every (batch size, effective LR) at one momentum; blank where a seed diverged."
     d = df[df.momentum == momentum]
@@ -191,7 +196,7 @@ def heatmap(df: pd.DataFrame, path=None, metric='test_acc', momentum=0.0):
     fig.colorbar(im); fig.tight_layout()
     return save_figure(fig, path)
 
-# %% ../nbs/10_two_regimes.ipynb 17
+# %% ../nbs/10_two_regimes.ipynb 36
 SPEC = {s.id: s for s in SPECS}
 
 # Checks that did not hold when this repository ran a preset, with what was measured (see "What this run found")
