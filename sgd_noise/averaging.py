@@ -16,58 +16,21 @@ from matplotlib.ticker import NullFormatter
 from . import stats
 from .contract import Claim, Spec, pick_preset, save_figure
 from .sharpness import curvature, curvature_subset
+from .smoothed_toy import (ETAS, TOY, basin_edge, smoothed_loss, smoothed_minimiser, toy_chains,
+                                    toy_grad, toy_loss)
+from .averaging_reading import analyse, plot, table
 from .train import TrainConfig, get_data, progress_bar, train
 
 # %% auto 0
-__all__ = ['TOY', 'ETAS', 'MARGINS', 'PRESETS', 'SPECS', 'SPEC', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM',
-           'toy_loss', 'toy_grad', 'smoothed_loss', 'basin_edge', 'smoothed_minimiser', 'toy_chains', 'configs',
-           'run_toy', 'run_net', 'run', 'analyse', 'checks', 'table', 'plot']
+__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'SPEC', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs',
+           'run_toy', 'run_net', 'run', 'checks', 'TOY', 'ETAS', 'toy_loss', 'toy_grad', 'smoothed_loss', 'basin_edge',
+           'smoothed_minimiser', 'toy_chains', 'analyse', 'table', 'plot']
 
 # %% ../nbs/16_averaging.ipynb 6
-TOY = dict(curvature=1.0, sharp_at=2.0, sharp_width=0.1, sharp_depth=3.0, noise=2.0)
-
-def toy_loss(x, toy=TOY):
-    "The toy loss f(x): a parabola (the flat minimum at 0) plus a narrow Gaussian well (the sharp one)."
-    t = toy
-    return 0.5 * t['curvature'] * x ** 2 - t['sharp_depth'] * np.exp(-(x - t['sharp_at']) ** 2 / (2 * t['sharp_width'] ** 2))
-
-def toy_grad(x, toy=TOY):
-    "f'(x)."
-    t = toy; a, w, h = t['sharp_at'], t['sharp_width'], t['sharp_depth']
-    return t['curvature'] * x + h * (x - a) / w ** 2 * np.exp(-(x - a) ** 2 / (2 * w ** 2))
-
-def smoothed_loss(y, s: float, toy=TOY, n: int = 4001):
-    "F(y) = E f(y − s z), z ~ N(0, 1), by the trapezoid rule on ±8 sd: the loss SGD descends at step η when s = ησ."
-    z = np.linspace(-8, 8, n)
-    w = scipy.stats.norm.pdf(z) * (z[1] - z[0])
-    y = np.atleast_1d(np.asarray(y, float))
-    return (toy_loss(y[:, None] - s * z[None, :], toy) * w).sum(1)
-
-def basin_edge(toy=TOY) -> float:
-    "The top of the barrier between the two minima of f (where gradient flow splits): x < edge flows to the flat one."
-    a, w = toy['sharp_at'], toy['sharp_width']
-    return scipy.optimize.brentq(lambda x: toy_grad(x, toy), 0.1, a - 2 * w)
-
-def smoothed_minimiser(s: float, toy=TOY) -> float:
-    "v*: the minimiser of the smoothed loss in the flat basin (x < the barrier of f)."
-    r = scipy.optimize.minimize_scalar(lambda y: smoothed_loss(y, s, toy)[0], bounds=(-1.0, basin_edge(toy)),
-                                       method='bounded', options=dict(xatol=1e-8))
-    return float(r.x)
-
-# %% ../nbs/16_averaging.ipynb 9
-def toy_chains(eta: float, start: float, *, chains: int = 4000, steps: int = 8000, seed: int = 0, toy=TOY):
-    "(last iterates, tail averages) of `chains` SGD chains on the toy from `start`; the average is of the second half."
-    rng = np.random.default_rng(seed)
-    x, acc = np.full(chains, float(start)), np.zeros(chains)
-    with np.errstate(over='ignore', invalid='ignore'):
-        for k in range(steps):
-            x = x - eta * (toy_grad(x, toy) + toy['noise'] * rng.standard_normal(chains))
-            if k >= steps // 2: acc += x
-    return x, acc / (steps - steps // 2)
+_all_ = ['TOY', 'ETAS', 'toy_loss', 'toy_grad', 'smoothed_loss', 'basin_edge', 'smoothed_minimiser',
+         'toy_chains', 'analyse', 'table', 'plot']
 
 # %% ../nbs/16_averaging.ipynb 12
-ETAS = (0.005, 0.02, 0.05, 0.1, 0.2, 0.5)   # the toy's step ladder; the first is "small", the last "large"
-
 def _base(n_train, n_test, hidden, epochs, batch_size=32):
     return dict(dataset='mnist1d', model='mlp', model_kwargs={'hidden': hidden}, n_train=n_train, n_test=n_test,
                 batch_size=batch_size, epochs=epochs, n_evals=4, momentum=0.0, weight_decay=0.0,
@@ -201,21 +164,6 @@ def run(preset: str = 'smoke', *, store=None, progress: bool = True) -> dict:
     return dict(preset=preset, toy=run_toy(preset), net=run_net(preset, progress=progress))
 
 # %% ../nbs/16_averaging.ipynb 20
-def analyse(raw: dict, margins: dict | None = None) -> dict:
-    "Toy fractions and spreads per step, v* per step; the network's rows pivoted to one column per arm."
-    edge = basin_edge()
-    rows = []
-    for (eta, start), (last, avg) in raw['toy'].items():
-        home = (lambda v: v < edge) if start == 'flat' else (lambda v: v >= edge)
-        rows.append(dict(eta=eta, start=start, v_star=smoothed_minimiser(eta * TOY['noise']),
-                         last_home=float(np.mean(home(last))), avg_home=float(np.mean(home(avg))),
-                         last_flat=float(np.mean(last < edge)), avg_flat=float(np.mean(avg < edge)),
-                         last_sd=float(np.nanstd(last, ddof=1)), avg_sd=float(np.nanstd(avg, ddof=1)),
-                         avg_mean=float(np.nanmean(avg)), n=len(last)))
-    net = raw['net']
-    wide = {c: net.pivot(index='seed', columns='arm', values=c) for c in ('test_loss', 'top_eig', 'trace', 'test_acc')}
-    return dict(raw, edge=edge, toy_table=pd.DataFrame(rows), wide=wide, seeds=sorted(net.seed.unique()))
-
 def _proportion(id, k, n, margin, detail):
     lo, hi = scipy.stats.binomtest(int(k), int(n)).proportion_ci(0.95, method='exact')
     return stats.interval_check(id, k / n, (lo, hi), kind='threshold', above=margin, n=int(n),
@@ -279,49 +227,6 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
             paired('net-avg-beats-small-step', tl, 'small', 'average'),
             paired('net-avg-flatter-than-small-step', ev, 'small', 'average', log=True)]
     return out
-
-def table(s: dict) -> pd.DataFrame:
-    "The network's runs: one row per seed and arm (test loss, accuracy, λ_max, trace, η·λ_max/2)."
-    return s['net'].sort_values(['arm', 'seed']).reset_index(drop=True)
-
-def plot(s: dict, path=None, title='averaged SGD'):
-    "The toy (f, F at the large step, where last iterates and averages land), spreads against η, and the network."
-    fig, axs = plt.subplots(1, 3, figsize=(14, 3.8))
-    xs = np.linspace(-3, 3.5, 800)
-    large = ETAS[-1]
-    ax = axs[0]
-    ax.plot(xs, toy_loss(xs), 'k', lw=1, label='f')
-    ax.plot(xs, smoothed_loss(xs, large * TOY['noise']), 'C3', label=f'F at η={large} (smoothed)')
-    last, avg = s['toy'][large, 'sharp']
-    bins = np.linspace(-3, 3.5, 66)
-    ax2 = ax.twinx()
-    ax2.hist(last, bins=bins, alpha=0.35, color='C0', density=True, label='last iterates')
-    ax2.hist(avg, bins=bins, alpha=0.6, color='C2', density=True, label='averages')
-    ax2.set_yticks([])
-    ax.axvline(s['edge'], color='grey', ls=':', lw=1)
-    ax.set(xlabel='x', ylabel='loss', ylim=(-1.5, 4), title=f'toy, η={large}, chains from the sharp minimum')
-    h1, l1 = ax.get_legend_handles_labels(); h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, fontsize=7, loc='upper left')
-    t = s['toy_table'][s['toy_table'].start == 'flat']
-    axs[1].plot(t.eta, t.last_sd, 'o-', label='last iterate')
-    axs[1].plot(t.eta, t.avg_sd, 's-', color='C2', label='average of the second half')
-    axs[1].plot(t.eta, t.last_sd.iloc[0] * np.sqrt(t.eta / t.eta.iloc[0]), 'k:', label='∝ √η')
-    axs[1].set(xscale='log', yscale='log', xlabel='step η', ylabel='sd over chains', title='toy: spread in the flat basin')
-    axs[1].legend(fontsize=7)
-    net = s['net']
-    for k, arm in enumerate(('small', 'last', 'average')):
-        d = net[net.arm == arm]
-        axs[2].scatter(d.top_eig, d.test_loss, color=f'C{k}', label=arm)
-    for seed in s['seeds']:
-        d = net[net.seed == seed].set_index('arm')
-        if {'last', 'average'} <= set(d.index):
-            axs[2].plot(d.loc[['last', 'average'], 'top_eig'], d.loc[['last', 'average'], 'test_loss'], 'k-', lw=0.5)
-    axs[2].set(xscale='log', xlabel='top Hessian eigenvalue λ_max', ylabel='test loss',
-               title='MLP: small step, last iterate, average')
-    axs[2].xaxis.set_minor_formatter(NullFormatter())
-    axs[2].legend(fontsize=7)
-    fig.suptitle(title); fig.tight_layout()
-    return save_figure(fig, path)
 
 # %% ../nbs/16_averaging.ipynb 21
 # Checks that did not hold when this repository ran a preset, with what was measured (see "What this run found")

@@ -7,17 +7,16 @@ __all__ = ['DATASETS', 'MNIST1D_SEED', 'MNIST1D_MAX', 'data_root', 'Dataset', 'l
 
 # %% ../nbs/00_data.ipynb 4
 import contextlib
-import gzip
 import os
 import random
-import shutil
 import tempfile
-import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .readers import _N_CLASSES, _SOURCES, _read_images
 
 # %% ../nbs/00_data.ipynb 5
 DATASETS = ('mnist1d', 'digits', 'mnist', 'fashion_mnist', 'cifar10', 'cifar100')
@@ -180,147 +179,8 @@ def _load_digits(n_train, n_test, data_seed):
     return Dataset('digits', xtr, y[tr], xte, y[te], 10, meta={**stats, 'data_seed': seed})
 
 # %% ../nbs/00_data.ipynb 22
-_IDX_FILES = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')
-_CIFAR_FILES = tuple(f'data_batch_{i}' for i in range(1, 6)) + ('test_batch',)
-_PICKLED = {'cifar10': _CIFAR_FILES, 'cifar100': ('train', 'test')}   # the pickled datasets' files: train ..., test
-_N_CLASSES = {'cifar100': 100}   # 10 for the others
-
-_SOURCES = {  # name: (torchvision class, folder under root, where to get the files)
-    'mnist': ('MNIST', 'MNIST/raw', 'https://ossci-datasets.s3.amazonaws.com/mnist/ (the four *-ubyte.gz files)'),
-    'fashion_mnist': ('FashionMNIST', 'FashionMNIST/raw',
-                      'https://github.com/zalandoresearch/fashion-mnist (the four *-ubyte.gz files)'),
-    'cifar10': ('CIFAR10', 'cifar-10-batches-py',
-                'https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz (extract it into the data root)'),
-    'cifar100': ('CIFAR100', 'cifar-100-python',
-                 'https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz (extract it into the data root)'),
-}
-
-def _first_line(e, limit=160):
-    s = (str(e).strip().splitlines() or [''])[0]
-    return f"{type(e).__name__}: {s[:limit]}"
-
-def _corrupt(name, path, what):
-    _, folder, url = _SOURCES[name]
-    return ValueError(f"{name}: corrupt file {path} ({what}): delete it and get the files again from {url}")
-
-# %% ../nbs/00_data.ipynb 23
-def _idx_shape(path: Path, magic: int, name: str, shown: Path) -> tuple:
-    """The shape in the header of the uncompressed IDX file `path`, after checking its magic number and its length.
-    torchvision's MNIST reader checks neither (it reads with `strict=False`) and its errors name no file, so this
-    check comes first; errors name `shown`, the file the user has (maybe the `.gz` that `path` was unpacked from)."""
-    ndim = magic & 0xFF  # 3 for images (2051), 1 for labels (2049)
-    try:
-        size = path.stat().st_size
-        with open(path, 'rb') as f: header = f.read(4 + 4 * ndim)
-    except OSError as e: raise _corrupt(name, shown, _first_line(e)) from None
-    found = int.from_bytes(header[:4], 'big') if len(header) >= 4 else None
-    if found != magic: raise _corrupt(name, shown, f"magic number {found}, expected {magic}")
-    if len(header) < 4 + 4 * ndim: raise _corrupt(name, shown, "truncated header")
-    dims = tuple(int.from_bytes(header[4 + 4*i: 8 + 4*i], 'big') for i in range(ndim))
-    if size - len(header) != int(np.prod(dims)):
-        raise _corrupt(name, shown, f"{size - len(header)} data bytes, expected {int(np.prod(dims))} for shape {dims}")
-    return dims
-
-def _unpacked_root(name, files, tmp: Path) -> Path:
-    """A data root under `tmp` holding the IDX `files` uncompressed, as torchvision reads them: the `.gz` ones
-    unpacked, links to the others."""
-    raw = tmp / _SOURCES[name][1]
-    raw.mkdir(parents=True)
-    for n, p in files.items():
-        if p.suffix == '.gz':
-            try:
-                with gzip.open(p, 'rb') as f: data = f.read()
-            except (OSError, EOFError, zlib.error) as e: raise _corrupt(name, p, _first_line(e)) from None
-            (raw / n).write_bytes(data)
-        else:
-            try: os.symlink(p.resolve(), raw / n)
-            except OSError: shutil.copyfile(p, raw / n)  # no symlinks here (Windows without developer mode)
-    return tmp
-
-def _read_idx_files(name, root: Path, files):
-    "uint8 images [N, 1, 28, 28] and int64 labels of the train and test splits, read by torchvision."
-    import torchvision
-    reader = getattr(torchvision.datasets, _SOURCES[name][0])
-    gz = any(p.suffix == '.gz' for p in files.values())
-    with (tempfile.TemporaryDirectory() if gz else contextlib.nullcontext()) as tmp:
-        tv_root = _unpacked_root(name, files, Path(tmp)) if gz else root
-        out = []
-        for split in ('train', 't10k'):
-            ip, lp = f'{split}-images-idx3-ubyte', f'{split}-labels-idx1-ubyte'
-            n_x = _idx_shape(tv_root / _SOURCES[name][1] / ip, 2051, name, files[ip])[0]
-            n_y = _idx_shape(tv_root / _SOURCES[name][1] / lp, 2049, name, files[lp])[0]
-            if n_x != n_y: raise _corrupt(name, files[lp], f"{n_y} labels for {n_x} images in {files[ip].name}")
-            try: d = reader(str(tv_root), train=(split == 'train'), download=False)
-            except Exception as e: raise _corrupt(name, files[ip], _first_line(e)) from None
-            out += [d.data.numpy()[:, None], d.targets.numpy()]
-    return tuple(out)
-
-def _read_cifar_batch(root: Path, fname: str, name: str):
-    "One pickled CIFAR-10 batch (or CIFAR-100 file), read by torchvision: uint8 images [N, 3, 32, 32], int64 labels."
-    import torchvision.datasets
-    class OneBatch(getattr(torchvision.datasets, _SOURCES[name][0])):   # CIFAR-100 reads its 'fine_labels'
-        # torchvision's CIFAR10 checks each batch against the md5 of the official release, needs `batches.meta`
-        # (for the class names) and reads all the training batches in one go. One batch, no md5, no class names:
-        # files of any size in the real format load, and an error names the damaged batch.
-        train_list, test_list = [[fname, None]], []
-        def _load_meta(self): self.classes = []
-    path = root / _SOURCES[name][1] / fname
-    try:
-        b = OneBatch(str(root), train=True, download=False)
-        data = np.asarray(b.data, dtype=np.uint8).transpose(0, 3, 1, 2)  # torchvision's [N, H, W, C] -> [N, C, H, W]
-        labels = np.asarray(b.targets, dtype=np.int64)
-    except Exception as e: raise _corrupt(name, path, _first_line(e)) from None
-    if labels.shape != (len(data),):  # torchvision does not check this
-        raise _corrupt(name, path, f"{labels.size} labels for {len(data)} images")
-    return data, labels
-
-# %% ../nbs/00_data.ipynb 24
-def _find_files(folder: Path, names, allow_gz):
-    "Map each name to its path in `folder` (the plain file, else `name.gz` if allowed); the missing names."
-    found, missing = {}, []
-    for n in names:
-        cands = [folder / n] + ([folder / (n + '.gz')] if allow_gz else [])
-        p = next((c for c in cands if c.is_file()), None)
-        if p is None: missing.append(n)
-        else: found[n] = p
-    return found, missing
-
-def _download(name, root: Path):
-    "Download `name` into `root` with torchvision; any failure becomes a one-line ValueError."
-    cls, folder, url = _SOURCES[name]
-    try:
-        import torchvision
-        getattr(torchvision.datasets, cls)(root=str(root), train=True, download=True)
-    except Exception as e:
-        raise ValueError(f"{name}: download failed ({_first_line(e, 100)}); put the files in {root / folder} "
-                         f"yourself, from {url}") from None
-
-def _dataset_files(name, root, download):
-    "Paths of the raw files of `name` under `root`, downloading them first if missing and `download`."
-    root = data_root(root)
-    _, folder, url = _SOURCES[name]
-    names, allow_gz = (_PICKLED[name], False) if name in _PICKLED else (_IDX_FILES, True)
-    found, missing = _find_files(root / folder, names, allow_gz)
-    if missing and download:
-        _download(name, root)
-        found, missing = _find_files(root / folder, names, allow_gz)
-    if missing:
-        raise ValueError(f"{name}: files not found in {root / folder} (missing {', '.join(missing)}): put them "
-                         f"there, from {url}, or pass download=True with internet access")
-    return found
-
-# %% ../nbs/00_data.ipynb 25
-def _read_images(name, root, download):
-    "uint8 images [N, C, H, W] and int64 labels for train and test, read from the files on disk."
-    root = data_root(root)
-    files = _dataset_files(name, root, download)
-    if name not in _PICKLED: return _read_idx_files(name, root, files)
-    parts = [_read_cifar_batch(root, f, name) for f in _PICKLED[name]]
-    xtr, ytr = np.concatenate([p[0] for p in parts[:-1]]), np.concatenate([p[1] for p in parts[:-1]])
-    return xtr, ytr, *parts[-1]
-
 def _load_images(name, n_train, n_test, root, download, data_seed):
-    xtr, ytr, xte, yte = _read_images(name, root, download)
+    xtr, ytr, xte, yte = _read_images(name, data_root(root), download)
     k = _N_CLASSES.get(name, 10)
     for y, p in ((ytr, 'train'), (yte, 'test')):
         if y.size and (y.min() < 0 or y.max() > k - 1):
@@ -335,7 +195,7 @@ def _load_images(name, n_train, n_test, root, download, data_seed):
     return Dataset(name, xtr_t, torch.from_numpy(ytr[tr]), xte_t, torch.from_numpy(yte[te]), k,
                    meta={**stats, 'data_seed': seed})
 
-# %% ../nbs/00_data.ipynb 27
+# %% ../nbs/00_data.ipynb 24
 def load_dataset(name, *, n_train=None, n_test=None, root=None, device='cpu', data_seed=None, download=True) -> Dataset:
     """Load dataset `name` (one of `DATASETS`) as tensors on `device`.
     `n_train`/`n_test`: sizes (None: the dataset's default; smaller than available: a seeded random subset).
@@ -349,7 +209,7 @@ def load_dataset(name, *, n_train=None, n_test=None, root=None, device='cpu', da
     else: ds = _load_images(name, n_train, n_test, root, download, data_seed)
     return ds.to(device)
 
-# %% ../nbs/00_data.ipynb 44
+# %% ../nbs/00_data.ipynb 41
 class MinibatchSampler:
     "Endless seeded minibatch indices over range(n); without replacement the last partial batch is dropped."
     def __init__(self, n, batch_size, *, seed=0, replacement=False, device='cpu'):

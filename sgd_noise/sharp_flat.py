@@ -15,14 +15,20 @@ from . import stats
 from .contract import Claim, Spec, all_of, pick_preset, save_figure
 from .sharpness import (curvature_subset, eps_sharpness, evaluate, hessian_trace, interpolate,
                                  loss_surface_2d, rescale_relu_layers, top_eigenvalues)
+from .sharp_measure import (_RUN_KEYS, _check_measure_keys, _rises, dinh_rescaling, measure,
+                                     probe_spread, sharpness_key)
+from .sharp_reading import analyse, plot, table
 from .sweep import train_group
 from .train import TrainConfig, get_data
 
 # %% auto 0
-__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'SPEC', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs',
-           'sharpness_key', 'measure', 'run', 'analyse', 'checks', 'plot', 'table', 'dinh_rescaling', 'probe_spread']
+__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'SPEC', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs', 'run',
+           'checks', 'sharpness_key', 'measure', 'dinh_rescaling', 'probe_spread', 'analyse', 'plot', 'table']
 
-# %% ../nbs/14_sharp_flat.ipynb 9
+# %% ../nbs/14_sharp_flat.ipynb 6
+_all_ = ['sharpness_key', 'measure', 'dinh_rescaling', 'probe_spread', 'analyse', 'plot', 'table']
+
+# %% ../nbs/14_sharp_flat.ipynb 11
 _MEASURE = dict(
     n_curvature=1000,      # fixed training examples the curvature is measured on (the same for every model)
     eps=(1e-3, 5e-4),      # KMN17's two box sizes for the ε-sharpness
@@ -101,46 +107,7 @@ def configs(preset: str = 'smoke', **overrides) -> dict:
                   for reg, kw in spec['regimes'].items()}
             for net, spec in p['networks'].items()}
 
-# %% ../nbs/14_sharp_flat.ipynb 13
-def sharpness_key(eps: float, subspace_dim) -> str:
-    "Column name of an ε-sharpness: 'sharp_0.001_full' or 'sharp_0.001_p100'."
-    return f"sharp_{eps:g}_{'full' if subspace_dim is None else f'p{subspace_dim}'}"
-
-# A preset's `measure` dict also holds settings that `run` uses itself and `measure` has no use for: the size of the
-# curvature subset, the points of the SB→LB line, the grid and the span of the 2-D slices. `run` takes these out
-# and passes the rest to `measure`, which rejects any key it does not take (a typo would otherwise be ignored).
-_RUN_KEYS = ('n_curvature', 'alphas', 'surface_n', 'surface_span')
-
-def _check_measure_keys(kw) -> None:
-    "A ValueError naming the keys of `kw` that `measure` does not take, and the ones it does."
-    unknown = sorted(set(kw) - set(measure.__kwdefaults__))
-    if unknown:
-        raise ValueError(f"measure: unknown keyword(s) {', '.join(unknown)}; accepted: "
-                         f"{', '.join(measure.__kwdefaults__)} (a preset's measure dict may also set "
-                         f"{', '.join(_RUN_KEYS)}, which run uses itself)")
-
-def measure(model, x, y, *, eps=(1e-3, 5e-4), subspace_dim=100, sharpness_maxiter=10, trace_samples=12,
-            chunk_size=None, seed=0, **unknown) -> dict:
-    "Top Hessian eigenvalue, trace and ε-sharpness (full space and subspace, each ε) of `model` on (x, y)."
-    _check_measure_keys(unknown)
-    opts = dict(chunk_size=chunk_size)
-    top = top_eigenvalues(model, x, y, seed=seed, **opts)
-    tr = hessian_trace(model, x, y, n_samples=trace_samples, seed=seed, **opts)
-    out = dict(top_eig=float(top.eigenvalues[0]), eig_residual=float(top.residuals[0]),
-               eig_converged=bool(top.converged), trace=tr.estimate, trace_se=tr.stderr)
-    for e in eps:
-        for p in (None, subspace_dim):
-            s = eps_sharpness(model, x, y, eps=e, subspace_dim=p, seed=seed, maxiter=sharpness_maxiter, **opts)
-            k = sharpness_key(e, p)
-            out[k], out[k + '_stop'] = s.value, s.message.split(':')[0] + (' +PGA' if s.used_fallback else '')
-    return out
-
-# %% ../nbs/14_sharp_flat.ipynb 15
-def _rises(sb, lb, data) -> tuple[float, float]:
-    "Training-loss rise on the SB→LB line 0.5 past the SB end and 0.5 past the LB end (KMN17 Fig. 3 in two numbers)."
-    loss = interpolate(sb, lb, data.x_train, data.y_train, np.array([-0.5, 0.0, 1.0, 1.5])).loss
-    return float(loss[0] - loss[1]), float(loss[3] - loss[2])
-
+# %% ../nbs/14_sharp_flat.ipynb 16
 def run(preset: str = 'smoke', *, store=None, progress: bool = True, **overrides) -> dict:
     "Train SB, LB and LB-5xLR on every network of `preset`, measure each model; returns everything `analyse` needs."
     cfgs = configs(preset, **overrides)
@@ -187,52 +154,6 @@ def run(preset: str = 'smoke', *, store=None, progress: bool = True, **overrides
                                     train_seconds=train_s,
                                     seconds=time.perf_counter() - t0)
     return out
-
-# %% ../nbs/14_sharp_flat.ipynb 17
-_METRICS = ['train_loss', 'train_acc', 'test_loss', 'test_acc', 'top_eig', 'trace', 'stability', 'epochs_done']
-
-def _pm(m, s, fmt='{:.2f}'):
-    return fmt.format(m) + ('' if not np.isfinite(s) else ' ± ' + fmt.format(s))
-
-def analyse(result: dict, margins: dict | None = None) -> dict:
-    "Seed means and stds per (network, regime) as `best`; Table-2- and Table-3-like views."
-    runs = pd.concat([n['runs'] for n in result['networks'].values()], ignore_index=True)
-    ok = runs[runs.status == 'ok']
-    sharp = [c for c in runs.columns if c.startswith('sharp_') and not c.endswith('_stop')]
-    g = ok.groupby(['network', 'regime'], sort=False)
-    best = g[['batch_size', 'lr', 'epochs', 'steps']].first()
-    best['n_seeds'] = g.size()
-    best['n_diverged'] = runs.groupby(['network', 'regime'], sort=False).status.apply(lambda s: int((s != 'ok').sum()))
-    for m in _METRICS + sharp + ['eig_residual', 'trace_se', 'stability']:
-        if m not in ok: ok = ok.assign(**{m: np.nan})  # no model was measured (every run diverged)
-    g = ok.groupby(['network', 'regime'], sort=False)
-    for m in _METRICS + sharp:
-        best[m], best[m + '_std'] = g[m].mean(), g[m].std()
-    best['eig_residual_max'], best['trace_se_mean'] = g.eig_residual.max(), g.trace_se.mean()
-    best = best.reset_index()
-    t2 = pd.DataFrame({'network': best.network, 'regime': best.regime, 'batch_size': best.batch_size, 'lr': best.lr,
-                       'epochs': best.epochs,
-                       'train loss': [_pm(m, s, '{:.4f}') for m, s in zip(best.train_loss, best.train_loss_std)],
-                       'train acc %': [_pm(100 * m, 100 * s) for m, s in zip(best.train_acc, best.train_acc_std)],
-                       'test acc %': [_pm(100 * m, 100 * s) for m, s in zip(best.test_acc, best.test_acc_std)]})
-    n_curv = {net: r['curvature_examples'] for net, r in result['networks'].items()}
-    t3 = pd.DataFrame({'network': best.network, 'regime': best.regime,
-                       'n_curvature': [n_curv[net] for net in best.network],   # examples behind every number
-                       **{k.replace('sharp_', 'ε=').replace('_full', ' full').replace('_p', ' p='):
-                          [_pm(m, s) for m, s in zip(best[k], best[k + '_std'])] for k in sharp},
-                       'top eig': [_pm(m, s) for m, s in zip(best.top_eig, best.top_eig_std)],
-                       'eig residual (max)': [f'{r:.0e}' for r in best.eig_residual_max],
-                       'trace': [_pm(m, s, '{:.1f}') for m, s in zip(best.trace, best.trace_std)],
-                       'trace stderr (mean)': [f'{v:.1f}' for v in best.trace_se_mean]})
-    slices = pd.DataFrame([dict(network=net, regime=reg,
-                                centre_loss=float(v['losses'][len(v['alphas']) // 2, len(v['betas']) // 2]),
-                                mean_loss_on_slice=float(v['losses'].mean()), span=float(v['alphas'][-1]))
-                           for net, r in result['networks'].items() for reg, v in r['surfaces'].items()])
-    if len(slices): slices['rise'] = slices.mean_loss_on_slice - slices.centre_loss
-    stops = {k: ok.groupby(['network', 'regime'], sort=False)[k + '_stop'].agg(lambda s: ', '.join(sorted(set(s))))
-             for k in sharp}
-    return dict(result, runs=runs, best=best, table2=t2, table3=t3, slices=slices,
-                sharpness_stops=pd.DataFrame(stops).reset_index())
 
 # %% ../nbs/14_sharp_flat.ipynb 19
 SPECS = [
@@ -299,53 +220,6 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
             for parts in zip(*per_net)]
 
 # %% ../nbs/14_sharp_flat.ipynb 23
-_COLORS = {'SB': 'C0', 'LB': 'C3', 'LB-5xLR': 'C2'}
-
-def plot(s: dict, path=None, title='sharp and flat minima (KMN17)'):
-    ("Per network: the SB→LB interpolation (loss, accuracy), top eigenvalue vs test accuracy per seed, "
-     "and the 2-D slices.")
-    nets = list(s['networks'])
-    fig, axs = plt.subplots(2 * len(nets), 3, figsize=(13, 7.2 * len(nets)), squeeze=False)
-    for k, net in enumerate(nets):
-        r, runs = s['networks'][net], s['runs'][s['runs'].network == net]
-        ax = axs[2 * k]
-        line = r['interpolation']
-        if line is not None:
-            ax[0].semilogy(line.alpha, line.train_loss, 'k-', label='train loss')
-            ax[0].semilogy(line.alpha, line.test_loss, 'k--', label='test loss')
-            ax[1].plot(line.alpha, line.train_acc, 'k-', label='train accuracy')
-            ax[1].plot(line.alpha, line.test_acc, 'k--', label='test accuracy')
-            for a in ax[:2]:
-                for x0, reg in [(0, 'SB'), (1, 'LB')]:
-                    a.axvline(x0, color=_COLORS[reg], alpha=0.5, label=f'{reg} solution')
-                a.set_xlabel('α in α·θ_LB + (1−α)·θ_SB'); a.legend(fontsize=7)
-            ax[0].set(ylabel='cross-entropy', title=f'{net}: SB → LB (same LR), seed {int(runs.seed.min())}')
-            ax[1].set(ylabel='accuracy', title='accuracy along the line')
-        if 'top_eig' in runs:
-            for reg, d in runs.groupby('regime', sort=False):
-                ax[2].scatter(d.top_eig, d.test_acc, color=_COLORS.get(reg, 'k'),
-                              label=f"{reg} (B={d.batch_size.iloc[0]}, lr={d.lr.iloc[0]:g})")
-            ax[2].set(xscale='log', xlabel='top Hessian eigenvalue (curvature subset)', ylabel='test accuracy',
-                      title='top eigenvalue vs test accuracy, per seed')
-            ax[2].legend(fontsize=7)
-        surf = r['surfaces']
-        lo = min(v['losses'].min() for v in surf.values()) if surf else 1e-3
-        hi = max(v['losses'].max() for v in surf.values()) if surf else 10
-        levels = np.geomspace(max(lo, 1e-4), max(hi, 2 * lo), 12)  # shared by the slices of one network
-        for a, (reg, v) in zip(axs[2 * k + 1], surf.items()):
-            cs = a.contour(v['betas'], v['alphas'], v['losses'], levels=levels, cmap='viridis')
-            a.clabel(cs, fontsize=6, fmt='%.2g')
-            a.plot(0, 0, 'o', color=_COLORS.get(reg, 'k'))
-            a.set(title=f'{net} {reg}: 2-D slice (filter-normalised)', xlabel='β', ylabel='α')
-        for a in axs[2 * k + 1][len(surf):]: a.axis('off')
-    fig.suptitle(title); fig.tight_layout()
-    return save_figure(fig, path)
-
-def table(s: dict) -> pd.DataFrame:
-    "One row per (network, regime): seed means and stds of every metric (the CSV of `sgd-noise reproduce`)."
-    return s['best']
-
-# %% ../nbs/14_sharp_flat.ipynb 25
 # Checks that did not hold when this repository ran a preset, with what was measured (see "What this run found")
 KNOWN_FAILURES = {
     'smoke': {'larger-lr-flatter': 'LB at 5x the LR had a 1.57x smaller top eigenvalue than SB (95% CI 1.36-1.81x): '
@@ -381,46 +255,3 @@ CLAIM = Claim(name='sharp-flat', title='Large batches find sharp minima and gene
               plot=plot, table=table, known_failures=KNOWN_FAILURES,
               criteria_changes=CRITERIA_CHANGES, deviations=DEVIATIONS,
               configs=lambda p: [c for regs in configs(p).values() for cs in regs.values() for c in cs])
-
-# %% ../nbs/14_sharp_flat.ipynb 27
-def dinh_rescaling(model, x, y, x_test, y_test, factors=(1.0, 10.0), *, layer=0, eps=1e-3, seed=0) -> pd.DataFrame:
-    ("Outputs, test accuracy, top eigenvalue and ε-sharpness of `model` with layer `layer` scaled by α "
-     "and layer+1 by 1/α.")
-    with torch.no_grad(): ref = copy.deepcopy(model).eval()(x_test)
-    rows = []
-    for a in factors:
-        m = rescale_relu_layers(model, a, layer=layer)
-        with torch.no_grad(): out = m.eval()(x_test)
-        loss, acc = evaluate(m, x_test, y_test)
-        top = top_eigenvalues(m, x, y, seed=seed)
-        rows.append(dict(alpha=a, max_output_change=float((out - ref).abs().max() / ref.abs().max()),
-                         same_predictions=bool((out.argmax(1) == ref.argmax(1)).all()), test_loss=loss, test_acc=acc,
-                         top_eig=float(top.eigenvalues[0]), eig_residual=float(top.residuals[0]),
-                         **{sharpness_key(eps, None): eps_sharpness(m, x, y, eps=eps, seed=seed).value}))
-    return pd.DataFrame(rows)
-
-# %% ../nbs/14_sharp_flat.ipynb 37
-def probe_spread(result: dict, probe_seeds=(0, 1, 2), eps: float = 1e-3, subspace_dim: int = 100,
-                 sharpness_maxiter: int = 10, trace_samples: int = 12) -> pd.DataFrame:
-    """λ_max (Lanczos), the Hutch++ trace and the subspace ε-sharpness of the first training seed's model of every
-    (network, regime), at each probe seed: one row per (network, regime, measure), with n_curvature, mean, std, min
-    and max over the probe seeds, and the relative spread (std / mean)."""
-    rows = []
-    for net, r in result['networks'].items():
-        x, y = r['curvature_data']
-        s0 = min(sd for _, sd in r['models'])
-        for reg in dict.fromkeys(reg for reg, _ in r['models']):
-            m = r['models'][reg, s0]
-            if m is None: continue
-            vals = {'top_eig': [], 'trace': [], f'sharp_{eps:g}_p{subspace_dim}': []}
-            for k in probe_seeds:
-                vals['top_eig'].append(float(top_eigenvalues(m, x, y, seed=k).eigenvalues[0]))
-                vals['trace'].append(hessian_trace(m, x, y, n_samples=trace_samples, seed=k).estimate)
-                vals[f'sharp_{eps:g}_p{subspace_dim}'].append(
-                    eps_sharpness(m, x, y, eps=eps, subspace_dim=subspace_dim, seed=k, maxiter=sharpness_maxiter).value)
-            for meas, v in vals.items():
-                v = np.array(v)
-                rows.append(dict(network=net, regime=reg, training_seed=s0, measure=meas, n_curvature=len(x),
-                                 probe_seeds=len(v), mean=v.mean(), std=v.std(ddof=1), min=v.min(), max=v.max(),
-                                 rel_spread=v.std(ddof=1) / abs(v.mean())))
-    return pd.DataFrame(rows)

@@ -14,17 +14,17 @@ from . import stats
 from .contract import Claim, Spec, all_of, pick_preset, save_figure
 from .sharpness import curvature, curvature_subset
 from .ensemble import train_models
+from .three_factors_specs import MARGINS, PRESETS, SPEC, SPECS
 from .train import TrainConfig, evaluate, get_data
 
 # %% auto 0
-__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'SPEC', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs', 'run',
-           'analyse', 'checks', 'table', 'plot']
+__all__ = ['KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs', 'run', 'analyse', 'checks', 'table', 'plot',
+           'MARGINS', 'PRESETS', 'SPECS', 'SPEC']
 
 # %% ../nbs/18_three_factors.ipynb 6
-def _mlp(n_train, n_test, hidden, epochs, n_evals=5):
-    return dict(dataset='mnist1d', model='mlp', model_kwargs={'hidden': hidden}, n_train=n_train, n_test=n_test,
-                epochs=epochs, n_evals=n_evals, momentum=0.0, weight_decay=0.0, schedule='constant')
+_all_ = ['MARGINS', 'PRESETS', 'SPECS', 'SPEC']
 
+# %% ../nbs/18_three_factors.ipynb 8
 def configs(preset: str = 'smoke') -> dict[str, list[TrainConfig]]:
     """The runs of each part: 'scaling' (η and B scaled by β), 'ratios' (η/B at one B), 'memorise' (label noise) and
     'cyclic' (a cyclic LR, a cyclic batch size on the same η/B path, and one on a path at `mismatch` × the LR)."""
@@ -76,97 +76,6 @@ def run(preset: str = 'smoke', *, store=None, progress: bool = True) -> dict:
                             test_loss=h['test_loss'], test_acc=h['test_acc'], train_loss=h['train_loss'])
                        for k, h in enumerate(r['history'])]
     return dict(preset=preset, runs=pd.DataFrame(rows), curves=pd.DataFrame(curves))
-
-# %% ../nbs/18_three_factors.ipynb 7
-MARGINS = {
-    'invariant-accuracy': (0.02, 'two points of test accuracy: the claim is "the same accuracy", not a trend'),
-    'invariant-top-eig': (0.4, 'λ_max within a factor e^0.4 ≈ 1.5 (log difference): the same minimum, not the same '
-                               'estimate to three digits'),
-    'invariant-trace': (0.4, 'the trace within the same factor 1.5'),
-    'invariant-curves': (0.1, '0.1 nats of test loss at every evaluation: the curves coincide to the eye'),
-    'breaks-at-largest': (0.02, 'the largest β loses more than two points of accuracy (a diverged run counts as '
-                                'chance, 10%)'),
-    'wider-top-eig': (0.0, 'a negative rank correlation of η/B and λ_max, upper 95% bound below 0'),
-    'wider-trace': (0.0, 'a negative rank correlation of η/B and the trace, upper 95% bound below 0'),
-    'accuracy-does-not-fall': (-0.3, 'the rank correlation of η/B and test accuracy is not strongly negative: lower '
-                                     '95% bound above −0.3'),
-    'memorises-less': (0.0, 'a negative rank correlation of η/B and accuracy on the wrong labels, upper bound below 0'),
-    'clean-test-better': (0.0, 'a positive rank correlation of η/B and clean test accuracy, lower bound above 0'),
-    'cyclic-b-matches-loss': (0.1, '0.1 nats of test loss at the end of every cycle: the curves coincide to the eye'),
-    'cyclic-b-matches-accuracy': (0.02, 'two points of test accuracy at the end of every cycle'),
-    'mismatched-cycle-differs': (0.05, 'the run on the 4× path ends more than 0.05 nats of training loss away, either '
-                                       'way (the 95% interval excludes ±0.05)'),
-}
-
-_RESNET32 = dict(dataset='cifar10', model='resnet', model_kwargs={'depth': 32}, epochs=200, momentum=0.0,
-                 weight_decay=0.0, schedule='constant', device='auto')
-_CYCLIC_SMALL = dict(base=_mlp(4000, 1000, (128, 128), 20), b=32, eta=0.05, factor=4, cycle_epochs=2, mismatch=4)
-
-PRESETS = {
-    'tiny': dict(base=_mlp(512, 256, (32,), 2, n_evals=2), memorise=_mlp(512, 256, (32,), 2, n_evals=1),
-                 b0=16, eta0s=[0.02], betas=[1, 2, 4], b_ratios=32, etas=[0.05, 0.2], memorise_etas=[0.05, 0.2],
-                 label_noise=0.25, seeds=[0, 1], invariant_betas=[2], n_curvature=128, trace_samples=9,
-                 cyclic=dict(base=_mlp(512, 256, (32,), 4), b=16, eta=0.05, factor=4, cycle_epochs=1, mismatch=4),
-                 margins=MARGINS),
-    # the 40-128-128-10 MLP on 4000 MNIST-1D examples; scaling: B = 16β, η = η₀β for β = 1 … 32 at two ratios
-    # (η₀ = 0.01 and 0.04), 20 epochs; ratios: η/B at B = 32 over η = 0.0125 … 0.2, 40 epochs; memorisation: 25%
-    # wrong labels, B = 32, η = 0.025 … 0.4, 100 epochs; cyclic: phases of 2 epochs, LR 0.05 × (1, ¼) at B = 32
-    # against B = (32, 128) at 0.05 (and at 0.2, the mismatched path), 20 epochs; five seeds
-    'smoke': dict(base=_mlp(4000, 1000, (128, 128), 20), ratios=_mlp(4000, 1000, (128, 128), 40),
-                  memorise=_mlp(4000, 1000, (128, 128), 100, n_evals=2),
-                  b0=16, eta0s=[0.01, 0.04], betas=[1, 2, 4, 8, 16, 32], b_ratios=32,
-                  etas=[0.0125 * 2 ** k for k in range(5)], memorise_etas=[0.025 * 2 ** k for k in range(5)],
-                  label_noise=0.25, seeds=[0, 1, 2, 3, 4], invariant_betas=[2, 4], n_curvature=1000, trace_samples=30,
-                  cyclic=_CYCLIC_SMALL, margins=MARGINS),
-    # the gpu scale: a 512-512 MLP on 16,000 MNIST-1D examples, 20 epochs, five seeds
-    'gpu': dict(base=dict(_mlp(16000, 4000, (512, 512), 20), device='auto'),
-                memorise=dict(_mlp(16000, 4000, (512, 512), 60, n_evals=2), device='auto'),
-                b0=16, eta0s=[0.01, 0.04], betas=[1, 2, 4, 8, 16, 32, 64], b_ratios=32,
-                etas=[0.0125 * 2 ** k for k in range(5)], memorise_etas=[0.025 * 2 ** k for k in range(5)],
-                label_noise=0.25, seeds=[0, 1, 2, 3, 4], invariant_betas=[2, 4, 8], n_curvature=2000,
-                trace_samples=99, cyclic=dict(_CYCLIC_SMALL, base=dict(_mlp(16000, 4000, (512, 512), 20), device='auto')),
-                margins=MARGINS),
-    # JKA17: ResNet-32 and VGG-11 on CIFAR-10, plain SGD at a constant LR, 200 epochs; cyclic batch sizes between
-    # 128 and 640 (**unverified**: the budget, the grids, the cycle length and their networks' details are our
-    # reading); 'paper' trains ResNet-32, 'paper-vgg11' VGG-11
-    'paper': dict(base=dict(_RESNET32, n_evals=10), memorise=dict(_RESNET32, n_evals=5),
-                  b0=32, eta0s=[0.01, 0.05], betas=[1, 2, 4, 8, 16], b_ratios=128,
-                  etas=[0.0125 * 2 ** k for k in range(5)], memorise_etas=[0.0125 * 2 ** k for k in range(5)],
-                  label_noise=0.25, seeds=[0, 1, 2], invariant_betas=[2, 4], n_curvature=2000, trace_samples=30,
-                  cyclic=dict(base=_RESNET32, b=128, eta=0.05, factor=5, cycle_epochs=10, mismatch=4),
-                  margins=MARGINS),
-}
-
-# %% ../nbs/18_three_factors.ipynb 9
-SPECS = [
-    Spec('invariant-accuracy', 'scaling η and B together leaves test accuracy unchanged (η well below the edge)',
-         'equivalent', "TOST over seeds of acc(β) − acc(1) within ± margin, for each ratio and each β of the preset's "
-                       "`invariant_betas`; holds when every one does"),
-    Spec('invariant-top-eig', 'it leaves the top Hessian eigenvalue unchanged', 'equivalent',
-         'TOST of log λ_max(β) − log λ_max(1), as above'),
-    Spec('invariant-trace', 'it leaves the Hessian trace unchanged', 'equivalent', 'TOST of log tr(β) − log tr(1)'),
-    Spec('invariant-curves', 'the rescaled runs follow the same learning curve at every evaluation', 'equivalent',
-         'TOST of test loss(β) − test loss(1) at every evaluation (same epochs), each within ± margin'),
-    Spec('breaks-at-largest', 'at the largest β the invariance breaks', 'differs',
-         'paired t 95% CI of acc(1) − acc(β_max) at the higher ratio above the margin (diverged runs: accuracy 0.1)'),
-    Spec('wider-top-eig', 'a higher η/B ends at a lower top eigenvalue', 'ordering',
-         'Spearman ρ(η/B, λ_max) over all runs at B = b_ratios, bootstrap over seeds, 95% upper bound below the margin'),
-    Spec('wider-trace', 'a higher η/B ends at a lower Hessian trace', 'ordering', 'Spearman ρ(η/B, trace), as above'),
-    Spec('accuracy-does-not-fall', 'and test accuracy does not fall', 'ordering',
-         'Spearman ρ(η/B, test accuracy), bootstrap over seeds, 95% lower bound above the margin'),
-    Spec('memorises-less', 'with 25% wrong labels, a higher η/B fits the wrong labels less', 'ordering',
-         'Spearman ρ(η/B, accuracy on the wrong labels), bootstrap over seeds, upper bound below the margin'),
-    Spec('clean-test-better', 'and scores better on the clean test set', 'ordering',
-         'Spearman ρ(η/B, test accuracy), bootstrap over seeds, lower bound above the margin'),
-    Spec('cyclic-b-matches-loss', 'a cyclic batch size on the η/B path of a cyclic LR follows the same test-loss curve',
-         'equivalent', 'TOST over seeds of test loss(cyclic B) − test loss(cyclic LR) at the end of every cycle, each '
-                       'within ± margin'),
-    Spec('cyclic-b-matches-accuracy', 'and the same test-accuracy curve', 'equivalent',
-         'TOST of test accuracy(cyclic B) − test accuracy(cyclic LR) at the end of every cycle'),
-    Spec('mismatched-cycle-differs', 'a cyclic batch size on another η/B path (4× the LR) ends elsewhere', 'differs',
-         'paired t 95% CI of the final training loss(mismatched) − (cyclic LR) outside ± margin'),
-]
-SPEC = {s.id: s for s in SPECS}
 
 # %% ../nbs/18_three_factors.ipynb 11
 def analyse(raw: dict, margins: dict | None = None) -> dict:
@@ -346,11 +255,6 @@ DEVIATIONS = [
     'paper: ResNet-32 with 1x1 projection shortcuts (He et al.\'s CIFAR ResNet uses zero-padding ones); VGG-11 with '
     'the SWA code\'s classifier head, no batch norm (JKA17\'s exact networks are unverified)',
 ]
-
-_VGG11 = dict(model='vgg', model_kwargs={'depth': 11})
-PRESETS['paper-vgg11'] = dict(PRESETS['paper'], base=dict(PRESETS['paper']['base'], **_VGG11),
-                              memorise=dict(PRESETS['paper']['memorise'], **_VGG11),
-                              cyclic=dict(PRESETS['paper']['cyclic'], base=dict(_RESNET32, **_VGG11)))
 
 CLAIM = Claim(name='three-factors', title='η/B on a network: invariance, its breakdown, wider minima, less memorisation',
               paper='Jastrzębski, Kenton, Arpit, Ballas, Fischer, Bengio & Storkey 2017, *Three Factors Influencing '
