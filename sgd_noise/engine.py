@@ -4,12 +4,13 @@
 
 # %% ../nbs/03b_engines.ipynb 3
 from __future__ import annotations
-import copy, math
+import copy, functools, math
 
 import torch
 import torch.nn as nn
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
-from .metrics import loss_fn
+
+from .metrics import batch_sums, loss_fn
 
 # %% auto 0
 __all__ = ['is_mlp']
@@ -115,10 +116,10 @@ class _MLPEnsemble:
         x = x.flatten(1)
         tot = torch.zeros(self.W[0].shape[0], device=x.device); cor = torch.zeros_like(tot)
         for i in range(0, len(x), chunk):
-            z, _ = self.forward(x[i:i + chunk]); yb = y[i:i + chunk]
-            logp = z.log_softmax(-1)
-            tot -= logp.gather(-1, yb.expand(len(z), -1)[..., None]).sum((1, 2))
-            cor += (z.argmax(-1) == yb).sum(1)
+            xb, yb = x[i:i + chunk], y[i:i + chunk]
+            z, _ = self.forward(xb)
+            t, c = vmap(functools.partial(batch_sums, 'classify'), in_dims=(0, None, None))(z, xb, yb)
+            tot += t; cor += c
         return (tot / len(x)).tolist(), (cor / len(x)).tolist()
 
     def to_models(self, models):
@@ -180,12 +181,8 @@ class _VmapEnsemble:
         for i in range(0, len(x), chunk):
             xb, yb = x[i:i + chunk], y[i:i + chunk]
             out = self._out(self.p, self.b, xb)
-            if self.task == 'reconstruct':
-                tot += ((out - xb.flatten(1)) ** 2).mean(-1).sum(-1)
-            else:
-                tot += torch.nn.functional.cross_entropy(out.transpose(1, 2), yb.expand(n_members, -1),
-                                                         reduction='none').sum(1)
-                cor += (out.argmax(-1) == yb).sum(1)
+            t, c = vmap(functools.partial(batch_sums, self.task), in_dims=(0, None, None))(out, xb, yb)
+            tot += t; cor += c
         acc = (cor / len(x)).tolist() if self.task == 'classify' else [float('nan')] * n_members
         return (tot / len(x)).tolist(), acc
 

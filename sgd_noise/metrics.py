@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 
 # %% auto 0
-__all__ = ['METRICS', 'loss_fn', 'task_loss', 'evaluate', 'eval_steps', 'RunResult', 'nan_metrics', 'history_entry', 'outcome']
+__all__ = ['METRICS', 'loss_fn', 'task_loss', 'batch_sums', 'evaluate', 'eval_steps', 'RunResult', 'nan_metrics', 'history_entry',
+           'outcome']
 
 # %% ../nbs/01a_metrics.ipynb 5
 METRICS = ('train_loss', 'train_acc', 'test_loss', 'test_acc')
@@ -29,6 +30,14 @@ def task_loss(model, output, x, y):
     raise ValueError(f"task: unknown task {task!r} of {type(model).__name__}; "
                      "use 'classify' or 'reconstruct', or pass loss_fn=")
 
+def batch_sums(task: str, out: torch.Tensor, x: torch.Tensor, y: torch.Tensor | None) -> tuple:
+    """(summed loss, number correct) of one batch's outputs `out`, the loss by `loss_fn`; the count is 0 where there
+    is no accuracy (autoencoders, no labels). For one model's outputs, and under `torch.func.vmap` for a stack of
+    ensemble members' outputs: the one definition `evaluate` and both ensemble engines use."""
+    total = loss_fn(task, out, x, y) * out.shape[0]
+    if task != 'classify' or y is None: return total, torch.zeros_like(total)
+    return total, (out.argmax(-1) == y).sum().to(total.dtype)
+
 @torch.no_grad()
 def evaluate(model, x, y=None, *, chunk: int = 4096, loss=None) -> tuple[float, float]:
     """(mean loss, accuracy) of `model` on (x, y) in eval mode, `chunk` examples at a time; accuracy is NaN for
@@ -41,8 +50,8 @@ def evaluate(model, x, y=None, *, chunk: int = 4096, loss=None) -> tuple[float, 
         for i in range(0, len(x), chunk):
             xb, yb = x[i:i + chunk], None if y is None else y[i:i + chunk]
             out = model(xb)
-            total += float(loss_fn(task, out, xb, yb) if loss is None else loss(out, xb, yb)) * len(xb)
-            if classify: correct += (out.argmax(1) == yb).sum().item()
+            tot, cor = batch_sums(task, out, xb, yb)
+            total += float(tot if loss is None else loss(out, xb, yb) * len(xb)); correct += int(cor)
     finally: model.train(was_training)
     return total / len(x), (correct / len(x) if classify else float('nan'))
 

@@ -42,7 +42,8 @@ def _away_from_the_edge(cfgs, singles):
     ('mlp', 'mlp', dict(schedule='cosine', weight_decay=1e-3, replacement=True)),
     ('vmap', 'mlp', dict(momentum=0.9)), ('vmap', 'cnn', dict(weight_decay=5e-4)), ('loop', 'mlp', dict()),
     ('mlp', 'mlp', dict(optimizer='adam', weight_decay=5e-4)), ('vmap', 'cnn', dict(optimizer='adam')),
-    ('vmap', 'mlp', dict(optimizer='adam', schedule='cosine', weight_decay=1e-3))])
+    ('vmap', 'mlp', dict(optimizer='adam', schedule='cosine', weight_decay=1e-3)),
+    ('vmap', 'autoencoder', dict(momentum=0.9))])   # the reconstruct task: metrics.batch_sums under vmap
 def test_ensemble_member_equals_single_run(engine, model, kw):
     "Every member of an ensemble equals `train`'s run of its config, SGD or Adam (`torch.optim.Adam` in `train`)."
     base = TrainConfig(model=model, batch_size=32, steps=40, n_evals=2, **FAST, **kw)
