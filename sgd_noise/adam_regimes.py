@@ -71,14 +71,15 @@ def analyse(raw: dict, margins: dict | None = None) -> dict:
 # %% ../nbs/21_adam_regimes.ipynb 14
 SPECS = [
     Spec('adam-equal-small', "Adam's best test accuracy equals SGD's in SGD's noise-dominated regime", 'equivalent',
-         'TOST: 90% CI of the paired difference (Adam − SGD) within ±margin at every B up to the transition'),
+         'TOST: 95% CI of the paired difference (Adam − SGD) within ±margin at every B up to the transition'),
     Spec('adam-better-large', "Adam's best test accuracy beats SGD's past the transition", 'differs',
          'paired t 95% CI of the per-seed mean over B past the transition of (Adam − SGD) above the margin'),
     Spec('adam-gain-grows', "Adam's gain over SGD is larger past the transition than inside the noise regime",
          'differs', 'paired t 95% CI, over seeds, of mean gain past the transition − mean gain up to it, above the '
                     'margin (gain = Adam − SGD)'),
     Spec('optima-inside-grid', "no optimal LR sits on an edge of its grid (SGD's or Adam's)", 'threshold',
-         'count of optimal LRs on the lowest or highest grid value equals 0 (else the optimum is not located)'),
+         'count of optimal LRs on the lowest or highest grid value equals 0 (else the optimum is not located)',
+         design=True),
 ]
 SPEC = {s.id: s for s in SPECS}
 

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from .train import TrainConfig
+from .metrics import FINISHED
 
 # %% auto 0
 __all__ = ['CONFIG_COLUMNS', 'results_frame', 'seed_stats', 'best_lr', 'diverged_fraction', 'Cube', 'metric_cube', 'tune_lr',
-           'at_tuned', 'tuned']
+           'at_tuned', 'cross_tune', 'seed_optima', 'tuned']
 
 # %% ../nbs/03e_analysis.ipynb 5
 CONFIG_COLUMNS = ('dataset', 'model', 'batch_size', 'lr', 'momentum', 'weight_decay', 'epochs', 'steps', 'schedule',
@@ -58,7 +59,7 @@ def best_lr(df: pd.DataFrame, by: str = 'test_acc', group=('batch_size',)) -> pd
     higher = by.endswith('acc')
     rows = []
     for key, d in df.groupby(list(group)):
-        s = d.groupby('lr').agg(score=(by, 'mean'), bad=('status', lambda s: (s != 'ok').any()))
+        s = d.groupby('lr').agg(score=(by, 'mean'), bad=('status', lambda s: (s == 'diverged').any()))
         s = s[~s.bad & s.score.notna()]
         key = key if isinstance(key, tuple) else (key,)
         row = dict(zip(group, key), n_lr=d.lr.nunique())
@@ -90,13 +91,13 @@ def metric_cube(df: pd.DataFrame, metric: str = 'test_acc', group: str = 'batch_
     seeds, groups, lrs = sorted(df.seed.unique()), sorted(df[group].unique()), np.sort(df.lr.unique())
     v = np.full((len(seeds), len(groups), len(lrs)), np.nan)
     si, gi, li = ({x: k for k, x in enumerate(a)} for a in (seeds, groups, lrs))
-    ok = df[df.status == 'ok']
+    ok = df[df.status.isin(FINISHED)]
     v[[si[x] for x in ok.seed], [gi[x] for x in ok[group]], [li[x] for x in ok.lr]] = ok[metric].to_numpy(float)
     return Cube(v, [int(s) for s in seeds], [g.item() if hasattr(g, 'item') else g for g in groups], lrs)
 
 def tune_lr(cube: Cube, seed_idx=None, higher: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Per group, the grid index of the learning rate with the best mean over the seeds `seed_idx` (all by
-    default; repeats allowed, for the bootstrap), and `lr_fit`, the optimum between grid points (`_vertex`). As
+    default; repeats allowed), and `lr_fit`, the optimum between grid points (`_vertex`). As
     in `best_lr`, a rate at which any of those seeds diverged is not eligible; a group with none eligible gets
     index -1 and NaN."""
     v = cube.values if seed_idx is None else cube.values[list(seed_idx)]
@@ -111,17 +112,35 @@ def tune_lr(cube: Cube, seed_idx=None, higher: bool = True) -> tuple[np.ndarray,
     return k, fit
 
 def at_tuned(cube: Cube, k: np.ndarray) -> np.ndarray:
-    "The metric per seed at each group's tuned learning rate (`tune_lr`'s indices): `[seed, group]`, NaN where k = -1."
-    out = np.take_along_axis(cube.values, np.maximum(k, 0)[None, :, None], 2)[..., 0]
-    out[:, k < 0] = np.nan
+    """The metric per seed at each group's tuned learning rate: `[seed, group]`, NaN where k = -1. `k` holds one index
+    per group (`tune_lr`'s) or one per seed and group (`[seed, group]`, `cross_tune`'s)."""
+    k = np.broadcast_to(np.asarray(k), cube.values.shape[:2])
+    out = np.take_along_axis(cube.values, np.maximum(k, 0)[..., None], 2)[..., 0].copy()
+    out[k < 0] = np.nan
     return out
 
-def tuned(df: pd.DataFrame, by: str = 'test_acc', group: str = 'batch_size', also=()) -> dict:
-    """The learning rate tuned for `by` (highest accuracy, lowest loss) at each `group` on the mean over seeds, and
-    every seed's `by` there (`[seed, group]` arrays), and its `also` metrics at the same learning rates."""
+def cross_tune(cube: Cube, higher: bool = True) -> np.ndarray:
+    """Leave-one-seed-out tuning: for each seed, each group's learning rate tuned on the *other* seeds (`[seed, group]`
+    grid indices). A seed's number at that rate is then free of the winner's curse: the noise that made a rate look
+    best is not the noise that is reported. With one seed there is nothing to leave out: it is tuned on itself."""
+    n = len(cube.seeds)
+    if n < 2: return tune_lr(cube, higher=higher)[0][None, :]
+    return np.stack([tune_lr(cube, [j for j in range(n) if j != i], higher)[0] for i in range(n)])
+
+def seed_optima(cube: Cube, higher: bool = True) -> np.ndarray:
+    "Each seed's own optimum between grid points (`tune_lr` on that seed alone): `[seed, group]`, for per-seed slopes."
+    return np.stack([tune_lr(cube, [i], higher)[1] for i in range(len(cube.seeds))])
+
+def tuned(df: pd.DataFrame, by: str = 'test_acc', group: str = 'batch_size', also=(), cross: bool = True) -> dict:
+    """The learning rate tuned for `by` (highest accuracy, lowest loss) at each `group` on the mean over seeds (`lr`,
+    `lr_fit`, `k`), each seed's own optimum (`lr_fit_seed`), and every seed's `by` and `also` metrics (`[seed, group]`
+    arrays) at the rate tuned on the *other* seeds (`cross_tune`, the default) or, with `cross=False`, at the rate
+    tuned on all of them, its own included (optimistic: the winner's curse)."""
     cube = metric_cube(df, by, group)
-    k, fit = tune_lr(cube, higher=by.endswith('acc'))
-    out = dict(cube=cube, k=k, lr=np.where(k >= 0, cube.lrs[np.maximum(k, 0)], np.nan), lr_fit=fit,
-               groups=cube.groups, seeds=cube.seeds, **{by: at_tuned(cube, k)})
-    for m in also: out[m] = at_tuned(metric_cube(df, m, group), k)
+    higher = by.endswith('acc')
+    k, fit = tune_lr(cube, higher=higher)
+    kr = cross_tune(cube, higher) if cross else k
+    out = dict(cube=cube, k=k, k_report=kr, lr=np.where(k >= 0, cube.lrs[np.maximum(k, 0)], np.nan), lr_fit=fit,
+               lr_fit_seed=seed_optima(cube, higher), groups=cube.groups, seeds=cube.seeds, **{by: at_tuned(cube, kr)})
+    for m in also: out[m] = at_tuned(metric_cube(df, m, group), kr)
     return out

@@ -8,8 +8,8 @@ import argparse, json, os, re, sys
 from pathlib import Path
 import pandas as pd
 
-from .contract import (claims, claims_table, get_claim, load_verdicts, readme_with_table, run_checks,
-                                save_verdict, verdict_lines)
+from .contract import (PLUMBING_PRESETS, claims, claims_table, committed_outcomes, get_claim, label,
+                                load_verdicts, readme_with_table, regressions, run_checks, save_verdict, verdict_lines)
 from .cost import cost
 from .data import DATASETS
 from .models import MODELS
@@ -81,9 +81,8 @@ def _reproduce_parser(sub):
     r.add_argument('--preset', default='smoke', help='smoke (CPU, minutes), gpu (one GPU, minutes each), '
                                                      'paper (the seed paper on CIFAR-10 or MNIST) or tiny (plumbing)')
     r.add_argument('--results', default='results', help='folder for the results store, table and verdict')
-    r.add_argument('--images', default=os.path.join('results', 'images'),
-                   help="folder for the figure (the default is ignored by git: "
-                        "running the course rewrites no tracked file)")
+    r.add_argument('--images', help="folder for the figure (default RESULTS/images, beside the store; the default "
+                                    "RESULTS, results/, is ignored by git: running the course rewrites no tracked file)")
     r.add_argument('--store', help='the results store (default RESULTS/CLAIM-PRESET.sqlite); a read-only one is '
                                    'read, e.g. from an archive, when nothing is left to train')
     r.add_argument('--device', help='override the preset device (cpu, cuda, auto)')
@@ -142,14 +141,29 @@ def _train(a) -> int:
 def _check_outputs(a, name) -> str:
     "Check every place `reproduce` writes, creating nothing, before anything runs; the store's path."
     kept = os.path.join(a.results, f'{name}.sqlite')
-    try: check_writable(a.results, '--results', folder=True)
+    if a.images is None: a.images = os.path.join(a.results, 'images')
+    a.read_only = False
+    try:
+        check_writable(a.results, '--results', folder=True)
+        check_writable(a.images, '--images', folder=True)
     except ValueError as e:
+        store = a.store or kept
+        if os.path.isfile(store) and _complete(a, store):   # nothing to train: re-derive the verdict, write nothing
+            a.read_only = True
+            return store
         hint = f'; to read the runs kept there, give --store {kept}' if os.path.isfile(kept) and not a.store else ''
         raise ValueError(f'{e}{hint}') from None
-    check_writable(a.images, '--images', folder=True)
     store = a.store or kept
     ResultStore(store)   # refuses a folder, a damaged or foreign file, an unwritable place; reads a read-only store
     return store
+
+def _complete(a, store) -> bool:
+    "Whether `store` holds every run of the claim's preset (a claim without a config list never is)."
+    claim = get_claim(a.claim)
+    cfgs = claim.configs(a.preset) if claim.configs else []
+    if not cfgs: return False
+    done = ResultStore(store).finished()
+    return all(c.config_id in done for c in cfgs)
 
 def _run_counts(raw, table) -> dict:
     "runs, seeds and the hardware the runs trained on, for the verdict record (a sweep's table has them per run)."
@@ -161,7 +175,17 @@ def _run_counts(raw, table) -> dict:
     return out
 
 def _write_outputs(claim, a, s, store, name, raw=None):
-    "The table, figure and verdict of a run; a failed write is one line (the runs stay in the store)."
+    """The table, figure and verdict of a run (printed only, where `--results` cannot be written and the store was
+    complete); a failed write is one line (the runs stay in the store)."""
+    if getattr(a, 'read_only', False):
+        print(claim.table(s).round(4).to_string(index=False, line_width=100))
+        checks = run_checks(claim, s, a.preset)
+        for line in verdict_lines(checks, claim.known_failures.get(a.preset, {})): print(line)
+        lab, counts = label(claim, checks)
+        print(f"{a.claim} ({a.preset}): {lab.upper()} — {counts}")
+        print(f"runs: {store} (complete; {a.results} cannot be written, so no table, figure or verdict file was "
+              "written)")
+        return checks
     paths = dict(table=os.path.join(a.results, f'{name}.csv'),
                  figure=os.path.join(a.images, f"{a.claim.replace('-', '_')}_{a.preset}.png"))
     try:
@@ -172,6 +196,8 @@ def _write_outputs(claim, a, s, store, name, raw=None):
         print(table.round(4).to_string(index=False, line_width=100))   # the whole table is in the CSV
         checks = run_checks(claim, s, a.preset)
         for line in verdict_lines(checks, claim.known_failures.get(a.preset, {})): print(line)
+        lab, counts = label(claim, checks)
+        print(f"{a.claim} ({a.preset}): {lab.upper()} — {counts}")
         cfgs = claim.configs(a.preset) if claim.configs else []
         dev = resolve_device(a.device or (cfgs[0].device if cfgs else 'cpu'))   # the verdict names the hardware
         paths['verdict'] = save_verdict(a.results, claim, a.preset, checks, device=str(dev),
@@ -207,7 +233,12 @@ def _reproduce(a) -> int:
     over = {**({'device': a.device} if a.device else {}), **_speed(a)}
     raw = claim.run(a.preset, store=store, progress=not a.no_progress, **over)
     checks = _write_outputs(claim, a, claim.analyse(raw, claim.margins(a.preset)), store, name, raw)
-    return 0 if all(c.holds for c in checks) else 1
+    if a.preset in PLUMBING_PRESETS:
+        print(f'{a.preset} is a plumbing preset, far too small to test the claim: its outcomes are printed, never failed')
+        return 0
+    bad = regressions(claim, checks, a.preset, committed_outcomes(claim, a.preset))
+    if bad: print(f"{a.claim}: held in the committed verdict, contradicted now: {', '.join(bad)}")
+    return 1 if bad else 0
 
 def _report(a) -> int:
     if not os.path.isdir(a.verdicts):

@@ -11,15 +11,15 @@ from typing import Callable
 
 import pandas as pd
 
-from .stats import KINDS, Check
+from .stats import KINDS, LEVEL, OUTCOMES, Check, combine
 from .store import ResultStore
 from .train import environment, pick_preset
 
 # %% auto 0
 __all__ = ['GPU_SCALE', 'PLUMBING_PRESETS', 'TABLE_START', 'TABLE_END', 'Spec', 'Claim', 'claims', 'get_claim', 'preregistration',
-           'criteria_changes', 'run_checks', 'verdict_lines', 'verdict', 'all_of', 'findings', 'verdict_record',
-           'save_verdict', 'load_verdicts', 'claims_table', 'readme_with_table', 'save_figure', 'edge_optima',
-           'grid_edge_check', 'notebook_preset', 'committed_run', 'pick_preset']
+           'criteria_changes', 'run_checks', 'verdict_lines', 'committed_outcomes', 'regressions', 'label', 'verdict',
+           'all_of', 'findings', 'verdict_record', 'save_verdict', 'load_verdicts', 'claims_table', 'readme_with_table',
+           'save_figure', 'edge_optima', 'grid_edge_check', 'notebook_preset', 'committed_run', 'pick_preset']
 
 # %% ../nbs/09_contract.ipynb 5
 @dataclass(frozen=True)
@@ -29,12 +29,17 @@ class Spec:
     statement: str   # the part of the claim, in words
     kind: str        # one of `stats.KINDS`
     test: str        # how it is computed and when it holds (the margin's name is the id)
+    design: bool = False  # a check of the design (the grid located the optima, the budgets span the range), not
+                          # a part of the claim: reported apart, never counted in the claim's label
+    requires: str = ''    # the id of a part this one presupposes (a gap "remains" only where there is a gap):
+                          # when that part does not hold, this one is 'not testable'
 
     def __post_init__(self):
         if not re.fullmatch(r'[a-z0-9]+(-[a-z0-9]+)*', self.id):
             raise ValueError(f"spec id {self.id!r} must be kebab-case")
         if self.kind not in KINDS:
             raise ValueError(f"spec {self.id}: unknown kind {self.kind!r}: choose one of {', '.join(KINDS)}")
+        if self.requires == self.id: raise ValueError(f"spec {self.id}: a part cannot presuppose itself")
 
 # %% ../nbs/09_contract.ipynb 7
 GPU_SCALE = dict(dataset='mnist1d', n_train=16000, n_test=4000, model='cnn', device='auto',
@@ -123,64 +128,116 @@ def criteria_changes(claim: Claim) -> pd.DataFrame:
 
 # %% ../nbs/09_contract.ipynb 13
 def run_checks(claim: Claim, summary: dict, preset: str) -> list[Check]:
-    "The checks of a run's `summary` under the margins of `preset`, one per spec, in the specs' order."
+    """The checks of a run's `summary` under the margins of `preset`, one per spec, in the specs' order. A part whose
+    presupposed part (`Spec.requires`) does not hold is 'not testable', with the reason."""
     checks = claim.checks(summary, claim.margins(preset))
     got, want = [c.id for c in checks], [s.id for s in claim.specs]
     if got != want: raise RuntimeError(f"claim {claim.name}: checks {got} do not answer the specs {want}")
     for c in checks:
         s = claim.spec(c.id)
         if c.kind != s.kind: raise RuntimeError(f"claim {claim.name}: check {c.id} is {c.kind!r}, declared {s.kind!r}")
+    by = {c.id: c for c in checks}
+    for k, c in enumerate(checks):
+        need = claim.spec(c.id).requires
+        if need and by[need].outcome != 'holds':
+            checks[k] = dataclasses.replace(c, outcome='not testable', holds=False, detail='; '.join(
+                x for x in (f'presupposes `{need}`, which is {by[need].outcome} in this run', c.detail) if x))
     return checks
 
 def verdict_lines(checks: list[Check], known: dict | None = None) -> list[str]:
-    "One line per check, marking the failures recorded at this scale."
+    "One line per check, marking the contradictions recorded at this scale."
     known = known or {}
-    return [c.line() + ('  [recorded as failing at this scale]' if c.id in known and not c.holds else '')
+    return [c.line() + ('  [recorded at this scale]' if c.id in known and c.outcome == 'contradicted' else '')
             for c in checks]
 
 PLUMBING_PRESETS = ('tiny',)  # presets that test the code path, not the claim
 
-def verdict(claim: Claim, checks: list[Check], preset: str, *, strict: bool = True) -> list[Check]:
-    """Print the verdict of `checks`; with `strict`, raise AssertionError if a check fails that is not recorded
-    in `claim.known_failures[preset]`."""
+def _repo_verdicts() -> Path:
+    "The committed verdicts of a clone of the course: `verdicts/` beside the package (`SGD_NOISE_COMMITTED` overrides)."
+    return Path(os.environ.get('SGD_NOISE_COMMITTED') or Path(__file__).resolve().parents[1] / 'verdicts')
+
+def committed_outcomes(claim: Claim, preset: str, folder=None) -> dict | None:
+    """{check id: outcome} of the committed verdict of `claim` at `preset` (`folder/CLAIM-PRESET.json`, by default
+    the clone's `verdicts/`), or None when there is none or it cannot be read."""
+    path = Path(folder or _repo_verdicts()) / f'{claim.name}-{preset}.json'
+    try: d = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError): return None
+    return {c['id']: c.get('outcome') or ('holds' if c.get('holds') else 'inconclusive') for c in d.get('checks', [])}
+
+def regressions(claim: Claim, checks: list[Check], preset: str, committed: dict | None = None) -> list[str]:
+    """The checks that are contradicted now although they held in the committed verdict (`committed`: {id: outcome});
+    with no committed outcome for a check, one contradicted now and not recorded in `claim.known_failures`."""
+    known = claim.known_failures.get(preset, {})
+    committed = committed or {}
+    return [c.id for c in checks if c.outcome == 'contradicted'
+            and (committed[c.id] == 'holds' if c.id in committed else c.id not in known)]
+
+def label(claim: Claim, checks: list[Check]) -> tuple[str, str]:
+    """The claim's label from its parts (design checks apart): 'holds' (every testable part holds), 'contradicted'
+    (every one is contradicted), 'inconclusive' (none holds, none is contradicted) or 'mixed'; and the counts."""
+    design = {s.id for s in claim.specs if s.design}
+    parts = [c for c in checks if c.id not in design]
+    n = {o: sum(c.outcome == o for c in parts) for o in OUTCOMES}
+    tested = len(parts) - n['not testable']
+    lab = ('not testable' if not tested else 'holds' if n['holds'] == tested else
+           'contradicted' if n['contradicted'] == tested else
+           'inconclusive' if not n['holds'] and not n['contradicted'] else 'mixed')
+    counts = ', '.join(f'{n[o]} {o}' for o in OUTCOMES if n[o])
+    d = [c for c in checks if c.id in design]
+    if d: counts += f"; design checks: {sum(c.holds for c in d)} of {len(d)} met"
+    return lab, f'{len(parts)} parts: {counts}'
+
+def verdict(claim: Claim, checks: list[Check], preset: str, *, strict: bool = True, committed=None) -> list[Check]:
+    """Print the verdict of `checks` and the claim's label; with `strict`, raise AssertionError if a check that held
+    in the committed verdict (`committed_outcomes`, or the dict `committed`) is contradicted now. An inconclusive
+    check is printed, never failed: another machine's rounding moves a run like another seed does."""
     known = claim.known_failures.get(preset, {})
     if preset in PLUMBING_PRESETS:
-        print(f'{preset} is a plumbing preset, far too small to test the claim: failures are printed, not asserted')
+        print(f'{preset} is a plumbing preset, far too small to test the claim: outcomes are printed, not asserted')
         strict = False
+    if committed is None: committed = committed_outcomes(claim, preset)
     for line in verdict_lines(checks, known): print(line)
     for c in checks:
-        if c.id in known and c.holds:
-            print(f"NOTE: {c.id} is recorded as failing at this scale ({known[c.id]}), but it held in this run")
-    n = sum(c.holds for c in checks)
-    print(f"{claim.name} ({preset}): {n} of {len(checks)} checks hold")
-    bad = [c.id for c in checks if not c.holds and c.id not in known]
-    if strict and bad: raise AssertionError(f"{claim.name}: checks that held before fail now: {', '.join(bad)}")
+        was = (committed or {}).get(c.id)
+        if was and was != c.outcome:
+            print(f"NOTE: {c.id} is {c.outcome} in this run; the committed verdict has it {was}")
+    lab, counts = label(claim, checks)
+    print(f"{claim.name} ({preset}): {lab.upper()} — {counts}")
+    bad = regressions(claim, checks, preset, committed)
+    if strict and bad:
+        raise AssertionError(f"{claim.name}: checks that held in the committed verdict are contradicted now: "
+                             f"{', '.join(bad)}")
     return checks
 
 def all_of(id: str, parts: list[Check], *, statement: str) -> Check:
-    """One check from several of the same kind (e.g. one per batch size): it holds when every part holds, and
-    it reports the part nearest to failing (the first failing one, else the one with the least slack)."""
+    """One check from several of the same kind (e.g. one per batch size): it holds when every part holds, is
+    contradicted when any part is, not testable with no parts; it reports the part nearest to failing (the first
+    contradicted one, else the one with the least slack)."""
     if not parts:
         return Check(id, statement, 'equivalent', math.nan, (math.nan, math.nan), math.nan, False, 0,
-                     detail='nothing to test: no batch sizes in this range')
+                     outcome='not testable', detail='nothing to test: no batch sizes in this range')
     def slack(c):
         lo, hi = c.interval
         if c.kind == 'equivalent': return c.margin - max(abs(lo), abs(hi))
         return lo - c.margin if c.kind == 'differs' else 0.0
-    worst = min(parts, key=lambda c: (c.holds, slack(c) if math.isfinite(slack(c)) else -math.inf))
+    rank = {'contradicted': 0, 'inconclusive': 1, 'not testable': 2, 'holds': 3}
+    worst = min(parts, key=lambda c: (rank[c.outcome], slack(c) if math.isfinite(slack(c)) else -math.inf))
     detail = '; '.join(f"{c.id}: {c.estimate:.4g} [{c.interval[0]:.4g}, {c.interval[1]:.4g}]" for c in parts)
-    return dataclasses.replace(worst, id=id, statement=statement, holds=all(c.holds for c in parts),
+    return dataclasses.replace(worst, id=id, statement=statement, outcome=combine([c.outcome for c in parts]),
                                detail=f'worst at {worst.id}; {detail}')
 
 def findings(checks: list[Check]) -> str:
-    "What the run found, as Markdown: the parts that held and those that did not, from the checks themselves."
-    held = [c for c in checks if c.holds]; failed = [c for c in checks if not c.holds]
-    out = (['**Held in this run:**'] + [f'* {c.statement} (`{c.id}`)' for c in held] if held
-           else ['**No part held in this run.**'])
-    if failed:
-        out += ['', '**Did not hold in this run:**'] + [f'* {c.statement} (`{c.id}`): {c.line()[7:]}'
-                                                        for c in failed]
-    return '\n'.join(out)
+    "What the run found, as Markdown: the parts by outcome, from the checks themselves."
+    out = []
+    for o, head in [('holds', 'Held in this run'), ('contradicted', 'Contradicted by this run'),
+                    ('inconclusive', 'Inconclusive in this run (the interval straddles the margin)'),
+                    ('not testable', 'Not testable in this run')]:
+        cs = [c for c in checks if c.outcome == o]
+        if cs:
+            out += (['', f'**{head}:**'] + [f'* {c.statement} (`{c.id}`)' + ('' if o == 'holds' else
+                                                                              f": {c.line()[len(o) + 2:]}")
+                                           for c in cs])
+    return '\n'.join(out[1:])
 
 # %% ../nbs/09_contract.ipynb 15
 def _cpu() -> str:
@@ -193,8 +250,11 @@ def _cpu() -> str:
 
 def verdict_record(claim: Claim, preset: str, checks: list[Check], *, device='cpu', **meta) -> dict:
     "The JSON-safe record of a run's verdict, with where and when it ran."
-    env = dict(environment(device), cpu=_cpu(), cores=os.cpu_count())
+    env = dict(environment(device), cpu=_cpu(), cores=os.cpu_count(),
+               aten_cpu_capability=os.environ.get('ATEN_CPU_CAPABILITY') or 'native')
+    lab, counts = label(claim, checks)
     return dict(claim=claim.name, preset=preset, title=claim.title, paper=claim.paper, notebook=claim.notebook,
+                label=lab, counts=counts, level=LEVEL, design=[s.id for s in claim.specs if s.design],
                 checks=[c.to_dict() for c in checks], known_failures=sorted(claim.known_failures.get(preset, {})),
                 date=datetime.date.today().isoformat(), env=env, **meta)
 
@@ -203,7 +263,8 @@ def save_verdict(folder, claim: Claim, preset: str, checks: list[Check], **meta)
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     path = folder / f'{claim.name}-{preset}.json'
     tmp = path.with_suffix('.json.tmp')
-    tmp.write_text(json.dumps(verdict_record(claim, preset, checks, **meta), indent=1, default=float) + '\n')
+    tmp.write_text(json.dumps(verdict_record(claim, preset, checks, **meta), indent=1, default=float,
+                              allow_nan=False) + '\n')
     os.replace(tmp, path)
     return path
 
@@ -219,9 +280,13 @@ def load_verdicts(folder) -> list[dict]:
     order = {n: k for k, n in enumerate(claims())}
     return sorted(out, key=lambda d: (order.get(d['claim'], len(order)), d['preset']))
 
-def _status(checks) -> str:
-    n, k = len(checks), sum(c.holds for c in checks)
-    return 'holds' if k == n else ('does not hold' if k == 0 else f'partly ({k} of {n})')
+def _status(d: dict) -> str:
+    "The label and counts of a verdict record (older records, without them, get them from their claim)."
+    if 'label' in d: return f"**{d['label']}** ({d['counts']})"
+    c = claims().get(d['claim'])
+    if c is None: return f"{sum(x.holds for x in d['checks'])} of {len(d['checks'])} hold"
+    lab, counts = label(c, d['checks'])
+    return f'**{lab}** ({counts})'
 
 def _where(d: dict) -> str:
     "When, on what hardware (where the runs trained, if the record says so) and with how many seeds and runs."
@@ -234,12 +299,13 @@ def _where(d: dict) -> str:
 
 def claims_table(verdicts: list[dict]) -> str:
     "The README's claims table (Markdown) from verdict records."
-    rows = ['| claim | paper | preset | verdict | checks that fail | run |', '|---|---|---|---|---|---|']
+    rows = ['| claim | paper | preset | verdict | contradicted | inconclusive or not testable | run |',
+            '|---|---|---|---|---|---|---|']
+    ids = lambda d, os_: ', '.join(f'`{c.id}`' for c in d['checks'] if c.outcome in os_) or '—'
     for d in verdicts:
-        failed = ', '.join(f'`{c.id}`' for c in d['checks'] if not c.holds) or '—'
         nb = d['notebook']
-        rows.append(f"| [{d['title']}](nbs/{nb}) | {d['paper']} | {d['preset']} | {_status(d['checks'])} | {failed} "
-                    f"| {_where(d)} |")
+        rows.append(f"| [{d['title']}](nbs/{nb}) | {d['paper']} | {d['preset']} | {_status(d)} "
+                    f"| {ids(d, ('contradicted',))} | {ids(d, ('inconclusive', 'not testable'))} | {_where(d)} |")
     return '\n'.join(rows)
 
 TABLE_START, TABLE_END = '<!-- claims-table:start -->', '<!-- claims-table:end -->'

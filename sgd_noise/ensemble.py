@@ -12,7 +12,7 @@ from .data import Dataset, MinibatchSampler
 from .models import make_model, uses_batch_norm
 from .grid import group_key, make_groups
 from .engine import _MLPEnsemble, _VmapEnsemble, is_mlp
-from .metrics import RunResult, eval_steps, history_entry, outcome
+from .metrics import RunResult, chance_level, eval_steps, history_entry, outcome
 from .records import environment, progress_bar
 from .train import LOOP_ONLY_DEFAULTS, TrainConfig, get_data, resolve_device, StepPlan, train, validate
 
@@ -77,7 +77,8 @@ class _Members:
         out = []
         for i, c in enumerate(self.cfgs):
             d = self.diverged_at[i]
-            status, final = outcome(self.history[i], d)   # the status rule of `train`
+            chance = chance_level(self.data.n_classes, self.total, c.batch_size, self.data.n_train)
+            status, final = outcome(self.history[i], d, chance)   # the status rule of `train`
             out.append(RunResult(c.to_dict(), status, self.history[i], final, last_step if d is None else d - 1,
                                  d, wall, env).to_dict())
         return out

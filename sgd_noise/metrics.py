@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 # %% auto 0
-__all__ = ['METRICS', 'loss_fn', 'task_loss', 'batch_sums', 'evaluate', 'eval_steps', 'RunResult', 'nan_metrics', 'history_entry',
-           'outcome']
+__all__ = ['METRICS', 'STALL_MARGIN', 'FINISHED', 'loss_fn', 'task_loss', 'batch_sums', 'evaluate', 'eval_steps', 'RunResult',
+           'nan_metrics', 'history_entry', 'chance_level', 'outcome']
 
 # %% ../nbs/01a_metrics.ipynb 5
 METRICS = ('train_loss', 'train_acc', 'test_loss', 'test_acc')
@@ -86,9 +86,19 @@ def history_entry(step: int, epoch: float, lr: float, values, **extra) -> dict:
     "One evaluation of a run: its step, epoch and learning rate, `values` in `METRICS` order, and `extra`."
     return dict(step=step, epoch=epoch, lr=lr, **dict(zip(METRICS, values)), **extra)
 
-def outcome(history: list, diverged_at: int | None) -> tuple[str, dict]:
-    """A run's status and final metrics: 'ok' and its last evaluation's `METRICS`, or 'diverged' and NaN metrics
-    when its loss became non-finite at step `diverged_at` or its last evaluated training loss is not finite."""
+STALL_MARGIN = 0.05   # a classifier whose final training accuracy is within 5 points of chance learnt nothing
+FINISHED = ('ok', 'stalled')   # the statuses of runs that trained to the end (their metrics are measurements)
+
+def chance_level(n_classes: int | None, total_steps: int, batch_size: int, n_train: int) -> float | None:
+    "1/n_classes for a run of at least one epoch of steps (a shorter run is not judged stalled), else None."
+    return 1 / n_classes if n_classes and total_steps * batch_size >= n_train else None
+
+def outcome(history: list, diverged_at: int | None, chance: float | None = None) -> tuple[str, dict]:
+    """A run's status and final metrics: 'diverged' and NaN metrics when its loss became non-finite at step
+    `diverged_at` or its last evaluated training loss is not finite; 'stalled' (metrics kept) when a classifier
+    ends with a training accuracy within `STALL_MARGIN` of `chance` (`chance_level`); else 'ok'."""
     final = nan_metrics() if diverged_at is not None else {k: history[-1][k] for k in METRICS}
-    if diverged_at is None and math.isfinite(final['train_loss']): return 'ok', final
-    return 'diverged', nan_metrics()
+    if diverged_at is not None or not math.isfinite(final['train_loss']): return 'diverged', nan_metrics()
+    acc = final.get('train_acc', math.nan)
+    if chance is not None and math.isfinite(acc) and acc <= chance + STALL_MARGIN: return 'stalled', final
+    return 'ok', final

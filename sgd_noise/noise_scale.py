@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_noise_scale.ipynb 3
 from __future__ import annotations
-import math, os
+import dataclasses, math, os
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -85,10 +85,12 @@ MARGINS = {
 }
 
 PRESETS = {
-    'tiny': dict(b_small=16, b_big=256, n_batches=4, n_evals=2, margins=MARGINS),
-    'smoke': dict(b_small=32, b_big=2000, n_batches=12, n_evals=10, margins=MARGINS),
-    'gpu': dict(b_small=64, b_big=4096, n_batches=16, n_evals=10, margins=MARGINS),  # on the two-regimes gpu sweep
-    'paper': dict(b_small=64, b_big=4096, n_batches=16, n_evals=10, margins=MARGINS),
+    'tiny': dict(b_small=16, b_big=256, n_batches=4, n_evals=2, seeds=[0], margins=MARGINS),
+    # five tracked runs (seeds 0-4): the seed is the unit of every interval, as in the other claims
+    'smoke': dict(b_small=32, b_big=2000, n_batches=12, n_evals=10, seeds=[0, 1, 2, 3, 4], margins=MARGINS),
+    'gpu': dict(b_small=64, b_big=4096, n_batches=16, n_evals=10, seeds=[0, 1, 2, 3, 4],
+                margins=MARGINS),  # on the two-regimes gpu sweep
+    'paper': dict(b_small=64, b_big=4096, n_batches=16, n_evals=10, seeds=[0, 1, 2, 3, 4], margins=MARGINS),
 }
 
 def track(cfg: TrainConfig, *, b_small: int, b_big: int, n_batches: int, seed: int = 0,
@@ -119,18 +121,19 @@ def run(preset: str = 'smoke', *, store=None, two_regimes_store='beside', progre
     plain = reg['by_momentum'][0.0]
     cfg = two_regimes.configs(preset, **overrides)[0].replace(
         batch_size=int(reg['batch_sizes'][0]), lr=float(plain['lr'][0]), momentum=0.0, n_evals=p['n_evals'])
-    hist = track(cfg, b_small=p['b_small'], b_big=int(min(p['b_big'], max(reg['batch_sizes']))),
-                 n_batches=p['n_batches'], progress=progress)
+    hist = pd.concat([track(cfg.replace(seed=sd), b_small=p['b_small'], seed=sd, progress=progress,
+                            b_big=int(min(p['b_big'], max(reg['batch_sizes']))), n_batches=p['n_batches']).assign(seed=sd)
+                      for sd in p.get('seeds', [cfg.seed])], ignore_index=True)
     return dict(regimes=reg, history=hist, config=cfg)
 
 # %% ../nbs/13_noise_scale.ipynb 15
 SPECS = [
     Spec('b-simple-grows', 'B_simple grows during training', 'ratio',
-         'last / first measurable B_simple after step 0, 95% interval from their bootstrap standard errors (log '
-         'scale), above the margin'),
+         'per seed, last / first measurable B_simple after step 0; 95% t-interval over seeds of the log ratios, '
+         'above the margin'),
     Spec('b-simple-predicts-transition', 'B_simple over the constant-LR phase predicts the transition batch size',
-         'threshold', "bootstrap 95% CI of the median B_simple over the constant-LR phase (after step 0) within "
-                      "[transition / margin, margin × next batch size]"),
+         'threshold', "per seed, the median B_simple over the constant-LR phase (after step 0); 95% t-interval over "
+                      "seeds of their logs within [transition / margin, margin × next batch size]"),
 ]
 SPEC = {s.id: s for s in SPECS}
 
@@ -142,46 +145,45 @@ def analyse(r: dict, margins: dict | None = None) -> dict:
     t_next = bs[bs.index(t) + 1] if bs.index(t) + 1 < len(bs) else t
     after = h[(h.step > 0) & np.isfinite(h.B_simple)]  # measurable evaluations of the trained network
     const = after[np.isclose(after.lr, r['config'].lr)]
-    return dict(r, transition=t, transition_next=t_next, measured=after, constant=const, n_evals=len(h),
-                seeds=[r['config'].seed])
+    seeds = sorted(h.seed.unique()) if 'seed' in h else [r['config'].seed]
+    return dict(r, transition=t, transition_next=t_next, measured=after, constant=const, n_evals=len(h), seeds=seeds)
 
 def checks(s: dict, margins: dict) -> list[stats.Check]:
     "The claim's checks, one per spec, on the summary of `analyse`."
     m, c = s['measured'], s['constant']
-    if len(m) >= 2:
-        first, last = m.iloc[0], m.iloc[-1]
-        ratio = last.B_simple / first.B_simple
-        se = math.hypot(first.B_simple_se / first.B_simple, last.B_simple_se / last.B_simple)
-        z = scipy.stats.norm.ppf(0.975)
-        iv = (ratio * math.exp(-z * se), ratio * math.exp(z * se))
-    else: ratio, iv = float('nan'), (float('nan'), float('nan'))
-    grows = stats.interval_check('b-simple-grows', ratio, iv, kind='ratio', n=len(m), above=margins['b-simple-grows'],
-                                 statement=SPEC['b-simple-grows'].statement,
-                                 detail=f"{len(m)} of {s['n_evals']} evaluations measurable after step 0")
+    by = lambda d: [d[d.seed == sd] if 'seed' in d else d for sd in s['seeds']]
+    first = [d.B_simple.iloc[0] if len(d) >= 2 else np.nan for d in by(m)]
+    last = [d.B_simple.iloc[-1] if len(d) >= 2 else np.nan for d in by(m)]
+    grows = stats.seed_ratio('b-simple-grows', last, first, above=margins['b-simple-grows'],
+                             statement=SPEC['b-simple-grows'].statement,
+                             detail=f"{len(m)} of {s['n_evals']} evaluations measurable after step 0")
     f = margins['b-simple-predicts-transition']
-    vals = c.B_simple.to_numpy(float)
-    med, lo, hi = stats.bootstrap(lambda v: float(np.median(v)), list(vals), seed=0) if len(vals) else (np.nan,) * 3
-    pred = stats.interval_check('b-simple-predicts-transition', med, (lo, hi), kind='threshold', n=len(vals),
-                                above=s['transition'] / f, below=f * s['transition_next'],
-                                statement=SPEC['b-simple-predicts-transition'].statement,
-                                detail=f"transition between B={s['transition']} and {s['transition_next']}; "
-                                       f"B_simple over the phase {[round(v) for v in vals]}")
-    return [grows, pred]
+    meds = [float(np.median(d.B_simple)) if len(d) else np.nan for d in by(c)]
+    pred = stats.seed_ratio('b-simple-predicts-transition', meds, np.ones(len(meds)),
+                            above=s['transition'] / f, below=f * s['transition_next'],
+                            statement=SPEC['b-simple-predicts-transition'].statement,
+                            detail=f"transition between B={s['transition']} and {s['transition_next']}; "
+                                   f"median B_simple over the phase per seed {[round(v) for v in meds if v == v]}")
+    return [grows, dataclasses.replace(pred, kind='threshold')]
 
 def table(s: dict) -> pd.DataFrame:
     "The run's evaluations: step, epoch, LR, loss, accuracy and the noise-scale estimates."
-    return s['history'][['step', 'epoch', 'lr', 'train_loss', 'test_acc', 'G2', 'trS', 'B_simple', 'B_simple_se']]
+    h = s['history']
+    cols = ['step', 'epoch', 'lr', 'train_loss', 'test_acc', 'G2', 'trS', 'B_simple', 'B_simple_se']
+    return h[(['seed'] if 'seed' in h else []) + cols]
 
 def plot(s: dict, path=None, title='gradient noise scale vs the transition'):
     "B_simple during training (± its bootstrap standard error) beside the transition interval the sweep found."
     h = s['history']
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    ax.errorbar(h.epoch, h.B_simple, yerr=h.B_simple_se, marker='o', capsize=3, label='B_simple during training')
+    for k, (sd, d) in enumerate(h.groupby('seed') if 'seed' in h else [(s['config'].seed, h)]):
+        ax.errorbar(d.epoch, d.B_simple, yerr=d.B_simple_se, marker='o', capsize=3, alpha=0.7, color=f'C{k % 10}',
+                    label='B_simple during training, one line per seed' if k == 0 else None)
     ax.axhspan(s['transition'], s['transition_next'], color='C3', alpha=0.2,
                label=f"transition from the sweep: B={s['transition']}…{s['transition_next']}")
     if len(s['constant']):
         med = float(np.median(s['constant'].B_simple))
-        ax.axhline(med, color='C2', ls='--', label=f"median over the constant-LR phase: {med:.0f}")
+        ax.axhline(med, color='k', ls='--', label=f"median over the constant-LR phase (all seeds): {med:.0f}")
     ax.set(yscale='log', xlabel='epoch', ylabel='batch size', title=title); ax.legend(fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path)
@@ -197,6 +199,12 @@ KNOWN_FAILURES = {
 }
 
 CRITERIA_CHANGES = [
+    dict(date='2026-12-05', check='b-simple-grows, b-simple-predicts-transition',
+         old='one tracked run (seed 0): growth from two evaluations with their minibatch-bootstrap SEs; a percentile '
+             'bootstrap of the median over 4 autocorrelated evaluations of that run',
+         new='five tracked runs (seeds 0-4): per-seed growth and per-seed median, t-intervals over seeds of their '
+             'logs; the transition from the two-regimes non-inferiority regime',
+         why='a review (issue 22): evaluations of one run are not independent replicates; the unit is the seed'),
     dict(date='2026-11-22', check='b-simple-predicts-transition',
          old='the transition lies within the range B_simple sweeps out during the run',
          new='the median of B_simple over the constant-LR phase lies within one grid step of the transition interval',
@@ -211,7 +219,7 @@ CRITERIA_CHANGES = [
 
 DEVIATIONS = [
     'not a seed-paper claim: McCandlish et al. 2018 define B_simple; the link to SED20 is this notebook\'s',
-    'one training run (seed 0) at the smallest batch size of the sweep, plain SGD at its tuned LR',
+    'five training runs (seeds 0-4) at the smallest batch size of the sweep, plain SGD at its tuned LR',
     'B_simple is measured on the training set with minibatches drawn with replacement (see the estimator above)',
 ]
 
@@ -221,4 +229,5 @@ CLAIM = Claim(name='noise-scale', title='The gradient noise scale predicts the t
               notebook='13_noise_scale.ipynb', specs=SPECS, presets=PRESETS, run=run, analyse=analyse, checks=checks,
               plot=plot, table=table, known_failures=KNOWN_FAILURES, criteria_changes=CRITERIA_CHANGES,
               deviations=DEVIATIONS,
-              configs=lambda p: two_regimes.configs(p) + two_regimes.configs(p)[:1])  # the sweep, and one tracked run
+              # the sweep, and the tracked runs (one per seed)
+              configs=lambda p: two_regimes.configs(p) + two_regimes.configs(p)[:len(PRESETS[p].get('seeds', [0]))])

@@ -138,7 +138,8 @@ def _mc_check(id, s, keys, margin):
                                           detail=f'{k}: simulated {mean:.5g}, exact {r.exact:.5g}'))
     worst = min(parts, key=lambda c: (c.holds, -abs(c.estimate - 1)))
     return stats.Check(id, SPEC[id].statement, 'equivalent', worst.estimate, worst.interval, worst.margin,
-                       all(c.holds for c in parts), worst.n, detail='; '.join(c.detail for c in parts))
+                       False, worst.n, outcome=stats.combine([c.outcome for c in parts]),
+                       detail='; '.join(c.detail for c in parts))
 
 def _ratio(id, r, margin, *, within=True):
     lo, hi = (1 - margin, 1 + margin) if within else (margin, None)

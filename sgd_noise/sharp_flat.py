@@ -20,6 +20,7 @@ from .sharp_measure import (_RUN_KEYS, _check_measure_keys, _rises, dinh_rescali
 from .sharp_reading import analyse, plot, table
 from .sweep import train_group
 from .train import TrainConfig, get_data
+from .metrics import FINISHED
 
 # %% auto 0
 __all__ = ['MARGINS', 'PRESETS', 'SPECS', 'SPEC', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs', 'run',
@@ -130,7 +131,7 @@ def run(preset: str = 'smoke', *, store=None, progress: bool = True, **overrides
                 row = dict(network=net, regime=reg, seed=c.seed, batch_size=c.batch_size, lr=c.lr, epochs=c.epochs,
                            steps=r['steps_done'], epochs_done=r['steps_done'] * c.batch_size / data.n_train,
                            status=r['status'], reached_target=r['final']['train_loss'] <= c.target_loss, **r['final'])
-                if m is not None and r['status'] == 'ok':
+                if m is not None and r['status'] in FINISHED:
                     row.update(measure(m, x, y, **meas_kw))
                     row['stability'] = c.lr * row['top_eig'] / 2  # 1 at SGD's stability edge λ_max = 2/η
                 rows.append(row); models[reg, c.seed] = m; histories[reg, c.seed] = pd.DataFrame(r['history'])
@@ -198,7 +199,8 @@ def _net_checks(runs, rises, margins) -> list[stats.Check]:
     sub = [c for c in runs.columns if c.startswith('sharp_0.001_p') and not c.endswith('_stop')]
     out.append(diff('lb-sharper-subspace', P('LB', sub[0], True), P('SB', sub[0], True)) if sub else
                stats.Check('lb-sharper-subspace', SPEC['lb-sharper-subspace'].statement, 'differs', np.nan,
-                           (np.nan, np.nan), margins['lb-sharper-subspace'], False, detail='not measured'))
+                           (np.nan, np.nan), margins['lb-sharper-subspace'], False, outcome='not testable',
+                           detail='not measured'))
     r = np.log10(rises.rise_lb / rises.rise_sb).to_numpy(float) if len(rises) else np.array([])
     r = r[np.isfinite(r)]
     m, lo, hi, n = stats.t_interval(r)

@@ -14,6 +14,7 @@ from . import stats
 from .contract import Claim, Spec, pick_preset, save_figure
 from .sharpness import curvature, curvature_subset, eps_sharpness
 from .train import TrainConfig, get_data, progress_bar, train
+from .metrics import FINISHED
 
 # %% auto 0
 __all__ = ['MARGINS', 'PRESETS', 'SPECS', 'SPEC', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs', 'run',
@@ -46,7 +47,7 @@ def _measure(model, x, y, p) -> dict:
 def _row(part, cfg, r, model, x, y, p, **extra) -> dict:
     row = dict(part=part, seed=cfg.seed, batch_size=cfg.batch_size, lr=cfg.lr, augment=cfg.augment, status=r.status,
                steps=r.steps_done, reached_target=bool(r.final['train_loss'] <= cfg.target_loss), **r.final, **extra)
-    if r.status == 'ok':
+    if r.status in FINISHED:
         row.update(_measure(model, x, y, p))
         row['stability'] = cfg.lr * row['top_eig'] / 2   # 1 at plain SGD's stability edge λ_max = 2/η
     return row
@@ -107,14 +108,15 @@ PRESETS = {
 
 SPECS = [
     Spec('all-reach-target', 'every run reached the target training loss', 'threshold',
-         'count of runs (status ok) whose final training loss is above the target equals the margin (0)'),
+         'count of runs (status ok) whose final training loss is above the target equals the margin (0)',
+         design=True),
     Spec('sharper-top-eig', 'a larger batch ends at a larger top Hessian eigenvalue', 'ordering',
-         'Spearman ρ(B, λ_max) over the trend runs, bootstrap over seeds, 95% lower bound above the margin'),
+         'Spearman ρ(B, λ_max) over the trend runs, jackknife over seeds, 95% lower bound above the margin'),
     Spec('sharper-trace', 'a larger batch ends at a larger Hessian trace', 'ordering', 'ρ(B, trace), as above'),
     Spec('sharper-eps', "a larger batch ends at a larger Keskar ε-sharpness", 'ordering',
          'ρ(B, ε-sharpness), as above'),
     Spec('accuracy-falls', 'a larger batch ends at a lower test accuracy', 'ordering',
-         'ρ(B, test accuracy), bootstrap over seeds, 95% upper bound below the margin'),
+         'ρ(B, test accuracy), jackknife over seeds, 95% upper bound below the margin'),
     Spec('warm-start-accuracy-rises', 'a longer small-batch warm start raises the large batch\'s test accuracy',
          'ordering', 'ρ(k, test accuracy) over the warm-start runs (k = 0 is the plain large batch), lower bound '
                      'above the margin'),
@@ -125,7 +127,8 @@ SPECS = [
     Spec('augmentation-helps-large', 'augmentation raises the large batch\'s test accuracy', 'differs',
          'paired t 95% CI of acc(large, augmented) − acc(large) above the margin'),
     Spec('gap-remains-with-augmentation', 'with augmentation the large batch is still less accurate', 'differs',
-         'paired t 95% CI of acc(small, augmented) − acc(large, augmented) above the margin'),
+         'paired t 95% CI of acc(small, augmented) − acc(large, augmented) above the margin; it presupposes a gap '
+         'without augmentation (`accuracy-falls`)', requires='accuracy-falls'),
 ]
 SPEC = {s.id: s for s in SPECS}
 
@@ -141,13 +144,13 @@ def analyse(raw: dict, margins: dict | None = None) -> dict:
 def checks(s: dict, margins: dict) -> list[stats.Check]:
     "The claim's checks, one per spec."
     runs = s['runs']
-    ok = runs[runs.status == 'ok']
+    ok = runs[runs.status.isin(FINISHED)]
     missed = ok[~ok.reached_target]
     reach = stats.Check('all-reach-target', SPEC['all-reach-target'].statement, 'threshold', float(len(missed)),
                         (np.nan, np.nan), margins['all-reach-target'], len(missed) <= margins['all-reach-target'],
                         len(ok), detail=f'{len(ok)} runs, {len(runs) - len(ok)} diverged; missed: '
                                         f'{[(r.part, r.batch_size, r.seed) for r in missed.itertuples()]}')
-    t, w = ok[ok.part == 'trend'], s['warm'][s['warm'].status == 'ok']
+    t, w = ok[ok.part == 'trend'], s['warm'][s['warm'].status.isin(FINISHED)]
     rc = lambda id, d, x, y, **kw: stats.rank_correlation(id, d, x, y, statement=SPEC[id].statement, **kw)
     def gain(id, a, b):
         sel = lambda part, bs: ok[(ok.part == part) & (ok.batch_size == bs)].set_index('seed').test_acc
@@ -176,7 +179,7 @@ def table(s: dict) -> pd.DataFrame:
 
 def plot(s: dict, path=None, title='sharp and flat: the trend'):
     "λ_max and test accuracy against B (per seed); the warm starts; augmentation at both ends."
-    runs = s['runs'][s['runs'].status == 'ok']
+    runs = s['runs'][s['runs'].status.isin(FINISHED)]
     t = runs[runs.part == 'trend']
     fig, axs = plt.subplots(1, 4, figsize=(17, 3.6))
     for seed, g in t.groupby('seed'):
@@ -185,7 +188,7 @@ def plot(s: dict, path=None, title='sharp and flat: the trend'):
     axs[0].set(xscale='log', yscale='log', xlabel='batch size B', ylabel='λ_max (at the target loss)',
                title='sharpness against B (one line per seed)')
     axs[1].set(xscale='log', xlabel='batch size B', ylabel='test accuracy (%)', title='accuracy against B')
-    w = s['warm'][s['warm'].status == 'ok'].groupby('warm_epochs')
+    w = s['warm'][s['warm'].status.isin(FINISHED)].groupby('warm_epochs')
     axs[2].plot(w.test_acc.mean() * 100, 'o-', label='test accuracy (%)')
     ax = axs[2].twinx(); ax.plot(w.top_eig.mean(), 's:', color='C1', label='λ_max'); ax.set_ylabel('λ_max (s, dotted)')
     axs[2].set(xlabel=f"epochs at B = {s['b_min']} before B = {s['b_max']}", ylabel='test accuracy (%)',

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .contract import save_figure
+from .metrics import FINISHED
 
 # %% auto 0
 __all__ = ['analyse', 'plot', 'table']
@@ -23,12 +24,13 @@ def _pm(m, s, fmt='{:.2f}'):
 def analyse(result: dict, margins: dict | None = None) -> dict:
     "Seed means and stds per (network, regime) as `best`; Table-2- and Table-3-like views."
     runs = pd.concat([n['runs'] for n in result['networks'].values()], ignore_index=True)
-    ok = runs[runs.status == 'ok']
+    ok = runs[runs.status.isin(FINISHED)]
     sharp = [c for c in runs.columns if c.startswith('sharp_') and not c.endswith('_stop')]
     g = ok.groupby(['network', 'regime'], sort=False)
     best = g[['batch_size', 'lr', 'epochs', 'steps']].first()
     best['n_seeds'] = g.size()
-    best['n_diverged'] = runs.groupby(['network', 'regime'], sort=False).status.apply(lambda s: int((s != 'ok').sum()))
+    best['n_diverged'] = runs.groupby(['network', 'regime'], sort=False).status.apply(
+        lambda s: int((s == 'diverged').sum()))
     for m in _METRICS + sharp + ['eig_residual', 'trace_se', 'stability']:
         if m not in ok: ok = ok.assign(**{m: np.nan})  # no model was measured (every run diverged)
     g = ok.groupby(['network', 'regime'], sort=False)

@@ -16,6 +16,7 @@ from .contract import GPU_SCALE, Claim, Spec, pick_preset, save_figure
 from .sharpness import (ParamLoss, curvature_subset, filter_normalized_direction, hessian_trace,
                                  interpolate_state)
 from .train import TrainConfig, evaluate, get_data, progress_bar, train
+from .metrics import FINISHED
 
 # %% auto 0
 __all__ = ['MARGINS', 'PRESETS', 'SPECS', 'SPEC', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs',
@@ -78,7 +79,7 @@ def run(preset: str = 'smoke', *, store=None, progress: bool = True) -> dict:
     for cfg in progress_bar(cfgs, progress=progress, desc='SWA'):
         r = train(cfg, data=data, progress=False)
         arm = 'sgd' if cfg.swa_start is None else 'swa'
-        if r.status != 'ok':
+        if r.status not in FINISHED:
             rows.append(dict(seed=cfg.seed, arm=arm, status=r.status)); continue
         kinds = {'sgd': [('sgd', 'carried')],
                  'swa': [('swa', 'update_bn'), ('swa-no-update-bn', 'initial'), ('swa-stale-bn', 'carried')]}[arm]

@@ -16,6 +16,7 @@ from .sharpness import curvature, curvature_subset
 from .ensemble import train_models
 from .three_factors_specs import MARGINS, PRESETS, SPEC, SPECS
 from .train import TrainConfig, evaluate, get_data
+from .metrics import FINISHED
 
 # %% auto 0
 __all__ = ['KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs', 'run', 'analyse', 'checks', 'table', 'plot',
@@ -95,13 +96,13 @@ def _pair(runs, eta0, beta, col):
     return a.reindex(seeds).to_numpy(float), b.reindex(seeds).to_numpy(float)
 
 def _spearman(id, runs, x, y, *, above=None, below=None):
-    "Spearman ρ(x, y) over every run, with a bootstrap interval over seeds (a resample takes all of a seed's runs)."
+    "Spearman ρ(x, y) over every run, with a jackknife interval over seeds (a seed's runs are left out together)."
     return stats.rank_correlation(id, runs, x, y, statement=SPEC[id].statement, above=above, below=below)
 
 def checks(s: dict, margins: dict) -> list[stats.Check]:
     "The claim's checks, one per spec."
     runs, p = s['runs'], pick_preset(PRESETS, s['preset'], 'three-factors')
-    ok = runs[runs.status == 'ok']
+    ok = runs[runs.status.isin(FINISHED)]
     eta0s, betas = sorted(ok.loc[ok.part == 'scaling', 'eta0'].unique()), p['invariant_betas']
     def inv(id, col, log=False):
         parts = []
@@ -131,7 +132,7 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
            inv('invariant-trace', 'trace', log=True),
            all_of('invariant-curves', curve_parts, statement=SPEC['invariant-curves'].statement)]
     sc = runs[runs.part == 'scaling'].copy()
-    sc['acc_or_chance'] = sc.test_acc.where(sc.status == 'ok', 0.1)
+    sc['acc_or_chance'] = sc.test_acc.where(sc.status.isin(FINISHED), 0.1)
     e_hi, b_max = max(eta0s) if eta0s else np.nan, sc.beta.max()
     a1, am = _pair(sc, e_hi, b_max, 'acc_or_chance')[::-1]
     out.append(stats.differs('breaks-at-largest', a1, am, statement=SPEC['breaks-at-largest'].statement,
@@ -165,8 +166,12 @@ def _cyclic_checks(s, margins):
     sd = sorted(set(a.index) & set(b.index))
     m, lo, hi, n = stats.t_interval(a.reindex(sd).to_numpy(float) - b.reindex(sd).to_numpy(float))
     mg = margins['mismatched-cycle-differs']
+    # "differs, either way, by more than mg": holds when the interval lies beyond ±mg, contradicted when it lies
+    # inside [−mg, mg]
+    side = 'holds' if lo > mg or hi < -mg else 'contradicted' if -mg <= lo and hi <= mg else 'inconclusive'
     away = stats.interval_check('mismatched-cycle-differs', m, (lo, hi), kind='differs', n=n,
                                 statement=SPEC['mismatched-cycle-differs'].statement,
+                                outcome=side if n >= 2 else 'not testable',
                                 **(dict(above=mg) if m >= 0 else dict(below=-mg)),
                                 detail=f'final training loss {np.nanmean(a):.4f} (mismatched) vs {np.nanmean(b):.4f}')
     return [curve('cyclic-b-matches-loss', 'test_loss'), curve('cyclic-b-matches-accuracy', 'test_acc'), away]
@@ -199,10 +204,10 @@ def plot(s: dict, path=None, title='three factors'):
     axs[0].legend(fontsize=7)
     axs[1].set(xscale='log', xlabel='β (B = βB₀, η = βη₀)', ylabel='test accuracy (o)', title='invariance, breakdown')
     ax.set_ylabel('η·λ_max/2 (s, dotted)'); ax.axhline(1, color='grey', lw=0.5); axs[1].legend(fontsize=7)
-    r = runs[(runs.part == 'ratios') & (runs.status == 'ok')]
+    r = runs[(runs.part == 'ratios') & (runs.status.isin(FINISHED))]
     axs[2].scatter(r.ratio, r.top_eig, c=r.seed, cmap='viridis', s=15)
     axs[2].set(xscale='log', yscale='log', xlabel='η/B', ylabel='λ_max', title='higher η/B, flatter end point')
-    m = runs[(runs.part == 'memorise') & (runs.status == 'ok')]
+    m = runs[(runs.part == 'memorise') & (runs.status.isin(FINISHED))]
     if len(m):
         g = m.groupby('ratio')
         axs[3].plot(g.memorised.mean(), 'o-', label='accuracy on the wrong labels')

@@ -14,8 +14,8 @@ from .config import (AUGMENTATIONS, CYCLE_DEFAULTS, LOOP_ONLY_DEFAULTS, MAX_SEED
                               resolve_device, StepPlan, validate)
 from .data import Dataset, MinibatchSampler, data_root, load_dataset
 from .models import make_model
-from .metrics import (METRICS, RunResult, eval_steps, evaluate, history_entry, loss_fn, nan_metrics,
-                               outcome)
+from .metrics import (METRICS, RunResult, chance_level, eval_steps, evaluate, history_entry, loss_fn,
+                               nan_metrics, outcome)
 from .records import environment, progress_bar
 
 # %% auto 0
@@ -55,7 +55,7 @@ def get_data(cfg: TrainConfig) -> Dataset:
     data = _load(cfg.dataset, cfg.n_train, cfg.n_test, cfg.data_seed, str(dev), str(data_root()))
     return with_label_noise(data, cfg.label_noise, cfg.data_seed or 0)
 
-# %% ../nbs/02_train.ipynb 10
+# %% ../nbs/02_train.ipynb 11
 def crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
     "A random crop of each image in `x` [N, C, H, W] padded by `pad` pixels, flipped horizontally with probability ½."
     n, c, h, w = x.shape
@@ -87,10 +87,10 @@ def shift_noise(x: torch.Tensor, generator: torch.Generator, noise: float = 0.1)
 
 AUGMENT = {'crop-flip': crop_flip, 'shift-noise': shift_noise}
 
-# %% ../nbs/02_train.ipynb 15
+# %% ../nbs/02_train.ipynb 16
 torch.set_flush_denormal(True)   # see above: denormal floats are slow on x86 and below the weights' rounding
 
-# %% ../nbs/02_train.ipynb 17
+# %% ../nbs/02_train.ipynb 18
 def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = True, check_every: int = 1,
           on_eval=None, init: dict | None = None) -> RunResult:
     """Train one model as `cfg` says and return its `RunResult`.
@@ -188,7 +188,8 @@ def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = Tru
                 (data.x_train[i:i + cfg.batch_size] for i in range(0, data.n_train, cfg.batch_size)), swa_model)
         model = swa_model.module
         record(step, model, model_kind='swa', n_averaged=int(swa_model.n_averaged))
-    status, final = outcome(history, diverged_at)
+    status, final = outcome(history, diverged_at, chance_level(data.n_classes if task == 'classify' else None,
+                                                               total, cfg.batch_size, data.n_train))
     done = step - (status == 'diverged')
     return RunResult(cfg.to_dict(), status, history, final, done, diverged_at, time.perf_counter() - t0,
                      environment(dev), model)

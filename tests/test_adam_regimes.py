@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sgd_noise.metrics import FINISHED
 from sgd_noise.adam_regimes import CLAIM, PRESETS, configs
 from sgd_noise.contract import run_checks
 from sgd_noise.sweep import results_frame
@@ -81,4 +82,4 @@ def test_paper_preset_code_path_on_tiny_cifar_files(tmp_path, monkeypatch):
     assert (c.optimizer, c.model, c.dataset, c.augment) == ('adam', 'wrn', 'cifar10', 'crop-flip')
     small = c.replace(n_train=32, n_test=8, batch_size=16, device='cpu', n_evals=1, epochs=1)
     res = train_group([small, small.replace(seed=1)], progress=False)
-    assert [r['status'] for r in res] == ['ok', 'ok'] and res[0]['final'] != res[1]['final']
+    assert all(r['status'] in FINISHED for r in res) and res[0]['final'] != res[1]['final']

@@ -9,8 +9,8 @@ import pytest
 
 from sgd_noise import stats
 from sgd_noise.cli import main
-from sgd_noise.contract import (Claim, Spec, all_of, claims, claims_table, load_verdicts, preregistration,
-                                readme_with_table, run_checks, save_verdict, verdict)
+from sgd_noise.contract import (Claim, Spec, all_of, claims, claims_table, label, load_verdicts, preregistration,
+                                readme_with_table, regressions, run_checks, save_verdict, verdict)
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = [Spec('a-beats-b', 'a scores higher than b', 'differs', 'paired t'),
@@ -51,15 +51,48 @@ def test_run_checks_insists_on_the_declared_ids_and_kinds():
     with pytest.raises(RuntimeError, match='do not answer the specs'): run_checks(swapped, SUMMARY, 'smoke')
 
 
-def test_verdict_fails_on_a_new_failure_and_notes_a_known_one(capsys):
+def test_verdict_fails_only_when_a_part_that_held_is_contradicted(capsys):
     c = _claim()
-    worse = dict(SUMMARY, b=SUMMARY['a'])          # a no longer beats b
-    with pytest.raises(AssertionError, match='a-beats-b'): verdict(c, run_checks(c, worse, 'smoke'), 'smoke')
+    worse = dict(SUMMARY, b=[v + 0.01 for v in SUMMARY['a']])   # a now scores below b: contradicted
+    noisy = dict(SUMMARY, b=[0.78, 0.72, 0.74, 0.79, 0.70])      # a − b straddles the margin: inconclusive
+    held = {'a-beats-b': 'holds', 'a-equals-c': 'holds'}
+    assert [k.outcome for k in run_checks(c, worse, 'smoke')][0] == 'contradicted'
+    assert [k.outcome for k in run_checks(c, noisy, 'smoke')][0] == 'inconclusive'
+    with pytest.raises(AssertionError, match='a-beats-b'):
+        verdict(c, run_checks(c, worse, 'smoke'), 'smoke', committed=held)
+    verdict(c, run_checks(c, noisy, 'smoke'), 'smoke', committed=held)     # inconclusive: printed, never failed
+    out = capsys.readouterr().out
+    assert 'INCONCLUSIVE  a-beats-b' in out and 'NOTE: a-beats-b is inconclusive' in out
+    # contradicted in the committed verdict too: printed, not raised
+    verdict(c, run_checks(c, worse, 'smoke'), 'smoke', committed=dict(held, **{'a-beats-b': 'contradicted'}))
+    # no committed verdict: a recorded known failure is not raised, an unrecorded contradiction is
     known = _claim(known={'smoke': {'a-beats-b': 'measured 0.0'}})
-    verdict(known, run_checks(known, worse, 'smoke'), 'smoke')      # recorded: printed, not raised
-    assert 'recorded as failing' in capsys.readouterr().out
-    verdict(known, run_checks(known, SUMMARY, 'smoke'), 'smoke')    # the recorded failure holds now: a note
-    assert 'NOTE: a-beats-b' in capsys.readouterr().out
+    assert regressions(known, run_checks(known, worse, 'smoke'), 'smoke', {}) == []
+    assert regressions(c, run_checks(c, worse, 'smoke'), 'smoke', {}) == ['a-beats-b']
+    assert 'recorded at this scale' in (verdict(known, run_checks(known, worse, 'smoke'), 'smoke', committed={}) and
+                                        capsys.readouterr().out)
+
+
+def test_label_counts_claim_parts_and_keeps_design_checks_apart():
+    specs = [Spec('p1', 's', 'differs', 't'), Spec('p2', 's', 'differs', 't'),
+             Spec('grid', 's', 'threshold', 't', design=True), Spec('p3', 's', 'differs', 't', requires='p1')]
+    mk = lambda id, o: stats.Check(id, 's', 'threshold' if id == 'grid' else 'differs', 0, (0, 1), 0, False, 5,
+                                   outcome=o)
+    claim = Claim(name='t', title='t', paper='p', notebook='99_t.ipynb', specs=specs, presets={'smoke': {}},
+                  run=None, analyse=None, plot=None, table=None,
+                  checks=lambda s, m: [mk(i, o) for i, o in s.items()])
+    out = run_checks(claim, dict(p1='inconclusive', p2='holds', grid='contradicted', p3='holds'), 'smoke')
+    assert out[3].outcome == 'not testable' and 'presupposes `p1`' in out[3].detail
+    lab, counts = label(claim, out)
+    assert lab == 'mixed' or lab == 'inconclusive'
+    assert lab == 'mixed' and 'design checks: 0 of 1 met' in counts and '1 not testable' in counts
+    out = run_checks(claim, dict(p1='holds', p2='holds', grid='contradicted', p3='holds'), 'smoke')
+    assert label(claim, out)[0] == 'holds'          # a design check does not count in the label
+    out = run_checks(claim, dict(p1='contradicted', p2='contradicted', grid='holds', p3='holds'), 'smoke')
+    assert label(claim, out)[0] == 'contradicted'
+    out = run_checks(claim, dict(p1='inconclusive', p2='inconclusive', grid='holds', p3='holds'), 'smoke')
+    assert label(claim, out)[0] == 'inconclusive'
+    with pytest.raises(ValueError, match='presuppose itself'): Spec('p', 's', 'differs', 't', requires='p')
 
 
 def test_all_of_reports_the_part_nearest_to_failing():
@@ -67,7 +100,9 @@ def test_all_of_reports_the_part_nearest_to_failing():
                               statement='eq', margin=0.02) for k, d in [(1, 0.001), (2, 0.015)]]
     c = all_of('both', parts, statement='both equal')
     assert c.id == 'both' and c.holds == all(p.holds for p in parts) and c.detail.startswith('worst at b2')
-    assert not all_of('none', [], statement='nothing').holds
+    assert all_of('none', [], statement='nothing').outcome == 'not testable'
+    bad = stats.equivalent('b3', [0.1, 0.2, 0.3, 0.25], [0.2, 0.3, 0.4, 0.35], statement='eq', margin=0.02)
+    assert bad.outcome == 'contradicted' and all_of('all', parts + [bad], statement='x').outcome == 'contradicted'
 
 
 def test_verdict_files_round_trip_and_make_the_table(tmp_path):
@@ -77,7 +112,7 @@ def test_verdict_files_round_trip_and_make_the_table(tmp_path):
     (v,) = load_verdicts(tmp_path)
     assert path.name == 'toy-smoke.json' and [k.to_dict() for k in v['checks']] == [k.to_dict() for k in checks]
     table = claims_table([v])
-    assert '| [a toy claim](nbs/99_toy.ipynb) | nobody 2026 | smoke | holds |' in table
+    assert '| [a toy claim](nbs/99_toy.ipynb) | nobody 2026 | smoke | **holds** (2 parts: 2 holds) |' in table
     (tmp_path / 'bad.json').write_text('{"claim": ')
     with pytest.raises(ValueError, match='bad.json is damaged'): load_verdicts(tmp_path)
 
@@ -104,8 +139,7 @@ def test_readme_claims_table_is_what_report_writes(capsys):
 
 def test_report_check_fails_on_a_hand_edited_table(tmp_path, capsys):
     readme = tmp_path / 'README.md'
-    readme.write_text((ROOT / 'README.md').read_text().replace('| holds |', '| holds (edited) |', 1)
-                      .replace('| partly', '| PARTLY', 1))
+    readme.write_text((ROOT / 'README.md').read_text().replace('**', '*', 1))
     assert main(['report', '--check', '--verdicts', str(ROOT / 'verdicts'), '--readme', str(readme)]) == 1
     assert main(['report', '--verdicts', str(ROOT / 'verdicts'), '--readme', str(readme)]) == 0
     assert readme.read_text() == (ROOT / 'README.md').read_text()
