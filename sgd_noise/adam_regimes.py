@@ -65,6 +65,7 @@ def analyse(raw: dict, margins: dict | None = None) -> dict:
     if arms['sgd']['batch_sizes'] != arms['adam']['batch_sizes'] or list(sgd['seeds']) != list(adam['seeds']):
         raise ValueError("the SGD and Adam runs must cover the same batch sizes and seeds: run both arms of a preset")
     return dict(arms=arms, batch_sizes=arms['sgd']['batch_sizes'], seeds=sgd['seeds'], n_flat=arms['sgd']['n_flat'],
+                first_out=arms['sgd']['first_out'],
                 transition=arms['sgd']['transition'], gain=adam['test_acc'] - sgd['test_acc'],
                 runs=len(raw['sgd']) + len(raw['adam']))
 
@@ -87,7 +88,7 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
     "The claim's checks, one per spec, on the summary of `analyse`."
     bs, nf, gain = s['batch_sizes'], s['n_flat'], s['gain']
     sgd, adam = (s['arms'][a]['by_momentum'][0.0]['test_acc'] for a in ('sgd', 'adam'))
-    small, large = list(range(nf)), list(range(nf, len(bs)))
+    small, large = list(range(nf)), list(range(s.get('first_out', nf), len(bs)))   # shown in each regime
     eq = [stats.equivalent(f'b{bs[j]}', adam[:, j], sgd[:, j], margin=margins['adam-equal-small'],
                            statement=f'B={bs[j]}') for j in small]
     better = stats.differs('adam-better-large', *((adam[:, large].mean(1), sgd[:, large].mean(1)) if large else ([], [])),
@@ -106,7 +107,7 @@ def table(s: dict) -> pd.DataFrame:
     "Per batch size: each arm's tuned LR and best test accuracy (95% CI), and the paired gain (Adam − SGD, 95% CI)."
     rows = []
     for j, b in enumerate(s['batch_sizes']):
-        row = dict(batch_size=b, regime='noise' if j < s['n_flat'] else 'curvature')
+        row = dict(batch_size=b, regime=two_regimes._regime(s, j))
         for a in ('sgd', 'adam'):
             r = s['arms'][a]['by_momentum'][0.0]
             mean, lo, hi, n = stats.t_interval(r['test_acc'][:, j])

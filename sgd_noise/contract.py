@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_contract.ipynb 3
 from __future__ import annotations
-import dataclasses, datetime, importlib, json, math, os, pkgutil, platform, re
+import dataclasses, datetime, importlib, importlib.util, json, math, os, pkgutil, platform, re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -154,7 +154,8 @@ PLUMBING_PRESETS = ('tiny',)  # presets that test the code path, not the claim
 
 def _repo_verdicts() -> Path:
     "The committed verdicts of a clone of the course: `verdicts/` beside the package (`SGD_NOISE_COMMITTED` overrides)."
-    return Path(os.environ.get('SGD_NOISE_COMMITTED') or Path(__file__).resolve().parents[1] / 'verdicts')
+    pkg = importlib.util.find_spec('sgd_noise').origin   # .../sgd_noise/__init__.py (an editable install: the clone)
+    return Path(os.environ.get('SGD_NOISE_COMMITTED') or Path(pkg).resolve().parents[1] / 'verdicts')
 
 def committed_outcomes(claim: Claim, preset: str, folder=None) -> dict | None:
     """{check id: outcome} of the committed verdict of `claim` at `preset` (`folder/CLAIM-PRESET.json`, by default

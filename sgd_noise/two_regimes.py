@@ -94,16 +94,20 @@ SPECS = [
 ]
 
 # %% ../nbs/10_two_regimes.ipynb 18
-def _find_regime(acc: np.ndarray, bs: list, margin: float) -> tuple[int, list]:
-    """How many batch sizes from the smallest are all *not worse* than the best one (the 95% interval of the paired
-    difference to the batch size of the highest mean accuracy lies above −margin), and the per-B tests."""
+def _find_regime(acc: np.ndarray, bs: list, margin: float) -> tuple[int, int, list]:
+    """The regimes by non-inferiority against the batch size of the highest mean accuracy: how many batch sizes from
+    the smallest are all *shown not worse* (the 95% interval of the paired difference lies above −margin), the index
+    where the curvature regime starts (the first batch size after those that is *shown worse*: its interval lies at
+    or below −margin; `len(bs)` if none is), and the per-B tests. Those between the two are undetermined."""
     best = int(np.nanargmax(np.nanmean(acc, 0)))
     tests = [stats.differs(f'b{b}', acc[:, j], acc[:, best], margin=-margin,
                            statement=f'acc(B={b}) not worse than acc(B={bs[best]}) by {margin:g}')
              for j, b in enumerate(bs)]
     n = 0
     while n < len(bs) and (n == best or tests[n].holds): n += 1
-    return max(n, 1), tests
+    n = max(n, 1)
+    out = next((j for j in range(n, len(bs)) if tests[j].outcome == 'contradicted'), len(bs))
+    return n, out, tests
 
 # %% ../nbs/10_two_regimes.ipynb 22
 def analyse(df: pd.DataFrame, margins: dict) -> dict:
@@ -112,10 +116,10 @@ def analyse(df: pd.DataFrame, margins: dict) -> dict:
     by_m = {float(m): tuned(d, 'test_acc', 'batch_size', also=('train_loss',)) for m, d in df.groupby('momentum')}
     plain = by_m[0.0]
     bs = plain['cube'].groups
-    n_flat, tests = _find_regime(plain['test_acc'], bs, margins['flat-small-batch'])
+    n_flat, first_out, tests = _find_regime(plain['test_acc'], bs, margins['flat-small-batch'])
     flat = [stats.equivalent(f'b{b}', plain['test_acc'][:, j], plain['test_acc'][:, 0], margin=margins['flat-small-batch'],
                              statement=f'acc(B={b}) = acc(B={bs[0]})') for j, b in enumerate(bs[1:3], 1)]
-    return dict(df=df, by_momentum=by_m, batch_sizes=bs, seeds=plain['cube'].seeds, n_flat=n_flat,
+    return dict(df=df, by_momentum=by_m, batch_sizes=bs, seeds=plain['cube'].seeds, n_flat=n_flat, first_out=first_out,
                 transition=bs[n_flat - 1], regime_tests=tests, equivalence=flat,
                 lr_grid=(float(df.lr.min()), float(df.lr.max())))
 
@@ -134,7 +138,7 @@ def _slope_check(id, s, cols, margins, need, **side):
 def checks(s: dict, margins: dict) -> list[stats.Check]:
     "The claim's checks, one per spec, on the summary of `analyse`."
     p, bs, nf = s['by_momentum'][0.0], s['batch_sizes'], s['n_flat']
-    small, large = list(range(nf)), list(range(nf, len(bs)))
+    small, large = list(range(nf)), list(range(s.get('first_out', nf), len(bs)))   # shown in each regime
     flat = all_of('flat-small-batch', s['equivalence'][:2], statement=SPEC['flat-small-batch'].statement)
     grows = _slope_check('lr-grows-linearly', s, small, margins, 3, side='above')
     stops = _slope_check('lr-stops-growing', s, large, margins, 2, side='below')
@@ -158,6 +162,10 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
     return out
 
 # %% ../nbs/10_two_regimes.ipynb 27
+def _regime(s: dict, j: int) -> str:
+    "'noise' (shown not worse than the best), 'curvature' (shown worse) or 'undetermined' for batch size index j."
+    return 'noise' if j < s['n_flat'] else 'curvature' if j >= s.get('first_out', s['n_flat']) else 'undetermined'
+
 def table(s: dict) -> pd.DataFrame:
     "Per momentum and batch size: the tuned effective LR, the mean test accuracy with its 95% t-interval, the loss."
     rows = []
@@ -166,7 +174,7 @@ def table(s: dict) -> pd.DataFrame:
             mean, lo, hi, n = stats.t_interval(r['test_acc'][:, j])
             rows.append(dict(momentum=m, batch_size=b, lr=r['lr'][j], lr_fit=r['lr_fit'][j], test_acc=mean,
                              ci_lo=lo, ci_hi=hi, n_seeds=n, train_loss=np.nanmean(r['train_loss'][:, j]),
-                             regime='noise' if j < s['n_flat'] else 'curvature'))
+                             regime=_regime(s, j)))
     return pd.DataFrame(rows)
 
 # %% ../nbs/10_two_regimes.ipynb 30
@@ -187,7 +195,10 @@ def plot(s: dict, path=None, title='two regimes of SGD'):
     axs[1].set(xscale='log', yscale='log', xlabel='batch size B', ylabel='optimal effective LR', title='optimal LR',
                ylim=(s['lr_grid'][0] / 2, s['lr_grid'][1] * 2))
     for ax in axs:
-        ax.axvspan(s['batch_sizes'][0], s['transition'], color='C2', alpha=0.12, label='noise-dominated (not worse than the best)')
+        ax.axvspan(s['batch_sizes'][0], s['transition'], color='C2', alpha=0.12, label='noise-dominated (shown not worse)')
+        if s.get('first_out', len(s['batch_sizes'])) < len(s['batch_sizes']):
+            ax.axvspan(s['batch_sizes'][s['first_out']], s['batch_sizes'][-1], color='C3', alpha=0.08,
+                       label='curvature-dominated (shown worse)')
         ax.legend(fontsize=7)
     fig.suptitle(title); fig.tight_layout()
     return save_figure(fig, path)
