@@ -3,6 +3,7 @@ kernels and under `ATEN_CPU_CAPABILITY=avx2` and `=default` (another CPU's round
 table of outcomes per check per arithmetic.
 
     python benchmarks/verdict_robustness.py [--out DIR] [--arith native avx2 default] [--claims two-regimes ...]
+                                            [--merge]
 
 Each (arithmetic, claim) is `sgd-noise reproduce CLAIM --preset smoke` in a fresh process (the capability is read
 once, when torch loads), with its results store under `DIR/ARITH/`: a rerun resumes from the stores and re-derives
@@ -77,21 +78,26 @@ def main(argv=None) -> int:
     ap.add_argument('--arith', nargs='+', default=list(ARITHS), choices=list(ARITHS))
     ap.add_argument('--claims', nargs='*', help='default: every claim')
     ap.add_argument('--preset', default='smoke')
+    ap.add_argument('--merge', action='store_true', help='keep the rows of earlier runs (other arithmetics or claims)')
     a = ap.parse_args(argv)
     from sgd_noise.contract import claims
     names = a.claims or list(claims())
-    out = Path(a.out); rows = []
+    out = Path(a.out)
+    # rows of earlier invocations (other arithmetics or claims) are kept, so the table can be built up in parts
+    old = HERE / 'verdict_robustness.json'
+    rows = json.loads(old.read_text()).get('rows', []) if old.is_file() and a.merge else []
     for arith in a.arith:
         (out / arith).mkdir(parents=True, exist_ok=True)
         for c in names:
             r = run_one(c, arith, out, a.preset)
-            rows.append(r)
+            rows = [x for x in rows if (x['claim'], x['arith']) != (c, arith)] + [r]
             print(f"{arith:8s} {c:18s} {r.get('seconds', 0):7.0f}s  "
                   + (r['error'] if 'error' in r else ' '.join(f'{k}={v}' for k, v in r['outcomes'].items())),
                   flush=True)
-    md, flips = table(rows, a.arith)
+    ariths = [k for k in ARITHS if any(r['arith'] == k for r in rows)]
+    md, flips = table(rows, ariths)
     meta = dict(date=datetime.date.today().isoformat(), cpu=_cpu(), cores=os.cpu_count(), preset=a.preset,
-                arithmetics={k: ARITHS[k] or "this CPU's own kernels" for k in a.arith})
+                arithmetics={k: ARITHS[k] or "this CPU's own kernels" for k in ariths})
     import torch
     meta['torch'] = torch.__version__
     (HERE / 'verdict_robustness.json').write_text(json.dumps(dict(meta, rows=rows, flips=flips), indent=1) + '\n')
