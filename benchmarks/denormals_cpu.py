@@ -2,21 +2,25 @@
 
 Trains the smoke preset's Adam arm at B=16 (the 40-256-256-10 MLP on MNIST-1D, 10 learning rates x 5 seeds as one
 `mlp`-engine ensemble, L2 5e-4) for STEPS steps, timing each block of BLOCK steps, in a fresh process per setting:
-flush-to-zero on (what importing `sgd_noise.train` sets) or off, at 1 and 2 threads. The switch is per thread and
-PyTorch's worker threads copy it when they start, so each child sets it before its first parallel operation.
+flush-to-zero on or off (set by the child before its first parallel operation: the switch is per thread and
+PyTorch's worker threads copy it when they start), at 1 and 2 threads; and `package`: the child leaves its own
+threads unflushed (after a parallel operation, as a user's session would) and runs the loop through
+`sgd_noise.records.flushing`, the package's loop thread, as `train_group` and `sweep` do.
 Writes benchmarks/denormals_cpu.md.  Usage: python benchmarks/denormals_cpu.py [STEPS] [BLOCK]
 """
 import json, os, statistics, subprocess, sys, time
 
 
-def child(flush: bool, threads: int, steps: int, block: int):
+def child(flush: str, threads: int, steps: int, block: int):
     import torch
     from sgd_noise.engine import _MLPEnsemble
     from sgd_noise.ensemble import EnsembleSampler, gather
     from sgd_noise.models import make_model
     from sgd_noise.train import TrainConfig, get_data
-    torch.set_flush_denormal(flush)   # before any parallel operation: the worker threads copy it when they start
+    from sgd_noise.records import flushing
+    torch.set_flush_denormal(flush == 'on')   # before any parallel operation: the worker threads copy it when they start
     torch.set_num_threads(threads)
+    (torch.ones(1_000_000) * 2).sum()   # the caller's worker threads start now (unflushed unless 'on')
     lrs, seeds = [2.0 ** k for k in range(-12, -2)], range(5)
     cfg = TrainConfig(dataset='mnist1d', model='mlp', n_train=4000, n_test=1000, epochs=20, batch_size=16,
                       weight_decay=5e-4, optimizer='adam')
@@ -25,13 +29,16 @@ def child(flush: bool, threads: int, steps: int, block: int):
     ens = _MLPEnsemble(models, 0.0, cfg.weight_decay, 'adam')
     lr = torch.tensor([l for l in lrs for _ in seeds])
     sampler = EnsembleSampler(data.n_train, cfg.batch_size, [s for _ in lrs for s in seeds])
-    ms = []
-    for _ in range(steps // block):
-        t = time.perf_counter()
-        for _ in range(block):
-            idx = next(sampler)
-            ens.step(gather(data.x_train, idx), gather(data.y_train, idx), lr)
-        ms.append((time.perf_counter() - t) / block * 1e3)
+    def loop():
+        ms = []
+        for _ in range(steps // block):
+            t = time.perf_counter()
+            for _ in range(block):
+                idx = next(sampler)
+                ens.step(gather(data.x_train, idx), gather(data.y_train, idx), lr)
+            ms.append((time.perf_counter() - t) / block * 1e3)
+        return ms
+    ms = flushing(loop)() if flush == 'package' else loop()
     tiny = torch.finfo(torch.float32).tiny
     den = sum(int(((t != 0) & (t.abs() < tiny)).sum()) for t in ens.W + ens.b + ens.adam.m + ens.adam.v)
     cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), 'unknown CPU')
@@ -39,26 +46,30 @@ def child(flush: bool, threads: int, steps: int, block: int):
                           torch=torch.__version__)))
 
 
+FLUSH = dict(off='off', on='on (set in the process)', package="on, in the package's loop thread (`flushing`)")
+
+
 def main(steps: int, block: int):
     rows = []
-    for threads in (1, 2):
-        for flush in (False, True):
-            out = subprocess.run([sys.executable, __file__, 'child', str(int(flush)), str(threads), str(steps),
-                                  str(block)], capture_output=True, text=True, check=True).stdout
-            rows.append(json.loads(out.strip().splitlines()[-1])); print(rows[-1], flush=True)
+    for threads, flush in [(1, 'off'), (1, 'on'), (2, 'off'), (2, 'on'), (2, 'package')]:
+        out = subprocess.run([sys.executable, __file__, 'child', flush, str(threads), str(steps),
+                              str(block)], capture_output=True, text=True, check=True).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1])); print(rows[-1], flush=True)
     head = [f'| threads | flush to zero | denormals at the end | ms per step, each block of {block} steps | '
             f'last block |', '|---|---|---|---|---|']
-    body = [f"| {r['threads']} | {'on' if r['flush'] else 'off'} | {r['denormals']:,} | "
+    body = [f"| {r['threads']} | {FLUSH[r['flush']]} | {r['denormals']:,} | "
             f"{', '.join(f'{v:.1f}' for v in r['ms'])} | {r['ms'][-1]:.1f} |" for r in rows]
     last = {(r['threads'], r['flush']): statistics.mean(r['ms'][-2:]) for r in rows}
-    ratios = [f"{t} thread{'s' if t > 1 else ''}: {last[t, False] / last[t, True]:.1f}x" for t in (1, 2)]
+    ratios = [f"{t} thread{'s' if t > 1 else ''}: {last[t, 'off'] / last[t, 'on']:.1f}x" for t in (1, 2)]
+    ratios.append(f"2 threads, the package's loop thread against flushing set in the process: "
+                  f"{last[2, 'package'] / last[2, 'on']:.2f}x")
     lines = ['# Denormal floats in an Adam ensemble (CPU)', '',
              f"`python benchmarks/denormals_cpu.py {steps} {block}` on {rows[0]['cpu']}, torch {rows[0]['torch']}; "
              'one fresh process per row, run one after another.', '',
              '50 members (10 learning rates x 5 seeds, Adam with L2 5e-4, B=16, 4000 MNIST-1D examples, the '
              '40-256-256-10 MLP) as one `mlp`-engine ensemble: the smoke preset\'s Adam arm of `21_adam_regimes`. '
              'Denormals count the weights and Adam moments below float32\'s smallest normal number (1.2e-38) at the '
-             'end.', ''] + head + body + ['', 'Slow-down without flushing, mean of the last two blocks: '
+             'end.', ''] + head + body + ['', 'Mean of the last two blocks, unflushed against flushed (the slow-down), and the package against the process: '
                                           + '; '.join(ratios) + '.', '']
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'denormals_cpu.md')
     open(path, 'w').write('\n'.join(lines))
@@ -67,6 +78,6 @@ def main(steps: int, block: int):
 
 if __name__ == '__main__':
     if sys.argv[1:2] == ['child']:
-        child(bool(int(sys.argv[2])), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
+        child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
     else:
         main(*(int(a) for a in (sys.argv[1:] + ['3000', '250'][len(sys.argv) - 1:])))

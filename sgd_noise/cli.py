@@ -12,12 +12,13 @@ from .contract import (PLUMBING_PRESETS, claims, claims_table, committed_outcome
                                 load_verdicts, readme_with_table, regressions, run_checks, save_verdict, verdict_lines)
 from .cost import cost
 from .data import DATASETS
+from .metrics import strict_json
 from .models import MODELS
 from .store import ResultStore, check_writable
-from .train import SCHEDULES, SPEED_DEFAULTS, TrainConfig, resolve_device, train
+from .train import SCHEDULES, SPEED_DEFAULTS, TrainConfig, resolve_device, train, validate
 
 # %% auto 0
-__all__ = ['main']
+__all__ = ['INTERRUPTED', 'main']
 
 # %% ../nbs/90_cli.ipynb 4
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -48,17 +49,28 @@ def _speed(a) -> dict:
     d = dict(precision='bf16' if a.bf16 else 'fp32', channels_last=a.channels_last, compile=a.compile)
     return {k: v for k, v in d.items() if v != SPEED_DEFAULTS[k]}
 
+class _AsTyped(float):
+    "A float from the command line that prints as it was typed: an error message quotes `1e39`, not `1e+39`."
+    def __new__(cls, text):
+        self = super().__new__(cls, text); self.text = str(text); return self
+    def __repr__(self): return self.text
+    def __getnewargs__(self): return (self.text,)
+
+def _number(text: str) -> float:
+    try: return _AsTyped(text)
+    except ValueError: raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
+
 def _train_parser(sub):
     t = sub.add_parser('train', help='train one model and print its final metrics', formatter_class=_Help)
     d = TrainConfig()
     t.add_argument('--dataset', default=d.dataset, help=f"one of {', '.join(DATASETS)}")
     t.add_argument('--model', default=d.model, help=f"one of {', '.join(MODELS)}")
     t.add_argument('--batch-size', type=int, default=d.batch_size, help='examples per step')
-    t.add_argument('--lr', type=float, default=d.lr, help='initial learning rate')
-    t.add_argument('--momentum', type=float, default=d.momentum, help='heavy-ball momentum m in [0, 1)')
-    t.add_argument('--weight-decay', type=float, default=d.weight_decay, help='L2 coefficient')
+    t.add_argument('--lr', type=_number, default=d.lr, help='initial learning rate')
+    t.add_argument('--momentum', type=_number, default=d.momentum, help='heavy-ball momentum m in [0, 1)')
+    t.add_argument('--weight-decay', type=_number, default=d.weight_decay, help='L2 coefficient')
     b = t.add_mutually_exclusive_group()
-    b.add_argument('--epochs', type=float, help='budget in epochs (default 10)')
+    b.add_argument('--epochs', type=_number, help='budget in epochs (default 10)')
     b.add_argument('--steps', type=int, help='budget in steps')
     t.add_argument('--schedule', default=d.schedule, help=f"one of {', '.join(SCHEDULES)}")
     t.add_argument('--seed', type=int, default=d.seed, help='initialisation and data order')
@@ -66,10 +78,10 @@ def _train_parser(sub):
     t.add_argument('--n-train', type=int, help="training-set size (default: the dataset's own)")
     t.add_argument('--n-test', type=int, help="test-set size (default: the dataset's own)")
     _speed_args(t)
-    t.add_argument('--label-noise', type=float, default=0.0, help='fraction of training labels made wrong')
+    t.add_argument('--label-noise', type=_number, default=0.0, help='fraction of training labels made wrong')
     t.add_argument('--optimizer', default=d.optimizer, help="sgd, or adam (then --momentum must be 0)")
-    t.add_argument('--swa-start', type=float, help='stochastic weight averaging from this fraction of the budget on')
-    t.add_argument('--swa-lr', type=float, help='the constant LR of the SWA phase (default: the schedule goes on)')
+    t.add_argument('--swa-start', type=_number, help='stochastic weight averaging from this fraction of the budget on')
+    t.add_argument('--swa-lr', type=_number, help='the constant LR of the SWA phase (default: the schedule goes on)')
     t.add_argument('--swa-every', type=int, help='steps between weight averages (default: one epoch)')
     t.add_argument('--no-swa-bn', action='store_true', help='skip recomputing batch-norm statistics for the average')
     t.add_argument('--out', help='write the full result record (JSON) to this file')
@@ -112,11 +124,11 @@ def _write_record(res, path):
     tmp = f'{path}.tmp'
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(tmp, 'w') as fh: json.dump(res.to_dict(), fh, indent=1)
+        with open(tmp, 'w') as fh: fh.write(strict_json(res.to_dict(), indent=1))
         os.replace(tmp, path)
     except OSError as e:
         if os.path.exists(tmp): os.remove(tmp)
-        print(json.dumps(res.to_dict()))
+        print(strict_json(res.to_dict()))
         raise ValueError(f"cannot write --out {path} ({e.strerror}): the record is printed above instead") from None
 
 def _train(a) -> int:
@@ -128,6 +140,8 @@ def _train(a) -> int:
                       optimizer=a.optimizer,
                       swa_start=a.swa_start, swa_lr=a.swa_lr, swa_every=a.swa_every, swa_update_bn=not a.no_swa_bn,
                       **_speed(a))
+    validate(cfg)   # its messages quote the numbers as typed; then plain floats, for the record
+    cfg = TrainConfig(**{k: float(v) if isinstance(v, _AsTyped) else v for k, v in cfg.to_dict().items()})
     res = train(cfg, progress=not a.no_progress)
     f = res.final
     print(f"{res.status}: train loss {f['train_loss']:.4f}, train acc {f['train_acc']:.4f}, "
@@ -254,8 +268,11 @@ def _report(a) -> int:
             return 1
         print(f'{a.readme}: the claims table matches the verdicts in {a.verdicts}')
         return 0
-    try: Path(a.readme).write_text(new)
-    except OSError as e: raise ValueError(f"cannot write {a.readme} ({e.strerror}): give a writable README") from None
+    tmp = Path(f'{a.readme}.tmp')   # written whole or not at all, even if interrupted
+    try: tmp.write_text(new); os.replace(tmp, a.readme)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise ValueError(f"cannot write {a.readme} ({e.strerror}): give a writable README") from None
     print(table)
     return 0
 
@@ -265,6 +282,15 @@ def _salvage(a) -> int:
     lost = f"; lost {len(r['lost'])}: {ids}" if r['lost'] else ''
     print(f"copied {r['copied']} runs from {a.store} to {a.new}{lost}; a sweep on {a.new} trains only the missing ones")
     return 0
+
+# What Ctrl-C leaves behind, per command (exit status 130, as a shell reports a process stopped by SIGINT)
+INTERRUPTED = {
+    None: 'sgd-noise: interrupted',
+    'train': 'sgd-noise train: interrupted; the run did not finish and nothing was written (a rerun starts it again)',
+    'reproduce': 'sgd-noise reproduce: interrupted; finished runs are kept in the results store and a rerun resumes',
+    'report': 'sgd-noise report: interrupted; the README is as it was, or the new table is written whole',
+    'salvage': 'sgd-noise salvage: interrupted; the damaged store was only read: delete the new store and rerun',
+}
 
 def main(argv=None) -> int:
     "Entry point of the `sgd-noise` console script."
@@ -284,6 +310,5 @@ def main(argv=None) -> int:
         print(f'sgd-noise: error: {e}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print('sgd-noise: interrupted; finished runs are kept in the results store and a rerun resumes',
-              file=sys.stderr)
+        print(INTERRUPTED.get(a.command, INTERRUPTED[None]), file=sys.stderr)
         return 130

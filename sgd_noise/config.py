@@ -15,7 +15,7 @@ from .models import MODELS
 
 # %% auto 0
 __all__ = ['SCHEDULES', 'PRECISIONS', 'AUGMENTATIONS', 'SPEED_DEFAULTS', 'SWA_DEFAULTS', 'OPTIMIZERS', 'LOOP_ONLY_DEFAULTS',
-           'CYCLE_DEFAULTS', 'MAX_SEED', 'MAX_STEPS', 'lr_factor', 'TrainConfig', 'validate', 'resolve_device',
+           'CYCLE_DEFAULTS', 'MAX_SEED', 'MAX_STEPS', 'F32', 'lr_factor', 'TrainConfig', 'validate', 'resolve_device',
            'pick_preset', 'StepPlan']
 
 # %% ../nbs/01c_config.ipynb 5
@@ -102,7 +102,10 @@ class TrainConfig:
         # NumPy integers and floats are stored as Python numbers: the config's JSON and id do not change with them
         for f in dataclasses.fields(self): setattr(self, f.name, _plain(getattr(self, f.name)))
 
-    def to_dict(self) -> dict: return _plain(dataclasses.asdict(self))
+    def to_dict(self) -> dict:
+        # not `dataclasses.asdict`: its deep copy made up most of the time a 60,000-config sweep took to start;
+        # `_plain` copies the lists, tuples and dicts a field may hold, which is all the copying a config needs
+        return {f.name: _plain(getattr(self, f.name)) for f in _FIELDS}
 
     @property
     def config_id(self) -> str:
@@ -131,6 +134,8 @@ class TrainConfig:
         if self.steps is not None: return int(self.steps)
         return max(1, round(self.epochs * n_train / self.batch_size))
 
+_FIELDS = dataclasses.fields(TrainConfig)
+
 # %% ../nbs/01c_config.ipynb 11
 def _check(ok: bool, msg: str):
     if not ok: raise ValueError(msg)
@@ -151,6 +156,17 @@ def _check_number(cfg, name, ok, rule, optional=False):
     v = getattr(cfg, name)
     if optional and v is None: return
     _check(_is_num(v) and ok(v), f"{name}={v!r} must be {'None or ' if optional else ''}a finite number {rule}")
+
+F32 = torch.finfo(torch.float32)
+
+def _check_float32(cfg, name):
+    """A number the optimiser computes with in float32: 0 or, in size, from float32's smallest normal number to
+    its largest (the rule for lr, momentum, weight decay: refused, not trained to `diverged`). Beyond the largest
+    it cannot be converted; below the smallest normal it is flushed to 0 in the training loops."""
+    v = getattr(cfg, name)
+    if v is None or v == 0: return
+    _check(F32.tiny <= abs(v) <= F32.max, f"{name}={v!r} is outside float32's range ({F32.tiny:.4g} to {F32.max:.4g} "
+                                          f"in size), in which the optimiser computes: give a value inside it")
 
 def _check_int(cfg, name, lo, hi=None, *, optional=False):
     "An integer (NumPy's too, not a bool) in [lo, hi]."
@@ -184,6 +200,7 @@ def validate(cfg: TrainConfig, n_train: int | None = None) -> TrainConfig:
     _check_number(cfg, 'lr', lambda v: v > 0, '> 0')
     _check_number(cfg, 'momentum', lambda v: 0 <= v < 1, 'in [0, 1)')
     _check_number(cfg, 'weight_decay', lambda v: v >= 0, '>= 0')
+    for f in ('lr', 'momentum', 'weight_decay'): _check_float32(cfg, f)
     _check_budget(cfg, n_train)
     _check_name(cfg, 'schedule', SCHEDULES)
     _check_int(cfg, 'seed', 0, MAX_SEED)
@@ -204,6 +221,7 @@ def validate(cfg: TrainConfig, n_train: int | None = None) -> TrainConfig:
            f"set momentum=0")
     _check_number(cfg, 'swa_start', lambda v: 0 <= v < 1, 'a fraction of the budget in [0, 1)', optional=True)
     _check_number(cfg, 'swa_lr', lambda v: v > 0, '> 0', optional=True)
+    _check_float32(cfg, 'swa_lr')
     _check_int(cfg, 'swa_every', 1, optional=True)
     _check(isinstance(cfg.swa_update_bn, bool), f"swa_update_bn={cfg.swa_update_bn!r} must be True or False")
     if cfg.swa_start is None:

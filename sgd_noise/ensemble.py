@@ -4,7 +4,9 @@
 
 # %% ../nbs/03c_ensembles.ipynb 3
 from __future__ import annotations
-import time, warnings
+import copy, dataclasses, math, time, warnings
+try: import resource   # Unix: the address-space limit
+except ImportError: resource = None
 
 import torch
 import torch.nn as nn
@@ -13,11 +15,12 @@ from .models import make_model, uses_batch_norm
 from .grid import group_key, make_groups
 from .engine import _MLPEnsemble, _VmapEnsemble, is_mlp
 from .metrics import RunResult, chance_level, eval_steps, history_entry, outcome
-from .records import environment, progress_bar
+from .records import environment, flushing, progress_bar
 from .train import LOOP_ONLY_DEFAULTS, TrainConfig, get_data, resolve_device, StepPlan, train, validate
 
 # %% auto 0
-__all__ = ['ENGINES', 'ENSEMBLE_OPTIONS', 'EnsembleSampler', 'gather', 'choose_engine', 'train_group', 'train_models']
+__all__ = ['MEMORY_SHARE', 'ENGINES', 'ENSEMBLE_OPTIONS', 'EnsembleSampler', 'gather', 'free_memory', 'activations_per_example',
+           'GroupPlan', 'plan_group', 'choose_engine', 'train_group', 'group_plan', 'train_models']
 
 # %% ../nbs/03c_ensembles.ipynb 5
 class EnsembleSampler:
@@ -84,6 +87,78 @@ class _Members:
         return out
 
 # %% ../nbs/03c_ensembles.ipynb 9
+MEMORY_SHARE = 0.5   # of the memory free on the device, what one group may plan to use (the rest: data, store, slack)
+
+def _proc_kib(field: str) -> int | None:
+    "A `kB` field of /proc/self/status or /proc/meminfo, in bytes (None where there is no /proc)."
+    path = '/proc/meminfo' if field == 'MemAvailable' else '/proc/self/status'
+    try:
+        with open(path) as fh: return next(int(l.split()[1]) * 1024 for l in fh if l.startswith(field + ':'))
+    except (OSError, StopIteration, ValueError): return None
+
+def free_memory(device) -> int | None:
+    """Bytes this process can still allocate on `device`, or None where nothing says (then groups are not split).
+    CPU: the least of MemAvailable, the address-space limit (RLIMIT_AS) less this process's size, and its cgroup's
+    limit less its usage."""
+    dev = torch.device(device)
+    if dev.type == 'cuda': return torch.cuda.mem_get_info(dev)[0]
+    if dev.type != 'cpu': return None
+    free = [_proc_kib('MemAvailable')]
+    soft = resource.getrlimit(resource.RLIMIT_AS)[0] if resource else None
+    if resource and soft != resource.RLIM_INFINITY: free.append(soft - (_proc_kib('VmSize') or 0))
+    try:
+        lim, use = (open(f'/sys/fs/cgroup/{f}').read().strip() for f in ('memory.max', 'memory.current'))
+        if lim != 'max': free.append(int(lim) - int(use))
+    except (OSError, ValueError): pass
+    free = [f for f in free if f is not None]
+    return max(0, min(free)) if free else None
+
+def activations_per_example(model: nn.Module, input_shape) -> int:
+    "How many numbers one example's forward pass produces: every leaf module's output, measured on `meta` tensors."
+    meta, total = copy.deepcopy(model).to('meta'), [0]
+    def count(mod, inp, out):
+        if not list(mod.children()) and isinstance(out, torch.Tensor): total[0] += out.numel()
+    hooks = [m.register_forward_hook(count) for m in meta.modules()]
+    with torch.no_grad(): meta.eval()(torch.empty(1, *input_shape, device='meta'))
+    for h in hooks: h.remove()
+    return total[0] + math.prod(input_shape)
+
+@dataclasses.dataclass
+class GroupPlan:
+    "How a group of `size` members trains: in `chunks` of at most `members`, evaluating `eval_chunk` examples at once."
+    size: int
+    members: int
+    eval_chunk: int
+    bytes_per_member: int   # the estimated peak, float32
+    budget: int | None      # MEMORY_SHARE of the free memory, in bytes (None: unknown, not split)
+
+    @property
+    def chunks(self) -> int: return -(-self.size // self.members)
+    def split(self, configs: list) -> list[list]:
+        return [configs[i:i + self.members] for i in range(0, len(configs), self.members)]
+    def to_dict(self) -> dict: return {**dataclasses.asdict(self), 'chunks': self.chunks}
+
+def plan_group(configs: list[TrainConfig], model: nn.Module, input_shape, engine: str, *, n_eval: int = 4096,
+               free: int | None = None, share: float | None = None) -> GroupPlan:
+    """The chunks a group trains in, from its per-member peak memory (evaluating sets of up to `n_eval` examples) and
+    `share` (default `MEMORY_SHARE`) of the `free` bytes (default: measured now)."""
+    c0, n = configs[0], len(configs)
+    eval_chunk = min(n_eval, 4096 if engine == 'mlp' else 1024)   # the engines' own evaluation chunks
+    params = sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers())
+    acts = activations_per_example(model, input_shape)
+    state = 3 + (2 if c0.optimizer == 'adam' else 1 if c0.momentum else 0)   # module, stacked copy, gradient, optimiser
+    fixed = 4 * (state * params + 3 * c0.batch_size * acts)
+    per = fixed + 4 * eval_chunk * acts
+    if free is None: free = free_memory(resolve_device(c0.device))
+    budget = None if free is None else int((MEMORY_SHARE if share is None else share) * free)
+    if engine == 'loop' or budget is None or n * per <= budget: return GroupPlan(n, n, eval_chunk, per, budget)
+    members = max(1, budget // per)
+    if per > budget:   # one member alone does not fit: evaluate fewer examples at once
+        eval_chunk = max(1, (budget - fixed) // (4 * acts))
+        per = fixed + 4 * eval_chunk * acts
+    return GroupPlan(n, min(n, members), eval_chunk, per, budget)
+
+# %% ../nbs/03c_ensembles.ipynb 12
 ENGINES = ('auto', 'mlp', 'vmap', 'loop')
 _said = set()
 
@@ -116,8 +191,10 @@ def choose_engine(model: nn.Module, engine: str = 'auto', cfg: TrainConfig | Non
     _say_once(f"{', '.join(missing('vmap'))}: the sweep members train one at a time, through `train`")
     return 'loop'
 
+@flushing
 def train_group(configs: list[TrainConfig], *, data: Dataset | None = None, engine: str = 'auto',
-                progress: bool = True, check_every: int | None = None, return_models: bool = False):
+                progress: bool = True, check_every: int | None = None, return_models: bool = False,
+                plan: GroupPlan | None = None):
     """Train configs that differ only in `lr` and `seed` together; return one `train`-style result dict each.
 
     With `return_models=True`, return `(results, models)` (the trained modules, `None` for diverged members
@@ -132,10 +209,17 @@ def train_group(configs: list[TrainConfig], *, data: Dataset | None = None, engi
     check_every = check_every or (16 if dev.type == 'cuda' else 1)
     data = get_data(c0) if data is None else data.to(dev)
     validate(c0, n_train=data.n_train)
-    models = [make_model(c.model, input_shape=data.input_shape, n_classes=data.n_classes, seed=c.seed,
-                         **c.model_kwargs).to(dev)
-              for c in configs]
-    engine = choose_engine(models[0], engine, c0)
+    first = make_model(c0.model, input_shape=data.input_shape, n_classes=data.n_classes, seed=c0.seed,
+                       **c0.model_kwargs).to(dev)
+    engine = choose_engine(first, engine, c0)
+    plan = plan or plan_group(configs, first, data.input_shape, engine, n_eval=max(data.n_train, data.n_test))
+    if plan.members < len(configs):   # in chunks that fit the memory (see "A group sized to the memory it has")
+        parts = [train_group(part, data=data, engine=engine, progress=progress, check_every=check_every,
+                             return_models=return_models, plan=plan) for part in plan.split(configs)]
+        if not return_models: return [r for part in parts for r in part]
+        return [r for part, _ in parts for r in part], [m for _, ms in parts for m in ms]
+    models = [first] + [make_model(c.model, input_shape=data.input_shape, n_classes=data.n_classes, seed=c.seed,
+                                   **c.model_kwargs).to(dev) for c in configs[1:]]
     if engine == 'loop':
         runs = [train(c, data=data, progress=progress, check_every=check_every) for c in configs]
         res = [r.to_dict() for r in runs]
@@ -148,7 +232,8 @@ def train_group(configs: list[TrainConfig], *, data: Dataset | None = None, engi
                               device=dev)
 
     def record(step):
-        mem.record(step, ens.evaluate(data.x_train, data.y_train) + ens.evaluate(data.x_test, data.y_test))
+        mem.record(step, ens.evaluate(data.x_train, data.y_train, plan.eval_chunk)
+                   + ens.evaluate(data.x_test, data.y_test, plan.eval_chunk))
 
     if 0 in mem.evals: record(0)
     step = 0
@@ -170,13 +255,24 @@ def train_group(configs: list[TrainConfig], *, data: Dataset | None = None, engi
         if step in mem.evals: record(step)
     bar.close()
     res = mem.results(mem.total)
+    for r in res: r['env']['memory_plan'] = plan.to_dict()
     if not return_models: return res
     trained = ens.to_models([models[i] for i in mem.active])
     out = [None] * len(configs)
     for i, m in zip(mem.active, trained): out[i] = m
     return res, out
 
-# %% ../nbs/03c_ensembles.ipynb 11
+# %% ../nbs/03c_ensembles.ipynb 14
+def group_plan(configs: list[TrainConfig], engine: str = 'auto', data: Dataset | None = None) -> GroupPlan:
+    "The memory plan `train_group` makes for `configs` now: `sweep` trains and stores its chunks one by one."
+    c0 = validate(configs[0])
+    data = get_data(c0) if data is None else data
+    first = make_model(c0.model, input_shape=data.input_shape, n_classes=data.n_classes, seed=c0.seed, **c0.model_kwargs)
+    return plan_group(configs, first, data.input_shape, choose_engine(first, engine, c0),
+                      n_eval=max(data.n_train, data.n_test))
+
+# %% ../nbs/03c_ensembles.ipynb 15
+@flushing
 def train_models(configs: list[TrainConfig], *, data: Dataset | None = None, engine: str = 'auto',
                  progress: bool = True) -> list[tuple]:
     """Train `configs` as ensembles, grouped as `sweep` groups them (`data`, if given, serves them all); return

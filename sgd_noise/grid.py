@@ -4,24 +4,39 @@
 
 # %% ../nbs/03a_grid.ipynb 3
 from __future__ import annotations
-import dataclasses, itertools, json
+import dataclasses, itertools, json, math, sys
 
 from .train import TrainConfig, pick_preset
 
 # %% auto 0
-__all__ = ['MEMBER_FIELDS', 'grid', 'preset_configs', 'group_key', 'make_groups']
+__all__ = ['MAX_CONFIGS', 'SAY_FROM', 'MEMBER_FIELDS', 'size_guard', 'grid', 'preset_configs', 'group_key', 'make_groups']
 
 # %% ../nbs/03a_grid.ipynb 5
-def grid(base: TrainConfig | None = None, **axes) -> list[TrainConfig]:
+MAX_CONFIGS = 1_000_000   # a grid or sweep beyond it is refused unless the caller passes allow_large=True: building
+                          # a million configs takes about 25 s and 2 GiB before anything trains
+SAY_FROM = 10_000         # grid and sweep say how many configs and groups they make from this many on (stderr)
+
+def size_guard(n: int, groups: int | None, what: str, allow_large: bool, shape: str = '') -> None:
+    "Refuse `n` configs beyond MAX_CONFIGS in one line, unless `allow_large`; say the size from SAY_FROM on."
+    if n > MAX_CONFIGS and not allow_large:
+        raise ValueError(f"{what} of {n:,} configs{shape} is beyond the limit of {MAX_CONFIGS:,}: split it into "
+                         f"smaller sweeps, or pass allow_large=True")
+    if n >= SAY_FROM and groups is not None: print(f"{what}: {n:,} configs{shape} in {groups:,} groups", file=sys.stderr)
+
+def grid(base: TrainConfig | None = None, *, allow_large: bool = False, **axes) -> list[TrainConfig]:
     ("Every combination of the values in `axes` (lists) applied to `base`: "
-     "`grid(cfg, batch_size=[32, 64], lr=[.1, .2])`.")
+     "`grid(cfg, batch_size=[32, 64], lr=[.1, .2])`. More than `MAX_CONFIGS` configs need `allow_large=True`.")
     base = base or TrainConfig()
     names, fields = list(axes), {f.name for f in dataclasses.fields(base)}
     for n in names:
         if n not in fields: raise ValueError(f"grid axis {n!r} is not a TrainConfig field")
         if isinstance(axes[n], (str, bytes, dict)) or not hasattr(axes[n], '__iter__'):
             raise ValueError(f"grid axis {n}={axes[n]!r} must be a list of values, e.g. {n}=[{axes[n]!r}]")
-    return [base.replace(**dict(zip(names, vals))) for vals in itertools.product(*(list(axes[n]) for n in names))]
+    values = {n: list(axes[n]) for n in names}   # counted before anything is built
+    size = math.prod(len(v) for v in values.values())
+    groups = math.prod(len(v) for n, v in values.items() if n not in MEMBER_FIELDS)
+    size_guard(size, groups, 'grid', allow_large, ' (' + ' × '.join(f'{len(v)} {n}' for n, v in values.items()) + ')')
+    return [base.replace(**dict(zip(names, vals))) for vals in itertools.product(*values.values())]
 
 def preset_configs(presets: dict, preset: str, **overrides) -> list[TrainConfig]:
     "The configs of `presets[preset]` (a dict with a `base` config and grid `axes`); `overrides` replace base fields."

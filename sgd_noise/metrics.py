@@ -4,7 +4,7 @@
 
 # %% ../nbs/01a_metrics.ipynb 3
 from __future__ import annotations
-import dataclasses, math
+import dataclasses, json, math
 from dataclasses import dataclass, field
 
 import torch
@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 # %% auto 0
 __all__ = ['METRICS', 'STALL_MARGIN', 'FINISHED', 'loss_fn', 'task_loss', 'batch_sums', 'evaluate', 'eval_steps', 'RunResult',
-           'nan_metrics', 'history_entry', 'chance_level', 'outcome']
+           'nan_metrics', 'strict_json', 'read_json', 'history_entry', 'chance_level', 'outcome']
 
 # %% ../nbs/01a_metrics.ipynb 5
 METRICS = ('train_loss', 'train_acc', 'test_loss', 'test_acc')
@@ -81,6 +81,30 @@ class RunResult:
         d.pop('model'); return d
 
 def nan_metrics() -> dict: return {k: float('nan') for k in METRICS}
+
+# A diverged run's metrics are NaN, which strict JSON parsers (JavaScript's, jq, Go's) reject: records and store rows
+# write a non-finite float as one of these strings and `read_json` turns them back into floats.
+_NONFINITE = {'NaN': math.nan, 'Infinity': math.inf, '-Infinity': -math.inf}
+
+def _strict(o):
+    if isinstance(o, float) and not math.isfinite(o): return 'NaN' if o != o else ('Infinity' if o > 0 else '-Infinity')
+    if isinstance(o, dict): return {k: _strict(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)): return [_strict(v) for v in o]
+    return o
+
+def strict_json(obj, **kw) -> str:
+    "`json.dumps` that strict parsers accept: NaN and the infinities become the strings 'NaN', 'Infinity', '-Infinity'."
+    return json.dumps(_strict(obj), allow_nan=False, **kw)
+
+def _floats(o):
+    if isinstance(o, str): return _NONFINITE.get(o, o)
+    if isinstance(o, dict): return {k: _floats(v) for k, v in o.items()}
+    if isinstance(o, list): return [_floats(v) for v in o]
+    return o
+
+def read_json(text: str):
+    "Read what `strict_json` wrote (or older JSON with bare NaN): the strings 'NaN', 'Infinity', '-Infinity' as floats."
+    return _floats(json.loads(text))
 
 def history_entry(step: int, epoch: float, lr: float, values, **extra) -> dict:
     "One evaluation of a run: its step, epoch and learning rate, `values` in `METRICS` order, and `extra`."

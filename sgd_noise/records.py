@@ -4,13 +4,14 @@
 
 # %% ../nbs/01b_records.ipynb 3
 from __future__ import annotations
-import os, platform
+import ctypes, functools, os, platform, threading
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from tqdm.auto import tqdm
 
 # %% auto 0
-__all__ = ['environment', 'progress_bar']
+__all__ = ['environment', 'progress_bar', 'flushing']
 
 # %% ../nbs/01b_records.ipynb 4
 def environment(device) -> dict:
@@ -26,3 +27,34 @@ def progress_bar(iterable=None, *, progress: bool = True, **kw):
     thousands of bar updates can overflow the message queue nbval reads)."""
     off = not progress or os.environ.get('SGD_NOISE_PROGRESS', '1') == '0'
     return tqdm(iterable, disable=off, delay=2, mininterval=1.0, **kw)
+
+# %% ../nbs/01b_records.ipynb 7
+_local = threading.local()
+_loop: dict = dict(thread=None, ident=None)   # the package's loop thread (one per process, started on first use)
+
+def _start_loop_thread():
+    torch.set_flush_denormal(True)   # before this thread's first parallel operation: its OpenMP workers copy it
+    _local.inside, _loop['ident'] = True, threading.get_ident()
+
+def flushing(fn):
+    "Decorator: run `fn` in the package's loop thread, where denormal floats are flushed to zero (see above)."
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        if getattr(_local, 'inside', False) or os.environ.get('SGD_NOISE_FLUSH_DENORMALS', '1') == '0':
+            return fn(*args, **kwargs)
+        if _loop['thread'] is None:
+            _loop['thread'] = ThreadPoolExecutor(1, thread_name_prefix='sgd_noise-loop', initializer=_start_loop_thread)
+        threads, grad = torch.get_num_threads(), torch.is_grad_enabled()
+        def job():
+            if torch.get_num_threads() != threads: torch.set_num_threads(threads)
+            with torch.set_grad_enabled(grad): return fn(*args, **kwargs)
+        fut = _loop['thread'].submit(job)
+        while True:
+            try: return fut.result()
+            except KeyboardInterrupt:
+                if fut.done() or fut.cancel(): raise   # finished, or not started yet
+                # Ctrl-C reaches only the main thread: raise it in the loop thread too (at its next Python line)
+                # and wait for the loop to stop as it stops on Ctrl-C, keeping what it finished
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(_loop['ident']),
+                                                           ctypes.py_object(KeyboardInterrupt))
+    return run

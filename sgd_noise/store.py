@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib, json, os, shutil, sqlite3, time
 from pathlib import Path
 
+from .metrics import read_json, strict_json
 from .train import TrainConfig
 
 # %% auto 0
@@ -179,8 +180,8 @@ class ResultStore:
 
     def add(self, results: list[dict]) -> int:
         "Insert results (dicts from `train_group`) in one transaction; returns how many were new."
-        rows = [(TrainConfig(**r['config']).config_id, json.dumps(r['config']), r['status'], json.dumps(r['final']),
-                 json.dumps(r['history']), r['steps_done'], r['diverged_at'], r['wall_time'], json.dumps(r['env']),
+        rows = [(TrainConfig(**r['config']).config_id, json.dumps(r['config']), r['status'], strict_json(r['final']),
+                 strict_json(r['history']), r['steps_done'], r['diverged_at'], r['wall_time'], strict_json(r['env']),
                  time.time()) for r in results]
         return self._insert(rows)
 
@@ -216,7 +217,7 @@ class ResultStore:
         "A row as the dict `train_group` returns; a field that is not JSON is a one-line error naming the run."
         d = dict(zip(_COLUMNS[1:], row[1:]))
         for k in _JSON:
-            try: d[k] = json.loads(d[k])
+            try: d[k] = read_json(d[k])
             except (TypeError, ValueError) as e:
                 raise ValueError(f"results store {self.path}: run {row[0]} has a damaged {k} ({e}); copy the other "
                                  f"runs to a new store with `sgd-noise salvage {self.path} NEW.sqlite` and resume from "

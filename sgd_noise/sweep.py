@@ -8,12 +8,12 @@ import os
 from concurrent.futures import Executor, as_completed
 
 import pandas as pd
-from .records import progress_bar
+from .records import flushing, progress_bar
 from .train import TrainConfig, validate
-from .grid import MEMBER_FIELDS, grid, group_key, make_groups, preset_configs
+from .grid import MAX_CONFIGS, SAY_FROM, MEMBER_FIELDS, size_guard, grid, group_key, make_groups, preset_configs
 from .engine import is_mlp
-from .ensemble import (ENGINES, ENSEMBLE_OPTIONS, EnsembleSampler, choose_engine, gather, train_group,
-                                train_models)
+from .ensemble import (ENGINES, ENSEMBLE_OPTIONS, EnsembleSampler, choose_engine, gather, group_plan,
+                                train_group, train_models)
 from .store import ResultStore, check_writable
 from .analysis import (CONFIG_COLUMNS, Cube, at_tuned, best_lr, diverged_fraction, metric_cube, results_frame,
                                 seed_stats, tune_lr, tuned)
@@ -31,22 +31,30 @@ _all_ = ['MEMBER_FIELDS', 'ENGINES', 'ENSEMBLE_OPTIONS', 'CONFIG_COLUMNS', 'grid
          'metric_cube', 'tune_lr', 'at_tuned', 'tuned']
 
 # %% ../nbs/03_sweep.ipynb 7
+@flushing
 def run_group(configs: list[dict], engine: str = 'auto', progress: bool = False) -> list[dict]:
     "Train one group from plain dicts and return plain dicts: the picklable unit of work of a sweep."
     return train_group([TrainConfig(**c) for c in configs], engine=engine, progress=progress)
 
+@flushing
 def sweep(configs: list[TrainConfig], *, store: ResultStore | str | os.PathLike | None = None,
           executor: Executor | None = None, engine: str = 'auto', max_members: int | None = None,
-          progress: bool = True) -> pd.DataFrame:
-    "Train every config (skipping those already in `store`) as ensembles; return one row per config."
-    configs = list({c.config_id: validate(c) for c in configs}.values())
+          progress: bool = True, allow_large: bool = False) -> pd.DataFrame:
+    """Train every config (skipping those already in `store`) as ensembles; return one row per config. More than
+    `MAX_CONFIGS` configs need `allow_large=True`."""
+    configs = list(configs)
+    if len(configs) > MAX_CONFIGS: size_guard(len(configs), None, 'sweep', allow_large)
+    by_id: dict = {}
+    for c in configs: by_id[c.config_id] = validate(c)   # each config's id is computed once
+    ids, configs = list(by_id), list(by_id.values())
     store = ResultStore(store) if store is not None and not isinstance(store, ResultStore) else store
     done = store.finished() if store is not None else set()
-    todo = [c for c in configs if c.config_id not in done]
+    todo = [c for i, c in zip(ids, configs) if i not in done]
     if store is not None and todo:  # before any training: a store that cannot take them, a damaged row
         store.check_can_add(len(todo), len(configs))
-        store.results([c.config_id for c in configs if c.config_id in done])
+        store.results([i for i in ids if i in done])
     groups = make_groups(todo, max_members)
+    if len(todo) >= SAY_FROM: size_guard(len(todo), len(groups), 'sweep', True, ' to train')
     mem: list[dict] = []
     def keep(res):
         if store is not None: store.add(res)
@@ -54,11 +62,12 @@ def sweep(configs: list[TrainConfig], *, store: ResultStore | str | os.PathLike 
     bar = progress_bar(total=len(todo), progress=progress, desc='sweep', unit='run')
     if executor is None:
         for g in groups:
-            keep(train_group(g, engine=engine, progress=progress)); bar.update(len(g))
+            plan = group_plan(g, engine)   # chunks that fit the memory, each stored as it finishes
+            for part in plan.split(g):
+                keep(train_group(part, engine=engine, progress=progress, plan=plan)); bar.update(len(part))
     else:
         futs = {executor.submit(run_group, [c.to_dict() for c in g], engine): len(g) for g in groups}
         for f in as_completed(futs): keep(f.result()); bar.update(futs[f])
     bar.close()
-    ids = [c.config_id for c in configs]
     found = store.results(ids) if store is not None else mem
     return results_frame(found, order=ids)

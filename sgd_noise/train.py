@@ -16,7 +16,7 @@ from .data import Dataset, MinibatchSampler, data_root, load_dataset
 from .models import make_model
 from .metrics import (METRICS, RunResult, chance_level, eval_steps, evaluate, history_entry, loss_fn,
                                nan_metrics, outcome)
-from .records import environment, progress_bar
+from .records import environment, flushing, progress_bar
 
 # %% auto 0
 __all__ = ['AUGMENT', 'with_label_noise', 'get_data', 'crop_flip', 'shift_noise', 'train', 'StepPlan', 'SCHEDULES', 'PRECISIONS',
@@ -87,10 +87,7 @@ def shift_noise(x: torch.Tensor, generator: torch.Generator, noise: float = 0.1)
 
 AUGMENT = {'crop-flip': crop_flip, 'shift-noise': shift_noise}
 
-# %% ../nbs/02_train.ipynb 16
-torch.set_flush_denormal(True)   # see above: denormal floats are slow on x86 and below the weights' rounding
-
-# %% ../nbs/02_train.ipynb 18
+# %% ../nbs/02_train.ipynb 17
 def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = True, check_every: int = 1,
           on_eval=None, init: dict | None = None) -> RunResult:
     """Train one model as `cfg` says and return its `RunResult`.

@@ -4,7 +4,7 @@ Each case checks the same two things: nothing finished is lost (every run that w
 the numbers it had) and nothing is recomputed (a resumed sweep trains only what is missing, and stored rows keep
 their `finished_at`). Runs are compared bit for bit with one uninterrupted sweep, trained on one thread in every
 process: the same machine and thread count give the same bits (see "What is reproducible" in 03_sweep)."""
-import contextlib, json, os, random, shutil, signal, sqlite3, subprocess, sys, time
+import contextlib, json, math, os, random, shutil, signal, sqlite3, subprocess, sys, time
 
 import pytest
 import torch
@@ -308,3 +308,92 @@ def test_reproduce_reads_a_store_from_read_only_media(tmp_path, capsys):
         err = capsys.readouterr().err
         assert 'cannot be written (read-only file system' in err and err.count('\n') == 1
         assert sorted(os.listdir(arch)) == ['two-regimes-tiny.sqlite']
+
+
+# ---------------------------------------------------------------- Ctrl-C, the caller's arithmetic, strict JSON (issue 27)
+
+def _sigint_after(args, wait_for, tmp_path, delay=0.0):
+    """Start `sgd-noise ARGS`, send SIGINT once `wait_for()` is true (then after `delay` s); return (rc, stderr)."""
+    env = dict(os.environ, SGD_NOISE_PROGRESS='0', PYTHONUNBUFFERED='1')
+    cmd = [os.path.join(os.path.dirname(sys.executable), 'sgd-noise')] + args
+    p = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while not wait_for() and p.poll() is None and time.time() - t0 < 120: time.sleep(0.05)
+    time.sleep(delay)
+    assert p.poll() is None, 'the command ended before it could be interrupted: make the workload larger'
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    return p.returncode, err
+
+
+def _one_line(err):
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1 and 'Traceback' not in err, err
+    return lines[0]
+
+
+def test_ctrl_c_while_starting_is_one_line(tmp_path):
+    rc, err = _sigint_after(['list'], lambda: True, tmp_path, delay=0.3)   # during the imports
+    assert rc == 130 and _one_line(err).startswith('sgd-noise: interrupted'), (rc, err)
+
+
+def test_ctrl_c_in_train_says_what_train_leaves(tmp_path):
+    rc, err = _sigint_after(['train', '--dataset', 'mnist1d', '--epochs', '200', '--out', 'r.json'],
+                            lambda: True, tmp_path, delay=6)
+    line = _one_line(err)
+    assert rc == 130 and line.startswith('sgd-noise train: interrupted') and 'store' not in line, (rc, err)
+    assert not (tmp_path / 'r.json').exists()
+
+
+def test_ctrl_c_in_reproduce_keeps_the_finished_runs(tmp_path):
+    from sgd_noise.store import ResultStore
+    store = tmp_path / 'results' / 'two-regimes-tiny.sqlite'   # its groups store one by one, in about 10 s
+    def some_stored():
+        try: return store.exists() and len(ResultStore(str(store)).finished()) > 0
+        except Exception: return False
+    rc, err = _sigint_after(['reproduce', 'two-regimes', '--preset', 'tiny', '--results', 'results'], some_stored,
+                            tmp_path)
+    assert rc == 130 and _one_line(err).startswith('sgd-noise reproduce: interrupted; finished runs are kept'), err
+    assert len(ResultStore(str(store)).finished()) > 0
+
+
+_ARITHMETIC = '''
+import importlib, json, math, pkgutil, torch
+def floats(): return dict(denormal=float('5e-324') > 0, ulp=math.ulp(0.0) > 0,
+                          torch=(torch.tensor([1e-39]) * 1.0).item() > 0,
+                          parallel=int((torch.full((2_000_000,), 1e-39) * 1.0 != 0).sum()))
+out = dict(before=floats())
+import sgd_noise
+for m in pkgutil.iter_modules(sgd_noise.__path__): importlib.import_module(f'sgd_noise.{m.name}')
+out['imported'] = floats()
+from sgd_noise.records import flushing
+from sgd_noise.train import TrainConfig, train
+train(TrainConfig(dataset='mnist1d', model='mlp', steps=5, optimizer='adam', lr=1e-3), progress=False)
+out['trained'] = floats()
+out['inside'] = flushing(floats)()
+print(json.dumps(out))
+'''
+
+
+def test_the_package_leaves_the_callers_arithmetic_alone():
+    """Importing every module and training leave float arithmetic as it was (denormals kept, in Python, in torch,
+    in torch's worker threads); inside the package's loops denormals are flushed, on every thread."""
+    r = subprocess.run([sys.executable, '-c', _ARITHMETIC], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, SGD_NOISE_PROGRESS='0'))
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    caller = dict(denormal=True, ulp=True, torch=True, parallel=2_000_000)
+    assert out['before'] == out['imported'] == out['trained'] == caller, out
+    assert out['inside'] == dict(denormal=False, ulp=False, torch=False, parallel=0), out
+
+
+def test_a_diverged_record_is_strict_json(tmp_path):
+    from sgd_noise.metrics import read_json
+    r = subprocess.run([sys.executable, '-c', 'import sys; from sgd_noise.launch import main; sys.exit(main())',
+                        'train', '--dataset', 'mnist1d', '--steps', '3', '--lr', '1e30', '--out', 'r.json',
+                        '--no-progress'], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.startswith('diverged'), r.stderr
+    text = (tmp_path / 'r.json').read_text()
+    def refuse(c): raise ValueError(f'{c} is not JSON')
+    json.loads(text, parse_constant=refuse)   # what a strict parser accepts
+    final = read_json(text)['final']
+    assert all(math.isnan(v) for v in final.values()), final
