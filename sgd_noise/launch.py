@@ -5,7 +5,7 @@
 # %% auto 0
 __all__ = ['main']
 
-# %% ../nbs/91_launch.ipynb 2
+# %% ../nbs/91_launch.ipynb 3
 def main(argv=None) -> int:
     "Entry point of the `sgd-noise` console script: `sgd_noise.cli.main`, with Ctrl-C during its imports handled."
     import sys
