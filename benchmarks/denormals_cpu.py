@@ -5,10 +5,12 @@ Trains the smoke preset's Adam arm at B=16 (the 40-256-256-10 MLP on MNIST-1D, 1
 flush-to-zero on or off (set by the child before its first parallel operation: the switch is per thread and
 PyTorch's worker threads copy it when they start), at 1 and 2 threads; and `package`: the child leaves its own
 threads unflushed (after a parallel operation, as a user's session would) and runs the loop through
-`sgd_noise.records.flushing`, the package's loop thread, as `train_group` and `sweep` do.
+`sgd_noise.records.flushing`, the package's loop thread, as `train_group` and `sweep` do. Every row but the last sets
+glibc's malloc thresholds as the package's loops do (`records._tune_malloc`: otherwise page faults, not denormals,
+dominate the step); the last (`package, malloc as glibc left it`, SGD_NOISE_MALLOC=0) shows what that setting buys.
 Writes benchmarks/denormals_cpu.md.  Usage: python benchmarks/denormals_cpu.py [STEPS] [BLOCK]
 """
-import json, os, statistics, subprocess, sys, time
+import json, os, resource, statistics, subprocess, sys, time
 
 
 def child(flush: str, threads: int, steps: int, block: int):
@@ -17,7 +19,8 @@ def child(flush: str, threads: int, steps: int, block: int):
     from sgd_noise.ensemble import EnsembleSampler, gather
     from sgd_noise.models import make_model
     from sgd_noise.train import TrainConfig, get_data
-    from sgd_noise.records import flushing
+    from sgd_noise.records import flushing, _tune_malloc
+    if flush != 'untuned': _tune_malloc()   # 'untuned': the package's loop, with SGD_NOISE_MALLOC=0 in its environment
     torch.set_flush_denormal(flush == 'on')   # before any parallel operation: the worker threads copy it when they start
     torch.set_num_threads(threads)
     (torch.ones(1_000_000) * 2).sum()   # the caller's worker threads start now (unflushed unless 'on')
@@ -38,31 +41,36 @@ def child(flush: str, threads: int, steps: int, block: int):
                 ens.step(gather(data.x_train, idx), gather(data.y_train, idx), lr)
             ms.append((time.perf_counter() - t) / block * 1e3)
         return ms
-    ms = flushing(loop)() if flush == 'package' else loop()
+    ms = flushing(loop)() if flush in ('package', 'untuned') else loop()
     tiny = torch.finfo(torch.float32).tiny
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     den = sum(int(((t != 0) & (t.abs() < tiny)).sum()) for t in ens.W + ens.b + ens.adam.m + ens.adam.v)
     cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), 'unknown CPU')
-    print(json.dumps(dict(flush=flush, threads=threads, ms=ms, denormals=den, cpu=f'{cpu} ({os.cpu_count()} cores)',
+    print(json.dumps(dict(flush=flush, threads=threads, ms=ms, denormals=den, faults=faults, cpu=f'{cpu} ({os.cpu_count()} cores)',
                           torch=torch.__version__)))
 
 
-FLUSH = dict(off='off', on='on (set in the process)', package="on, in the package's loop thread (`flushing`)")
+FLUSH = dict(off='off', on='on (set in the process)', package="on, in the package's loop thread (`flushing`)",
+             untuned="on, in the package's loop thread, malloc as glibc left it")
 
 
 def main(steps: int, block: int):
     rows = []
-    for threads, flush in [(1, 'off'), (1, 'on'), (2, 'off'), (2, 'on'), (2, 'package')]:
+    for threads, flush in [(1, 'off'), (1, 'on'), (2, 'off'), (2, 'on'), (2, 'package'), (2, 'untuned')]:
+        env = dict(os.environ, SGD_NOISE_MALLOC='0' if flush == 'untuned' else '1')
         out = subprocess.run([sys.executable, __file__, 'child', flush, str(threads), str(steps),
-                              str(block)], capture_output=True, text=True, check=True).stdout
+                              str(block)], capture_output=True, text=True, check=True, env=env).stdout
         rows.append(json.loads(out.strip().splitlines()[-1])); print(rows[-1], flush=True)
-    head = [f'| threads | flush to zero | denormals at the end | ms per step, each block of {block} steps | '
-            f'last block |', '|---|---|---|---|---|']
-    body = [f"| {r['threads']} | {FLUSH[r['flush']]} | {r['denormals']:,} | "
+    head = [f'| threads | flush to zero | denormals at the end | page faults (process) | ms per step, each block of '
+            f'{block} steps | last block |', '|---|---|---|---|---|---|']
+    body = [f"| {r['threads']} | {FLUSH[r['flush']]} | {r['denormals']:,} | {r['faults']:,} | "
             f"{', '.join(f'{v:.1f}' for v in r['ms'])} | {r['ms'][-1]:.1f} |" for r in rows]
     last = {(r['threads'], r['flush']): statistics.mean(r['ms'][-2:]) for r in rows}
     ratios = [f"{t} thread{'s' if t > 1 else ''}: {last[t, 'off'] / last[t, 'on']:.1f}x" for t in (1, 2)]
     ratios.append(f"2 threads, the package's loop thread against flushing set in the process: "
                   f"{last[2, 'package'] / last[2, 'on']:.2f}x")
+    ratios.append(f"2 threads, the package's loop thread with malloc as glibc left it against tuned: "
+                  f"{last[2, 'untuned'] / last[2, 'package']:.2f}x")
     lines = ['# Denormal floats in an Adam ensemble (CPU)', '',
              f"`python benchmarks/denormals_cpu.py {steps} {block}` on {rows[0]['cpu']}, torch {rows[0]['torch']}; "
              'one fresh process per row, run one after another.', '',

@@ -147,15 +147,16 @@ def plan_group(configs: list[TrainConfig], model: nn.Module, input_shape, engine
     params = sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers())
     acts = activations_per_example(model, input_shape)
     state = 3 + (2 if c0.optimizer == 'adam' else 1 if c0.momentum else 0)   # module, stacked copy, gradient, optimiser
-    fixed = 4 * (state * params + 3 * c0.batch_size * acts)
-    per = fixed + 4 * eval_chunk * acts
+    # a step's activations are freed before an evaluation: the peak is the larger of the two, over the state
+    fixed, step = 4 * state * params, 4 * 3 * c0.batch_size * acts
+    per = fixed + max(step, 4 * eval_chunk * acts)
     if free is None: free = free_memory(resolve_device(c0.device))
     budget = None if free is None else int((MEMORY_SHARE if share is None else share) * free)
     if engine == 'loop' or budget is None or n * per <= budget: return GroupPlan(n, n, eval_chunk, per, budget)
     members = max(1, budget // per)
     if per > budget:   # one member alone does not fit: evaluate fewer examples at once
         eval_chunk = max(1, (budget - fixed) // (4 * acts))
-        per = fixed + 4 * eval_chunk * acts
+        per = fixed + max(step, 4 * eval_chunk * acts)
     return GroupPlan(n, min(n, members), eval_chunk, per, budget)
 
 # %% ../nbs/03c_ensembles.ipynb 12

@@ -11,7 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 # %% auto 0
-__all__ = ['environment', 'progress_bar', 'flushing']
+__all__ = ['MMAP_THRESHOLD', 'TRIM_THRESHOLD', 'environment', 'progress_bar', 'flushing']
 
 # %% ../nbs/01b_records.ipynb 4
 def environment(device) -> dict:
@@ -30,7 +30,18 @@ def progress_bar(iterable=None, *, progress: bool = True, **kw):
 
 # %% ../nbs/01b_records.ipynb 7
 _local = threading.local()
-_loop: dict = dict(thread=None, ident=None)   # the package's loop thread (one per process, started on first use)
+_loop: dict = dict(thread=None, ident=None, malloc=None)   # the package's loop thread (one per process, started on first use)
+
+MMAP_THRESHOLD, TRIM_THRESHOLD = 32 * 2**20, 64 * 2**20   # glibc's largest mmap threshold is 32 MiB on 64-bit
+
+def _tune_malloc() -> bool:
+    "Set glibc's mmap and trim thresholds (see above); False where the C library has no `mallopt` or it refuses."
+    if os.environ.get('SGD_NOISE_MALLOC', '1') == '0': return False
+    try: libc = ctypes.CDLL(None)
+    except OSError: return False
+    mallopt = getattr(libc, 'mallopt', None)
+    if mallopt is None: return False
+    return bool(mallopt(-3, MMAP_THRESHOLD)) & bool(mallopt(-1, TRIM_THRESHOLD))   # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
 
 def _start_loop_thread():
     torch.set_flush_denormal(True)   # before this thread's first parallel operation: its OpenMP workers copy it
@@ -40,6 +51,7 @@ def flushing(fn):
     "Decorator: run `fn` in the package's loop thread, where denormal floats are flushed to zero (see above)."
     @functools.wraps(fn)
     def run(*args, **kwargs):
+        if _loop['malloc'] is None: _loop['malloc'] = _tune_malloc()   # once per process, before the first loop
         if getattr(_local, 'inside', False) or os.environ.get('SGD_NOISE_FLUSH_DENORMALS', '1') == '0':
             return fn(*args, **kwargs)
         if _loop['thread'] is None:
