@@ -47,6 +47,17 @@ def configs(preset: str = 'smoke', **overrides) -> dict[str, list[TrainConfig]]:
     adam = [c.replace(optimizer='adam', lr=a) for c in sgd if c.lr == lr0 for a in p['adam_lrs']]
     return dict(sgd=sgd, adam=adam)
 
+# Power (`contract.check_power`), declared before the next run: the parts each preset cannot power at its
+# scale, from a pilot (the committed verdict at that preset); the parts not named are declared powered.
+PRESETS['smoke']['underpowered'] = {
+    'adam-equal-small': ('pilot: the committed smoke verdict (2026-12-05, AMD EPYC): half-width 0.0118 > 0.01 '
+                         '(half the margin) at n=5; about 7 seeds would power it'),
+    'adam-better-large': ('pilot: the committed smoke verdict (2026-12-05, AMD EPYC): half-width 0.0104 > '
+                          '0.005 (half the margin) at n=5; about 22 seeds would power it'),
+    'adam-gain-grows': ('pilot: the committed smoke verdict (2026-12-05, AMD EPYC): half-width 0.0199 > 0.005 '
+                        '(half the margin) at n=5; about 79 seeds would power it'),
+}
+
 # %% ../nbs/21_adam_regimes.ipynb 10
 def run(preset: str = 'smoke', *, store=None, sgd_store=None, progress: bool = True, **overrides) -> dict:
     """Run (or resume) both arms: {'sgd': frame, 'adam': frame}, one row per run. The SGD runs go to `sgd_store`

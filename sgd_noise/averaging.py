@@ -95,6 +95,13 @@ PRESETS = {
                            lr_large=0.2, lr_small=0.05, seeds=[0, 1, 2], n_curvature=2000, trace_samples=30)),
 }
 
+# Power (`contract.check_power`), declared before the next run: the parts each preset cannot power at its
+# scale, from a pilot (the committed verdict at that preset); the parts not named are declared powered.
+PRESETS['smoke']['underpowered'] = {
+    'net-avg-smaller-spread': ('pilot: the committed smoke verdict (2026-12-05, AMD EPYC): half-width 1.45 > '
+                               '0.5 (half the margin) at n=5; about 43 seeds would power it'),
+}
+
 # %% ../nbs/16_averaging.ipynb 15
 SPECS = [
     Spec('toy-small-step-stays', 'at a small step, last iterates and averages stay in the basin they started in',

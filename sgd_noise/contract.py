@@ -16,10 +16,11 @@ from .store import ResultStore
 from .train import environment, pick_preset
 
 # %% auto 0
-__all__ = ['GPU_SCALE', 'PLUMBING_PRESETS', 'TABLE_START', 'TABLE_END', 'Spec', 'Claim', 'claims', 'get_claim', 'preregistration',
-           'criteria_changes', 'run_checks', 'verdict_lines', 'committed_outcomes', 'regressions', 'label', 'verdict',
-           'all_of', 'findings', 'verdict_record', 'save_verdict', 'load_verdicts', 'claims_table', 'readme_with_table',
-           'save_figure', 'edge_optima', 'grid_edge_check', 'notebook_preset', 'committed_run', 'pick_preset']
+__all__ = ['GPU_SCALE', 'PLUMBING_PRESETS', 'POWER_SHARE', 'POWER_ORDER', 'TABLE_START', 'TABLE_END', 'Spec', 'Claim', 'claims',
+           'get_claim', 'preregistration', 'criteria_changes', 'run_checks', 'verdict_lines', 'committed_outcomes',
+           'regressions', 'label', 'verdict', 'all_of', 'findings', 'power_scale', 'check_power', 'power_line',
+           'verdict_record', 'save_verdict', 'load_verdicts', 'claims_table', 'readme_with_table', 'save_figure',
+           'edge_optima', 'grid_edge_check', 'notebook_preset', 'committed_run', 'pick_preset']
 
 # %% ../nbs/09_contract.ipynb 5
 @dataclass(frozen=True)
@@ -74,9 +75,10 @@ class Claim:
             if bad:
                 raise ValueError(f"claim {self.name}: known failures of preset {p!r} name unknown checks {sorted(bad)}")
         for p, d in self.presets.items():
-            bad = set(d.get('margins', {})) - set(ids)
-            if bad:
-                raise ValueError(f"claim {self.name}: preset {p!r} declares margins for unknown checks {sorted(bad)}")
+            for key in ('margins', 'underpowered'):
+                bad = set(d.get(key, {})) - set(ids)
+                if bad:
+                    raise ValueError(f"claim {self.name}: preset {p!r} declares {key} for unknown checks {sorted(bad)}")
 
     def preset(self, name: str) -> dict:
         "The preset `name`; an unknown name is a one-line error listing the choices."
@@ -85,6 +87,10 @@ class Claim:
     def margins(self, preset: str) -> dict:
         "{spec id: margin value} declared by `preset`."
         return {k: v[0] for k, v in self.preset(preset).get('margins', {}).items()}
+
+    def underpowered(self, preset: str) -> dict:
+        "{spec id: why}: the parts `preset` declares it cannot power (see `check_power`)."
+        return dict(self.preset(preset).get('underpowered', {}))
 
     def spec(self, id: str) -> Spec:
         return next(s for s in self.specs if s.id == id)
@@ -204,6 +210,7 @@ def verdict(claim: Claim, checks: list[Check], preset: str, *, strict: bool = Tr
             print(f"NOTE: {c.id} is {c.outcome} in this run; the committed verdict has it {was}")
     lab, counts = label(claim, checks)
     print(f"{claim.name} ({preset}): {lab.upper()} — {counts}")
+    print(power_line(check_power(claim, checks, preset)))
     bad = regressions(claim, checks, preset, committed)
     if strict and bad:
         raise AssertionError(f"{claim.name}: checks that held in the committed verdict are contradicted now: "
@@ -241,6 +248,40 @@ def findings(checks: list[Check]) -> str:
     return '\n'.join(out[1:])
 
 # %% ../nbs/09_contract.ipynb 15
+POWER_SHARE = 0.5   # powered: the interval's half-width is at most this share of the margin
+
+def power_scale(c: Check) -> float | None:
+    """The margin a check's interval has to resolve: a scalar margin's size, or half the width of a `(lo, hi)` band;
+    None for a margin of 0 or an open band (no effect size declared) and where there is no interval."""
+    if not all(math.isfinite(v) for v in c.interval): return None
+    m = c.margin
+    if isinstance(m, tuple):
+        ok = len(m) == 2 and all(isinstance(v, (int, float)) and math.isfinite(v) for v in m)
+        return (m[1] - m[0]) / 2 if ok and m[1] > m[0] else None
+    return abs(m) if isinstance(m, (int, float)) and math.isfinite(m) and m != 0 else None
+
+def check_power(claim: Claim, checks: list[Check], preset: str) -> dict[str, str]:
+    "{check id: its power status} (see above) under the declarations of `preset`."
+    declared, design = claim.underpowered(preset), {s.id for s in claim.specs if s.design}
+    def status(c):
+        if c.id in design: return 'design check'
+        if c.id in declared: return 'underpowered (declared)'
+        if c.n == 0: return 'exact'
+        scale = power_scale(c)
+        if scale is None: return 'no effect size'
+        return 'powered' if c.half_width <= POWER_SHARE * scale else 'UNDERPOWERED in this run'
+    return {c.id: status(c) for c in checks}
+
+POWER_ORDER = ('powered', 'UNDERPOWERED in this run', 'underpowered (declared)', 'no effect size', 'exact',
+               'design check')
+
+def power_line(power: dict[str, str]) -> str:
+    "One line: how many parts are powered, and which are not, by status."
+    by = {s: [k for k, v in power.items() if v == s] for s in POWER_ORDER}
+    rest = '; '.join(f"{s}: {', '.join(by[s])}" for s in POWER_ORDER[1:] if by[s])
+    return f"power (half-width <= {POWER_SHARE:g} x margin): {len(by['powered'])} powered" + (f'; {rest}' if rest else '')
+
+# %% ../nbs/09_contract.ipynb 17
 def _cpu() -> str:
     "The processor's name where the system says it (Linux), else the architecture."
     try:
@@ -257,7 +298,7 @@ def verdict_record(claim: Claim, preset: str, checks: list[Check], *, device='cp
     return dict(claim=claim.name, preset=preset, title=claim.title, paper=claim.paper, notebook=claim.notebook,
                 label=lab, counts=counts, level=LEVEL, design=[s.id for s in claim.specs if s.design],
                 checks=[c.to_dict() for c in checks], known_failures=sorted(claim.known_failures.get(preset, {})),
-                date=datetime.date.today().isoformat(), env=env, **meta)
+                power=check_power(claim, checks, preset), date=datetime.date.today().isoformat(), env=env, **meta)
 
 def save_verdict(folder, claim: Claim, preset: str, checks: list[Check], **meta) -> Path:
     "Write the verdict of a run to `folder/CLAIM-PRESET.json` (atomically) and return the path."
@@ -298,15 +339,25 @@ def _where(d: dict) -> str:
     n = ', '.join(f"{d[k]} {k if d[k] != 1 else k[:-1]}" for k in ('seeds', 'runs') if k in d)
     return f"{d.get('date', '?')}; {hw}" + (f'; {n}' if n else '')
 
+def _powered(d: dict) -> str:
+    "How many of a verdict's parts with an effect size are powered (`check_power`, this preset's declarations)."
+    c = claims().get(d['claim'])
+    if c is None or d['preset'] not in c.presets: return '—'
+    got = [v for v in check_power(c, d['checks'], d['preset']).values() if v not in ('design check', 'exact')]
+    sized = [v for v in got if v != 'no effect size']
+    free = len(got) - len(sized)
+    return f"{sum(v == 'powered' for v in sized)} of {len(sized)}" + (f' ({free} without an effect size)' if free else '')
+
 def claims_table(verdicts: list[dict]) -> str:
     "The README's claims table (Markdown) from verdict records."
-    rows = ['| claim | paper | preset | verdict | contradicted | inconclusive or not testable | run |',
-            '|---|---|---|---|---|---|---|']
+    rows = ['| claim | paper | preset | verdict | contradicted | inconclusive or not testable | powered | run |',
+            '|---|---|---|---|---|---|---|---|']
     ids = lambda d, os_: ', '.join(f'`{c.id}`' for c in d['checks'] if c.outcome in os_) or '—'
     for d in verdicts:
         nb = d['notebook']
         rows.append(f"| [{d['title']}](nbs/{nb}) | {d['paper']} | {d['preset']} | {_status(d)} "
-                    f"| {ids(d, ('contradicted',))} | {ids(d, ('inconclusive', 'not testable'))} | {_where(d)} |")
+                    f"| {ids(d, ('contradicted',))} | {ids(d, ('inconclusive', 'not testable'))} | {_powered(d)} "
+                    f"| {_where(d)} |")
     return '\n'.join(rows)
 
 TABLE_START, TABLE_END = '<!-- claims-table:start -->', '<!-- claims-table:end -->'
@@ -318,7 +369,7 @@ def readme_with_table(readme: str, table: str) -> str:
     head, rest = readme.split(TABLE_START, 1)
     return head + TABLE_START + '\n' + table + '\n' + TABLE_END + rest.split(TABLE_END, 1)[1]
 
-# %% ../nbs/09_contract.ipynb 17
+# %% ../nbs/09_contract.ipynb 19
 def save_figure(fig, path=None, dpi: int = 100):
     "Save `fig` to `path` (if given; its folder is created) and return it."
     if path is not None:

@@ -61,6 +61,21 @@ def run(preset: str = 'smoke', *, store=None, progress: bool = True, **overrides
     "Run (or resume from `store`) the epoch-budget sweep."
     return sweep(configs(preset, **overrides), store=store, progress=progress)
 
+# Power (`contract.check_power`), declared before the next run: the parts each preset cannot power at its
+# scale, from a pilot (the committed verdict at that preset); the parts not named are declared powered.
+PRESETS['gpu']['underpowered'] = {
+    'loss-lr-falls': ('pilot: the committed gpu verdict (2026-12-05, AMD EPYC): half-width 5.29 > 2 (half the '
+                      'margin) at n=5; about 35 seeds would power it'),
+    'acc-rises': ('pilot: the committed gpu verdict (2026-12-05, AMD EPYC): half-width 0.019 > 0.01 (half the '
+                  'margin) at n=5; about 19 seeds would power it'),
+}
+PRESETS['smoke']['underpowered'] = {
+    'acc-rises': ('pilot: the committed smoke verdict (2026-12-05, AMD EPYC): half-width 0.0355 > 0.01 (half '
+                  'the margin) at n=5; about 64 seeds would power it'),
+    'acc-saturates': ('pilot: the committed smoke verdict (2026-12-05, AMD EPYC): half-width 0.0123 > 0.01 '
+                      '(half the margin) at n=5; about 8 seeds would power it'),
+}
+
 # %% ../nbs/12_epoch_budget.ipynb 9
 SPECS = [
     Spec('budgets-span', 'the budgets span at least the declared range', 'threshold',

@@ -126,6 +126,15 @@ def run(preset: str = 'smoke', *, store=None, two_regimes_store='beside', progre
                       for sd in p.get('seeds', [cfg.seed])], ignore_index=True)
     return dict(regimes=reg, history=hist, config=cfg)
 
+# Power (`contract.check_power`), declared before the next run: the parts each preset cannot power at its
+# scale, from a pilot (the committed verdict at that preset); the parts not named are declared powered.
+PRESETS['smoke']['underpowered'] = {
+    'b-simple-grows': ('pilot: the committed smoke verdict (2026-12-05, AMD EPYC): half-width 146 > 1 (half '
+                       'the margin) at n=5; about 105918 seeds would power it'),
+    'b-simple-predicts-transition': ('pilot: the committed smoke verdict (2026-12-05, AMD EPYC): half-width '
+                                     '60.1 > 14 (half the margin) at n=5; about 93 seeds would power it'),
+}
+
 # %% ../nbs/13_noise_scale.ipynb 15
 SPECS = [
     Spec('b-simple-grows', 'B_simple grows during training', 'ratio',

@@ -103,6 +103,10 @@ SPECS = [
 ]
 SPEC = {s.id: s for s in SPECS}
 
+# Power (`contract.check_power`), declared before the next run: the parts each preset cannot power at its
+# scale, from a pilot (the committed verdict at that preset); the parts not named are declared powered.
+PRESETS['smoke']['underpowered'] = {}   # pilot: the committed smoke verdict
+
 # %% ../nbs/15_sde_quadratic.ipynb 14
 def run(preset: str = 'smoke', *, store=None, progress: bool = True) -> dict:
     "Exact answers and simulated chains at the declared settings (`store` unused: seconds of NumPy)."

@@ -108,6 +108,19 @@ def configs(preset: str = 'smoke', **overrides) -> dict:
                   for reg, kw in spec['regimes'].items()}
             for net, spec in p['networks'].items()}
 
+# Power (`contract.check_power`), declared before the next run: the parts each preset cannot power at its
+# scale, from a pilot (the committed verdict at that preset); the parts not named are declared powered.
+PRESETS['smoke']['underpowered'] = {
+    'lb-generalises-worse': ('pilot: the committed smoke verdict (2026-12-05, AMD EPYC): half-width 0.00911 > '
+                             '0.005 (half the margin) at n=5; about 17 seeds would power it'),
+    'lb-sharper-eps': ('pilot: the committed smoke verdict (2026-12-05, AMD EPYC): half-width 0.0912 > 0.09 '
+                       '(half the margin) at n=5; about 6 seeds would power it'),
+    'line-steeper-at-lb': ('pilot: the committed smoke verdict (2026-12-05, AMD EPYC): half-width 2.17 > 1 '
+                           '(half the margin) at n=5; about 24 seeds would power it'),
+    'larger-lr-generalises': ('pilot: the committed smoke verdict (2026-12-05, AMD EPYC): half-width 0.0139 > '
+                              '0.01 (half the margin) at n=5; about 10 seeds would power it'),
+}
+
 # %% ../nbs/14_sharp_flat.ipynb 16
 def run(preset: str = 'smoke', *, store=None, progress: bool = True, **overrides) -> dict:
     "Train SB, LB and LB-5xLR on every network of `preset`, measure each model; returns everything `analyse` needs."

@@ -132,6 +132,10 @@ SPECS = [
 ]
 SPEC = {s.id: s for s in SPECS}
 
+# Power (`contract.check_power`), declared before the next run: the parts each preset cannot power at its
+# scale, from a pilot (the committed verdict at that preset); the parts not named are declared powered.
+PRESETS['smoke']['underpowered'] = {}   # pilot: the committed smoke verdict
+
 # %% ../nbs/19_sharp_flat_trend.ipynb 9
 def analyse(raw: dict, margins: dict | None = None) -> dict:
     "The runs; the warm-start runs with the plain large-batch runs as k = 0."

@@ -58,6 +58,19 @@ def run(preset: str = 'smoke', *, store=None, progress: bool = True, **overrides
     "Run (or resume from `store`) the step-budget sweep."
     return sweep(configs(preset, **overrides), store=store, progress=progress)
 
+# Power (`contract.check_power`), declared before the next run: the parts each preset cannot power at its
+# scale, from a pilot (the committed verdict at that preset); the parts not named are declared powered.
+PRESETS['gpu']['underpowered'] = {
+    'acc-falls-at-largest': ('pilot: the committed gpu verdict (2026-12-05, AMD EPYC): half-width 0.0054 > '
+                             '0.005 (half the margin) at n=5; about 6 seeds would power it'),
+    'lr-sublinear': ('pilot: the committed gpu verdict (2026-12-05, AMD EPYC): half-width 0.286 > 0.25 (half '
+                     'the margin) at n=5; about 7 seeds would power it'),
+}
+PRESETS['smoke']['underpowered'] = {
+    'acc-falls-at-largest': ('pilot: the committed smoke verdict (2026-12-05, AMD EPYC): half-width 0.0866 > '
+                             '0.005 (half the margin) at n=5; about 1500 seeds would power it'),
+}
+
 # %% ../nbs/11_step_budget.ipynb 9
 SPECS = [
     Spec('acc-falls-at-largest', 'the largest batch size reaches a lower test accuracy than the best smaller one',

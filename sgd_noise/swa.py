@@ -155,6 +155,13 @@ SPECS = [
 ]
 SPEC = {s.id: s for s in SPECS}
 
+# Power (`contract.check_power`), declared before the next run: the parts each preset cannot power at its
+# scale, from a pilot (the committed verdict at that preset); the parts not named are declared powered.
+PRESETS['smoke']['underpowered'] = {
+    'no-update-bn-worse': ('pilot: the committed smoke verdict (2026-12-05, AMD EPYC): half-width 0.126 > 0.01 '
+                           '(half the margin) at n=5; about 789 seeds would power it'),
+}
+
 # %% ../nbs/17_swa.ipynb 11
 def analyse(raw: dict, margins: dict | None = None) -> dict:
     "The runs pivoted to one column per arm (sgd, swa, swa-no-update-bn, swa-stale-bn), and the SGD→SWA line."

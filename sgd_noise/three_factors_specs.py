@@ -80,6 +80,19 @@ PRESETS['paper-vgg11'] = dict(PRESETS['paper'], base=dict(PRESETS['paper']['base
                               memorise=dict(PRESETS['paper']['memorise'], **_VGG11),
                               cyclic=dict(PRESETS['paper']['cyclic'], base=dict(_RESNET32, **_VGG11)))
 
+# Power (`contract.check_power`), declared before the next run: the parts each preset cannot power at its
+# scale, from a pilot (the committed verdict at that preset); the parts not named are declared powered.
+PRESETS['smoke']['underpowered'] = {
+    'invariant-accuracy': ('pilot: the committed smoke verdict (2026-12-05, AMD EPYC): half-width 0.0282 > '
+                           '0.01 (half the margin) at n=5; about 40 seeds would power it'),
+    'invariant-curves': ('pilot: the committed smoke verdict (2026-12-05, AMD EPYC): half-width 0.0613 > 0.05 '
+                         '(half the margin) at n=5; about 8 seeds would power it'),
+    'breaks-at-largest': ('pilot: the committed smoke verdict (2026-12-05, AMD EPYC): half-width 0.054 > 0.01 '
+                          '(half the margin) at n=5; about 146 seeds would power it'),
+    'mismatched-cycle-differs': ('pilot: the committed smoke verdict (2026-12-05, AMD EPYC): half-width 0.0281 '
+                                 '> 0.025 (half the margin) at n=5; about 7 seeds would power it'),
+}
+
 # %% ../nbs/18a_three_factors_specs.ipynb 7
 SPECS = [
     Spec('invariant-accuracy', 'scaling η and B together leaves test accuracy unchanged (η well below the edge)',

@@ -58,6 +58,25 @@ PRESETS = {
                   seeds=[0, 1, 2, 3, 4], momenta=[0.0, 0.9], margins=MARGINS),
 }
 
+# Power (`contract.check_power`), declared before the next run: the parts each preset cannot power at its
+# scale, from a pilot (the committed verdict at that preset); the parts not named are declared powered.
+PRESETS['gpu']['underpowered'] = {
+    'acc-falls-large-batch': ('pilot: the committed gpu verdict (2026-12-05, AMD EPYC): half-width 0.0331 > '
+                              '0.01 (half the margin) at n=5; about 55 seeds would power it'),
+    'momentum-better-large': ('pilot: the committed gpu verdict (2026-12-05, AMD EPYC): half-width 0.0343 > '
+                              '0.005 (half the margin) at n=5; about 236 seeds would power it'),
+}
+PRESETS['smoke']['underpowered'] = {
+    'flat-small-batch': ('pilot: the committed smoke verdict (2026-12-05, AMD EPYC): half-width 0.013 > 0.01 '
+                         '(half the margin) at n=5; about 9 seeds would power it'),
+    'acc-falls-large-batch': ('pilot: the committed smoke verdict (2026-12-05, AMD EPYC): half-width 0.0104 > '
+                              '0.01 (half the margin) at n=5; about 6 seeds would power it'),
+    'momentum-equal-small': ('pilot: the committed smoke verdict (2026-12-05, AMD EPYC): half-width 0.0218 > '
+                             '0.01 (half the margin) at n=5; about 24 seeds would power it'),
+    'momentum-better-large': ('pilot: the committed smoke verdict (2026-12-05, AMD EPYC): half-width 0.014 > '
+                              '0.005 (half the margin) at n=5; about 40 seeds would power it'),
+}
+
 # %% ../nbs/10_two_regimes.ipynb 13
 def configs(preset: str = 'smoke', **overrides) -> list[TrainConfig]:
     "The sweep's configs for a preset; `overrides` replace fields of the base config (e.g. device='cuda')."
