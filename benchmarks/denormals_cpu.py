@@ -7,7 +7,8 @@ PyTorch's worker threads copy it when they start), at 1 and 2 threads; and `pack
 threads unflushed (after a parallel operation, as a user's session would) and runs the loop through
 `sgd_noise.records.flushing`, the package's loop thread, as `train_group` and `sweep` do. Every row but the last sets
 glibc's malloc thresholds as the package's loops do (`records._tune_malloc`: otherwise page faults, not denormals,
-dominate the step); the last (`package, malloc as glibc left it`, SGD_NOISE_MALLOC=0) shows what that setting buys.
+dominate the step); `untuned` (the package's loop with SGD_NOISE_MALLOC=0) shows what that setting buys, and `before`
+(flush-to-zero set in the process, malloc untouched) is what the package did before issue 27.
 Writes benchmarks/denormals_cpu.md.  Usage: python benchmarks/denormals_cpu.py [STEPS] [BLOCK]
 """
 import json, os, resource, statistics, subprocess, sys, time
@@ -20,8 +21,8 @@ def child(flush: str, threads: int, steps: int, block: int):
     from sgd_noise.models import make_model
     from sgd_noise.train import TrainConfig, get_data
     from sgd_noise.records import flushing, _tune_malloc
-    if flush != 'untuned': _tune_malloc()   # 'untuned': the package's loop, with SGD_NOISE_MALLOC=0 in its environment
-    torch.set_flush_denormal(flush == 'on')   # before any parallel operation: the worker threads copy it when they start
+    if flush not in ('untuned', 'before'): _tune_malloc()   # those two: malloc as glibc left it (SGD_NOISE_MALLOC=0)
+    torch.set_flush_denormal(flush in ('on', 'before'))   # before any parallel operation
     torch.set_num_threads(threads)
     (torch.ones(1_000_000) * 2).sum()   # the caller's worker threads start now (unflushed unless 'on')
     lrs, seeds = [2.0 ** k for k in range(-12, -2)], range(5)
@@ -51,13 +52,14 @@ def child(flush: str, threads: int, steps: int, block: int):
 
 
 FLUSH = dict(off='off', on='on (set in the process)', package="on, in the package's loop thread (`flushing`)",
-             untuned="on, in the package's loop thread, malloc as glibc left it")
+             untuned="on, in the package's loop thread, malloc as glibc left it",
+             before='on (set in the process), malloc as glibc left it: the package before issue 27')
 
 
 def main(steps: int, block: int):
     rows = []
-    for threads, flush in [(1, 'off'), (1, 'on'), (2, 'off'), (2, 'on'), (2, 'package'), (2, 'untuned')]:
-        env = dict(os.environ, SGD_NOISE_MALLOC='0' if flush == 'untuned' else '1')
+    for threads, flush in [(1, 'off'), (1, 'on'), (2, 'off'), (2, 'on'), (2, 'package'), (2, 'untuned'), (2, 'before')]:
+        env = dict(os.environ, SGD_NOISE_MALLOC='0' if flush in ('untuned', 'before') else '1')
         out = subprocess.run([sys.executable, __file__, 'child', flush, str(threads), str(steps),
                               str(block)], capture_output=True, text=True, check=True, env=env).stdout
         rows.append(json.loads(out.strip().splitlines()[-1])); print(rows[-1], flush=True)
@@ -71,6 +73,8 @@ def main(steps: int, block: int):
                   f"{last[2, 'package'] / last[2, 'on']:.2f}x")
     ratios.append(f"2 threads, the package's loop thread with malloc as glibc left it against tuned: "
                   f"{last[2, 'untuned'] / last[2, 'package']:.2f}x")
+    ratios.append(f"2 threads, the package now against the package before issue 27 (flushing set at import): "
+                  f"{last[2, 'package'] / last[2, 'before']:.2f}x")
     lines = ['# Denormal floats in an Adam ensemble (CPU)', '',
              f"`python benchmarks/denormals_cpu.py {steps} {block}` on {rows[0]['cpu']}, torch {rows[0]['torch']}; "
              'one fresh process per row, run one after another.', '',
