@@ -5,7 +5,7 @@ Trains the smoke preset's Adam arm at B=16 (the 40-256-256-10 MLP on MNIST-1D, 1
 flush-to-zero on or off (set by the child before its first parallel operation: the switch is per thread and
 PyTorch's worker threads copy it when they start), at 1 and 2 threads; and `package`: the child leaves its own
 threads unflushed (after a parallel operation, as a user's session would) and runs the loop through
-`sgd_noise.records.flushing`, the package's loop thread, as `train_group` and `sweep` do. Every row but the last sets
+`sgd_noise.core.records.flushing`, the package's loop thread, as `train_group` and `sweep` do. Every row but the last sets
 glibc's malloc thresholds as the package's loops do (`records._tune_malloc`: otherwise page faults, not denormals,
 dominate the step); `untuned` (the package's loop with SGD_NOISE_MALLOC=0) shows what that setting buys, and `before`
 (flush-to-zero set in the process, malloc untouched) is what the package did before issue 27.
@@ -16,11 +16,11 @@ import json, os, resource, statistics, subprocess, sys, time
 
 def child(flush: str, threads: int, steps: int, block: int):
     import torch
-    from sgd_noise.engine import _MLPEnsemble
-    from sgd_noise.ensemble import EnsembleSampler, gather
-    from sgd_noise.models import make_model
-    from sgd_noise.train import TrainConfig, get_data
-    from sgd_noise.records import flushing, _tune_malloc
+    from sgd_noise.sweeps.stacked import MLPEnsemble
+    from sgd_noise.sweeps.group import EnsembleSampler, gather
+    from sgd_noise import make_model
+    from sgd_noise import TrainConfig, get_data
+    from sgd_noise.core.records import flushing, _tune_malloc
     if flush not in ('untuned', 'before'): _tune_malloc()   # those two: malloc as glibc left it (SGD_NOISE_MALLOC=0)
     torch.set_flush_denormal(flush in ('on', 'before'))   # before any parallel operation
     torch.set_num_threads(threads)
@@ -30,7 +30,7 @@ def child(flush: str, threads: int, steps: int, block: int):
                       weight_decay=5e-4, optimizer='adam')
     data = get_data(cfg)
     models = [make_model('mlp', input_shape=data.input_shape, n_classes=10, seed=s) for _ in lrs for s in seeds]
-    ens = _MLPEnsemble(models, 0.0, cfg.weight_decay, 'adam')
+    ens = MLPEnsemble(models, 0.0, cfg.weight_decay, 'adam')
     lr = torch.tensor([l for l in lrs for _ in seeds])
     sampler = EnsembleSampler(data.n_train, cfg.batch_size, [s for _ in lrs for s in seeds])
     def loop():
@@ -79,7 +79,7 @@ def main(steps: int, block: int):
              f"`python benchmarks/denormals_cpu.py {steps} {block}` on {rows[0]['cpu']}, torch {rows[0]['torch']}; "
              'one fresh process per row, run one after another.', '',
              '50 members (10 learning rates x 5 seeds, Adam with L2 5e-4, B=16, 4000 MNIST-1D examples, the '
-             '40-256-256-10 MLP) as one `mlp`-engine ensemble: the smoke preset\'s Adam arm of `21_adam_regimes`. '
+             '40-256-256-10 MLP) as one `mlp`-engine ensemble: the smoke preset\'s Adam arm of `claims/12_adam_regimes`. '
              'Denormals count the weights and Adam moments below float32\'s smallest normal number (1.2e-38) at the '
              'end.', ''] + head + body + ['', 'Mean of the last two blocks, unflushed against flushed (the slow-down), and the package against the process: '
                                           + '; '.join(ratios) + '.', '']

@@ -4,9 +4,9 @@
     and L2 5e-4, at B = 16, 128, 1024, for the course MLP (40-256-256-10) and for the `gpu` presets' conv net (a
     5-layer 1-D conv net with ghost batch norm), on MNIST-1D (16,000 examples). The plain loop is the one a user
     writes on a GPU: data already on the device, a random permutation per epoch, nn.Module + optim.SGD, one
-    model after another. The sweep is `sgd_noise.sweep.sweep` (one `vmap`/`mlp` ensemble).
+    model after another. The sweep is `sgd_noise.sweeps.sweeping.sweep` (one `vmap`/`mlp` ensemble).
 (b) one WRN-16-4 epoch (50,000 32x32 images, B=512, crop+flip augmentation, bf16 autocast, channels_last) through
-    `sgd_noise.train.train`, against an airbench-style reference loop written here (data on the GPU, no
+    `sgd_noise.core.training.train`, against an airbench-style reference loop written here (data on the GPU, no
     DataLoader, the same augmentation, model and optimiser); and `train` with torch.compile (its compile time
     counted in the first epoch, reported separately from a second, warm, run). Both end with the same
     evaluation on the training and test sets. The images are random (the GPU machine has no network, so no
@@ -22,11 +22,12 @@ import argparse, json, math, statistics, sys, time
 import torch
 import torch.nn.functional as F
 
-from sgd_noise.contract import GPU_SCALE
-from sgd_noise.data import Dataset, load_dataset
-from sgd_noise.models import make_model
-from sgd_noise.sweep import grid, sweep
-from sgd_noise.train import AUGMENT, TrainConfig, evaluate, train
+from sgd_noise.claims.contract import GPU_SCALE
+from sgd_noise.core.data import Dataset, load_dataset
+from sgd_noise import make_model
+from sgd_noise import grid, sweep
+from sgd_noise.core.training import AUGMENT
+from sgd_noise import TrainConfig, evaluate, train
 
 
 def sync(dev):
@@ -128,13 +129,13 @@ def bench_wrn(dev, n_train, n_test, batch_size, with_compile, width=4):
     reference_epoch(data, cfg.replace(), dev)                          # warm-up (cuDNN autotuning, allocator)
     tr, _ = timed(lambda: reference_epoch(data, cfg, dev), dev)
     tt, _ = timed(lambda: train(cfg, data=data, progress=False), dev)
-    rows = [dict(what='reference loop (airbench-style)', seconds=tr), dict(what='sgd_noise.train', seconds=tt)]
+    rows = [dict(what='reference loop (airbench-style)', seconds=tr), dict(what='sgd_noise.core.training', seconds=tt)]
     if with_compile:
         c = cfg.replace(compile=True)
         t1, _ = timed(lambda: train(c, data=data, progress=False), dev)
         t2, _ = timed(lambda: train(c, data=data, progress=False), dev)
-        rows += [dict(what='sgd_noise.train, compile (first run: compiles)', seconds=t1),
-                 dict(what='sgd_noise.train, compile (second run)', seconds=t2)]
+        rows += [dict(what='sgd_noise.core.training, compile (first run: compiles)', seconds=t1),
+                 dict(what='sgd_noise.core.training, compile (second run)', seconds=t2)]
     for r in rows:
         r.update(ratio_to_reference=r['seconds'] / tr, tflops=total_flops / r['seconds'] / 1e12)
         print(f"(b) WRN-16-{width} epoch, {r['what']}: {r['seconds']:.2f} s, {r['ratio_to_reference']:.2f}x the "

@@ -1,9 +1,9 @@
-"""How much faster is `sgd_noise.sweep` than the loop a user would write?
+"""How much faster is `sgd_noise.sweeps.sweeping` than the loop a user would write?
 
 One workload, both ways, in one process: N learning rates x the course MLP (40-256-256-10) on MNIST-1D
 (4000 training examples), plain SGD at a constant learning rate, for a few epochs.
   (a) what a user writes: DataLoader + nn.Module + torch.optim.SGD, one model after another;
-  (b) the same runs through sgd_noise.sweep (one vectorised ensemble).
+  (b) the same runs through sgd_noise.sweeps.sweeping (one vectorised ensemble).
 It prints both wall times, the GFLOP/s each achieves (6 x batch x weights per model-step: forward, and the
 backward's weight and input gradients), this machine's fp32 matrix-multiply peak as torch measures it, the
 final test accuracies of both (they train the same models, so they should agree closely), and as its
@@ -19,9 +19,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from sgd_noise.data import load_dataset
-from sgd_noise.sweep import grid, sweep
-from sgd_noise.train import TrainConfig
+from sgd_noise.core.data import load_dataset
+from sgd_noise import grid, sweep
+from sgd_noise import TrainConfig
 
 
 def matmul_peak(device, n=1024, reps=20):
@@ -89,7 +89,7 @@ def main(argv=None):
     print(f'matmul peak (fp32, best of 512^2, 1024^2, 2048^2): {peak:.0f} GFLOP/s')
     print(f'(a) DataLoader + nn.Module + optim.SGD, one model at a time: {ta:.2f} s, {flops / ta / 1e9:.1f} GFLOP/s, '
           f'mean test acc {sum(acc_a) / len(acc_a):.3f}')
-    print(f'(b) sgd_noise.sweep (engine {df.engine.iloc[0]}): {tb:.2f} s, {flops / tb / 1e9:.1f} GFLOP/s, '
+    print(f'(b) sgd_noise.sweeps.sweeping (engine {df.engine.iloc[0]}): {tb:.2f} s, {flops / tb / 1e9:.1f} GFLOP/s, '
           f'mean test acc {df.test_acc.mean():.3f}')
     # the ceiling: the multiply-adds that any engine must do (no input gradient for the first layer; the final
     # evaluation on the train and test sets) at this machine's matmul peak, with nothing else costing any time

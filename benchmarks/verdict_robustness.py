@@ -9,7 +9,7 @@ Each (arithmetic, claim) is `sgd-noise reproduce CLAIM --preset smoke` in a fres
 once, when torch loads), with its results store under `DIR/ARITH/`: a rerun resumes from the stores and re-derives
 the verdicts (nothing finished is trained again). It writes `benchmarks/verdict_robustness.json` and `.md`, and
 exits 1 if any check `holds` under one arithmetic and is `contradicted` under another (the rule of
-`sgd_noise.contract`: a verdict that flips with the CPU is not a result).
+`sgd_noise.claims.contract`: a verdict that flips with the CPU is not a result).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 ARITHS = {'native': None, 'avx2': 'avx2', 'default': 'default'}
 
 
-def _cpu() -> str:
+def cpu_name() -> str:
     try:
         for line in Path('/proc/cpuinfo').read_text().splitlines():
             if line.startswith('model name'): return line.split(':', 1)[1].strip()
@@ -80,7 +80,7 @@ def main(argv=None) -> int:
     ap.add_argument('--preset', default='smoke')
     ap.add_argument('--merge', action='store_true', help='keep the rows of earlier runs (other arithmetics or claims)')
     a = ap.parse_args(argv)
-    from sgd_noise.contract import claims
+    from sgd_noise.claims import claims
     names = a.claims or list(claims())
     out = Path(a.out)
     # rows of earlier invocations (other arithmetics or claims) are kept, so the table can be built up in parts
@@ -96,7 +96,7 @@ def main(argv=None) -> int:
                   flush=True)
     ariths = [k for k in ARITHS if any(r['arith'] == k for r in rows)]
     md, flips = table(rows, ariths)
-    meta = dict(date=datetime.date.today().isoformat(), cpu=_cpu(), cores=os.cpu_count(), preset=a.preset,
+    meta = dict(date=datetime.date.today().isoformat(), cpu=cpu_name(), cores=os.cpu_count(), preset=a.preset,
                 arithmetics={k: ARITHS[k] or "this CPU's own kernels" for k in ariths})
     import torch
     meta['torch'] = torch.__version__

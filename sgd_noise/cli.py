@@ -8,14 +8,16 @@ import argparse, json, os, re, sys
 from pathlib import Path
 import pandas as pd
 
-from .contract import (PLUMBING_PRESETS, claims, claims_table, committed_outcomes, get_claim, label,
-                                load_verdicts, readme_with_table, regressions, run_checks, save_verdict, verdict_lines)
-from .cost import cost
-from .data import DATASETS
-from .metrics import strict_json
-from .models import MODELS
-from .store import ResultStore, check_writable
-from .train import SCHEDULES, SPEED_DEFAULTS, TrainConfig, resolve_device, train, validate
+from .claims.contract import (PLUMBING_PRESETS, claims, claims_table, committed_outcomes, get_claim, label,
+                                       load_verdicts, readme_with_table, regressions, run_checks, save_verdict,
+                                       verdict_lines)
+from .sweeps.cost import cost
+from .core.data import DATASETS
+from .core.metrics import strict_json
+from .core.models import MODELS
+from .sweeps.store import ResultStore, check_writable
+from .core.config import SCHEDULES, SPEED_DEFAULTS, TrainConfig, resolve_device, validate
+from .core.training import train
 
 # %% auto 0
 __all__ = ['INTERRUPTED', 'main']
@@ -60,6 +62,7 @@ def _number(text: str) -> float:
     try: return _AsTyped(text)
     except ValueError: raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
 
+# %% ../nbs/90_cli.ipynb 5
 def _train_parser(sub):
     t = sub.add_parser('train', help='train one model and print its final metrics', formatter_class=_Help)
     d = TrainConfig()
@@ -94,7 +97,8 @@ def _reproduce_parser(sub):
                                                      'paper (the seed paper on CIFAR-10 or MNIST) or tiny (plumbing)')
     r.add_argument('--results', default='results', help='folder for the results store, table and verdict')
     r.add_argument('--images', help="folder for the figure (default RESULTS/images, beside the store; the default "
-                                    "RESULTS, results/, is ignored by git: running the course rewrites no tracked file)")
+                                    "RESULTS, results/, is ignored by git: running the course rewrites no "
+                                    "tracked file)")
     r.add_argument('--store', help='the results store (default RESULTS/CLAIM-PRESET.sqlite); a read-only one is '
                                    'read, e.g. from an archive, when nothing is left to train')
     r.add_argument('--device', help='override the preset device (cpu, cuda, auto)')
@@ -118,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument('new', help='the new store to write (must not exist)')
     return p
 
-# %% ../nbs/90_cli.ipynb 5
+# %% ../nbs/90_cli.ipynb 6
 def _write_record(res, path):
     "Write the run's record to `path` through a temporary file; if that fails, print it, so the run is not lost."
     tmp = f'{path}.tmp'
@@ -179,6 +183,7 @@ def _complete(a, store) -> bool:
     done = ResultStore(store).finished()
     return all(c.config_id in done for c in cfgs)
 
+# %% ../nbs/90_cli.ipynb 7
 def _run_counts(raw, table) -> dict:
     "runs, seeds and the hardware the runs trained on, for the verdict record (a sweep's table has them per run)."
     if not isinstance(raw, pd.DataFrame) or 'seed' not in raw: return dict(runs=len(table))
@@ -237,6 +242,7 @@ def _dry_run(claim, a) -> int:
           f"small models train several at once, so it is an upper bound for them). Nothing was trained.")
     return 0
 
+# %% ../nbs/90_cli.ipynb 8
 def _reproduce(a) -> int:
     claim = get_claim(a.claim)
     claim.preset(a.preset)  # an unknown preset is a one-line error before anything runs
@@ -248,7 +254,8 @@ def _reproduce(a) -> int:
     raw = claim.run(a.preset, store=store, progress=not a.no_progress, **over)
     checks = _write_outputs(claim, a, claim.analyse(raw, claim.margins(a.preset)), store, name, raw)
     if a.preset in PLUMBING_PRESETS:
-        print(f'{a.preset} is a plumbing preset, far too small to test the claim: its outcomes are printed, never failed')
+        print(f'{a.preset} is a plumbing preset, far too small to test the claim: '
+              'its outcomes are printed, never failed')
         return 0
     bad = regressions(claim, checks, a.preset, committed_outcomes(claim, a.preset))
     if bad: print(f"{a.claim}: held in the committed verdict, contradicted now: {', '.join(bad)}")
@@ -292,6 +299,7 @@ INTERRUPTED = {
     'salvage': 'sgd-noise salvage: interrupted; the damaged store was only read: delete the new store and rerun',
 }
 
+# %% ../nbs/90_cli.ipynb 9
 def main(argv=None) -> int:
     "Entry point of the `sgd-noise` console script."
     a = _parser().parse_args(argv)

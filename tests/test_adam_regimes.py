@@ -1,15 +1,15 @@
-"Adam in the two regimes (21_adam_regimes): each check can hold and can fail, on hand-made sweeps of both arms."
+"Adam in the two regimes (claims/12_adam_regimes): each check can hold and can fail, on hand-made sweeps of both arms."
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from sgd_noise.metrics import FINISHED
-from sgd_noise.adam_regimes import CLAIM, PRESETS, configs
-from sgd_noise.contract import run_checks
-from sgd_noise.sweep import results_frame
-from sgd_noise.train import TrainConfig
+from sgd_noise.core.metrics import FINISHED
+from sgd_noise.claims.adam_regimes import CLAIM, PRESETS, configs
+from sgd_noise.claims.contract import run_checks
+from sgd_noise import results_frame
+from sgd_noise import TrainConfig
 
 SEEDS = range(5)
 SEED_EFFECT = np.random.default_rng(1).normal(0, 0.01, 5)   # what the two arms of one seed share (paired)
@@ -75,7 +75,7 @@ def test_adam_arm_is_the_sgd_sweep_with_the_optimiser_changed():
 def test_paper_preset_code_path_on_tiny_cifar_files(tmp_path, monkeypatch):
     "The paper preset's Adam arm (WRN-16-4, ghost batch norm, crop-flip, CIFAR-10) trains on tiny files in the real format."
     from test_claims import _write_tiny_cifar
-    from sgd_noise.sweep import train_group
+    from sgd_noise.sweeps.group import train_group
     _write_tiny_cifar(tmp_path)
     monkeypatch.setenv('SGD_NOISE_DATA', str(tmp_path))
     c = configs('paper')['adam'][0]

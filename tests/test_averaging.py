@@ -5,10 +5,11 @@ import pandas as pd
 import pytest
 import torch
 
-from sgd_noise.metrics import FINISHED
-from sgd_noise import averaging as av, sharp_flat_trend as sft, swa, three_factors as tf
-from sgd_noise.contract import run_checks
-from sgd_noise.train import TrainConfig, get_data, train
+from sgd_noise.core.metrics import FINISHED
+from sgd_noise.claims import averaging as av, sharp_flat_trend as sft, swa, three_factors as tf
+from sgd_noise.claims.smoothed_toy import basin_edge, smoothed_loss, toy_grad
+from sgd_noise.claims.contract import run_checks
+from sgd_noise import TrainConfig, get_data, train
 
 
 def _closed_form(y, s, t=av.TOY):
@@ -20,13 +21,13 @@ def _closed_form(y, s, t=av.TOY):
 @pytest.mark.parametrize('s', [0.0, 0.01, 0.2, 1.0, 2.0])
 def test_the_numerically_smoothed_toy_matches_its_closed_form(s):
     y = np.linspace(-3, 4, 301)
-    assert np.max(np.abs(av.smoothed_loss(y, s) - _closed_form(y, s))) < 1e-6
+    assert np.max(np.abs(smoothed_loss(y, s) - _closed_form(y, s))) < 1e-6
 
 
 def test_smoothing_moves_the_global_minimum_to_the_flat_basin():
     for s, global_is_sharp in [(0.01, True), (1.0, False)]:
-        assert (av.smoothed_loss(2.0, s)[0] < av.smoothed_loss(0.0, s)[0]) == global_is_sharp
-    assert 1.5 < av.basin_edge() < 1.9 and abs(av.toy_grad(av.basin_edge())) < 1e-9
+        assert (smoothed_loss(2.0, s)[0] < smoothed_loss(0.0, s)[0]) == global_is_sharp
+    assert 1.5 < basin_edge() < 1.9 and abs(toy_grad(basin_edge())) < 1e-9
     assert av.smoothed_minimiser(0.01) == pytest.approx(0.0, abs=1e-6)
     assert 0.05 < av.smoothed_minimiser(1.0) < 0.15
 

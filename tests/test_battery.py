@@ -10,11 +10,13 @@ import os, subprocess, sys
 import numpy as np
 import pytest
 
-import sgd_noise.sharp_flat as sharp_flat
+import sgd_noise.claims.sharp_flat as sharp_flat
 from sgd_noise.cli import main
-from sgd_noise.contract import claims, get_claim
-from sgd_noise.sweep import ResultStore, choose_engine, grid, sweep, train_group
-from sgd_noise.train import TrainConfig, lr_factor, train, validate
+from sgd_noise.claims import claims, get_claim
+from sgd_noise import ResultStore, grid, sweep
+from sgd_noise.sweeps.group import choose_engine, train_group
+from sgd_noise import TrainConfig, train
+from sgd_noise.core.config import lr_factor, validate
 
 CLAIMS = claims()
 NAN, INF = float('nan'), float('inf')
@@ -255,17 +257,17 @@ def _tiny_model():
 
 def _sharpness(eps):
     import torch
-    from sgd_noise.sharpness import eps_sharpness
+    from sgd_noise import eps_sharpness
     return eps_sharpness(_tiny_model(), torch.randn(8, 3), torch.randint(0, 2, (8,)), eps=eps)
 
 
 def _load(**kw):
-    from sgd_noise.data import load_dataset
+    from sgd_noise.core.data import load_dataset
     return load_dataset(**kw)
 
 
 def _sampler(n, b):
-    from sgd_noise.data import MinibatchSampler
+    from sgd_noise.core.data import MinibatchSampler
     return MinibatchSampler(n, b)
 
 

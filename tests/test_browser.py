@@ -28,7 +28,7 @@ def _free_port() -> int:
 def lab(tmp_path):
     "A JupyterLab server on a copy of the playground notebook, with throw-away Jupyter folders."
     work = tmp_path / 'course' / 'nbs'; work.mkdir(parents=True)
-    shutil.copy(ROOT / 'nbs' / '20_playground.ipynb', work)
+    shutil.copy(ROOT / 'nbs' / 'course/01_playground.ipynb', work)
     port, token = _free_port(), secrets.token_hex(16)
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / 'cfg'), JUPYTER_DATA_DIR=str(tmp_path / 'data'),
                JUPYTER_RUNTIME_DIR=str(tmp_path / 'run'), JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / 'ws'),
@@ -73,7 +73,7 @@ def test_playground_in_a_real_browser(lab, tmp_path):
         page.wait_for_function("window.jupyterapp && window.jupyterapp.shell.currentWidget "
                                "&& window.jupyterapp.shell.currentWidget.sessionContext.session", timeout=60_000)
         # run the notebook down to the playground widget (the assignments below it train for a minute more)
-        cells = nbformat.read(ROOT / 'nbs' / '20_playground.ipynb', as_version=4).cells
+        cells = nbformat.read(ROOT / 'nbs' / 'course/01_playground.ipynb', as_version=4).cells
         k = next(i for i, c in enumerate(cells) if 'playground.widget()' in c.source)
         page.evaluate(f"""async () => {{
             const app = window.jupyterapp, nb = app.shell.currentWidget;

@@ -5,12 +5,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sgd_noise.metrics import FINISHED
-from sgd_noise.stats import OUTCOMES
+from sgd_noise.core.metrics import FINISHED
+from sgd_noise.claims.stats import OUTCOMES
 from sgd_noise.cli import main
-from sgd_noise.contract import claims, committed_run, get_claim, preregistration, run_checks
-from sgd_noise.sweep import ResultStore, results_frame, train_group
-from sgd_noise.train import TrainConfig, train, validate
+from sgd_noise.claims import claims, get_claim
+from sgd_noise.claims.contract import committed_run, preregistration, run_checks
+from sgd_noise import ResultStore, results_frame
+from sgd_noise.sweeps.group import train_group
+from sgd_noise import TrainConfig, train
+from sgd_noise.core.config import validate
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -44,7 +47,7 @@ def test_every_preset_declares_every_margin_with_a_reason(name):
 @pytest.mark.parametrize('name', SWEEP_CLAIMS)
 def test_every_preset_gives_valid_configs(name):
     m = get_claim(name)
-    mod = __import__(f"sgd_noise.{name.replace('-', '_')}", fromlist=['configs'])
+    mod = __import__(f"sgd_noise.claims.{name.replace('-', '_')}", fromlist=['configs'])
     for preset in m.presets:
         cfgs = mod.configs(preset)
         assert len(cfgs) == len({c.config_id for c in cfgs}) > 0
@@ -57,7 +60,7 @@ def test_every_preset_gives_valid_configs(name):
 
 @pytest.mark.parametrize('name', ['step-budget', 'epoch-budget'])
 def test_budget_studies_use_sed20_momentum(name):
-    mod = __import__(f"sgd_noise.{name.replace('-', '_')}", fromlist=['configs'])
+    mod = __import__(f"sgd_noise.claims.{name.replace('-', '_')}", fromlist=['configs'])
     for preset in ('smoke', 'gpu', 'paper'):
         assert {c.momentum for c in mod.configs(preset)} == {0.9}
 
@@ -65,7 +68,7 @@ def test_budget_studies_use_sed20_momentum(name):
 @pytest.mark.parametrize('name', SWEEP_CLAIMS)
 def test_gpu_presets_train_the_deeper_net_on_the_larger_set_with_five_seeds(name):
     "The gpu scale: MNIST-1D at 16,000 examples, the 5-layer 1-D conv net with ghost batch norm, >= 5 seeds, SED20's L2."
-    mod = __import__(f"sgd_noise.{name.replace('-', '_')}", fromlist=['configs'])
+    mod = __import__(f"sgd_noise.claims.{name.replace('-', '_')}", fromlist=['configs'])
     cfgs = mod.configs('gpu')
     assert all(c.n_train == 16000 and c.model == 'cnn' and c.model_kwargs['norm'] == 'ghost' and c.device == 'auto'
                and c.weight_decay == 5e-4 for c in cfgs)
@@ -95,7 +98,7 @@ def test_committed_run_refuses_to_train(tmp_path):
 
 
 def test_sharp_flat_compares_at_matched_loss():
-    from sgd_noise.sharp_flat import configs
+    from sgd_noise.claims.sharp_flat import configs
     for preset in ('smoke', 'paper'):
         for net, regs in configs(preset).items():
             targets = {c.target_loss for cs in regs.values() for c in cs}
@@ -131,7 +134,7 @@ def test_paper_preset_code_path_on_tiny_cifar_files(name, tmp_path, monkeypatch)
     "The paper presets' code path (CIFAR-10 files, WRN-16-4 with ghost batch norm, augmentation) on tiny files."
     _write_tiny_cifar(tmp_path)
     monkeypatch.setenv('SGD_NOISE_DATA', str(tmp_path))
-    mod = __import__(f"sgd_noise.{name.replace('-', '_')}", fromlist=['configs'])
+    mod = __import__(f"sgd_noise.claims.{name.replace('-', '_')}", fromlist=['configs'])
     c = mod.configs('paper')[0]
     budget = dict(steps=2, epochs=None) if c.steps is not None else dict(epochs=1)
     small = c.replace(n_train=32, n_test=8, batch_size=16, device='cpu', n_evals=1, **budget)

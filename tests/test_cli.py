@@ -3,7 +3,7 @@ import json, os, subprocess, sys
 
 import pytest
 
-from sgd_noise.stats import OUTCOMES
+from sgd_noise.claims.stats import OUTCOMES
 from sgd_noise.cli import main
 
 EXE = [os.path.join(os.path.dirname(sys.executable), 'sgd-noise')]   # the installed console script

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from sgd_noise import stats
+from sgd_noise.claims import stats
 from sgd_noise.cli import main
-from sgd_noise.contract import (Claim, Spec, all_of, claims, claims_table, label, load_verdicts, preregistration,
-                                readme_with_table, regressions, run_checks, save_verdict, verdict)
+from sgd_noise.claims import Claim, Spec, claims
+from sgd_noise.claims.contract import (all_of, claims_table, label, load_verdicts, preregistration,
+                                       readme_with_table, regressions, run_checks, save_verdict, verdict)
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = [Spec('a-beats-b', 'a scores higher than b', 'differs', 'paired t'),
@@ -124,7 +125,7 @@ def test_readme_table_is_replaced_between_its_markers():
 
 
 def test_every_committed_verdict_answers_its_claims_current_checks():
-    from sgd_noise.contract import get_claim
+    from sgd_noise import get_claim
     vs = load_verdicts(ROOT / 'verdicts')
     assert {v['claim'] for v in vs} >= {'two-regimes', 'step-budget', 'epoch-budget', 'noise-scale', 'sharp-flat'}
     for v in vs:
@@ -151,7 +152,7 @@ class Blocker:
     def find_spec(self, name, path=None, target=None):
         if name.split('.')[0] == 'ipywidgets': raise ImportError(f'{name} is blocked here')
 sys.meta_path.insert(0, Blocker())
-from sgd_noise.contract import claims
+from sgd_noise.claims import claims
 print(' '.join(claims()))
 """
 

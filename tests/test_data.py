@@ -1,4 +1,4 @@
-"""Tests of sgd_noise.data: dataset loading (through the same code a user runs) and the minibatch sampler."""
+"""Tests of sgd_noise.core.data: dataset loading (through the same code a user runs) and the minibatch sampler."""
 import gzip
 import os
 import pickle
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from sgd_noise.data import DATASETS, Dataset, MinibatchSampler, data_root, load_dataset
+from sgd_noise.core.data import DATASETS, Dataset, MinibatchSampler, data_root, load_dataset
 
 
 def _one_line_error(excinfo, *needles):

@@ -5,12 +5,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from sgd_noise.exercises import NOT_ANSWERED, has_exercises, self_check, student_version, write_student_versions
+from sgd_noise.course.exercises import (NOT_ANSWERED, has_exercises, self_check, student_version,
+                                        write_student_versions)
 
 ROOT = Path(__file__).resolve().parents[1]
-from sgd_noise.contract import claims
+from sgd_noise.claims import claims
 
-CLAIM_NOTEBOOKS = [Path(c.notebook).stem for c in claims().values()]   # every registered claim's notebook
+CLAIM_NOTEBOOKS = [str(Path(c.notebook).with_suffix('')) for c in claims().values()]   # e.g. 'claims/02_two_regimes'
 
 
 @pytest.mark.parametrize('answer, expected, opts, verdict', [
@@ -40,10 +41,11 @@ def test_student_versions_run_and_say_not_answered(tmp_path):
     course = tmp_path / 'course'
     written = write_student_versions(ROOT / 'nbs', course / 'nbs')
     (course / 'verdicts').symlink_to(ROOT / 'verdicts')   # beside nbs/, as in a clone: the committed gpu runs
-    assert {p.stem for p in written} >= set(CLAIM_NOTEBOOKS) | {'20_playground'}
+    named = {p: str(p.relative_to(course / 'nbs').with_suffix('')) for p in written}
+    assert set(named.values()) >= set(CLAIM_NOTEBOOKS) | {'course/01_playground'}
     env = dict(os.environ, SGD_NOISE_PRESET='tiny', SGD_NOISE_PROGRESS='0')
     for p in written:
-        if p.stem not in CLAIM_NOTEBOOKS + ['20_playground']: continue
+        if named[p] not in CLAIM_NOTEBOOKS + ['course/01_playground']: continue
         r = subprocess.run([sys.executable, '-m', 'jupyter', 'nbconvert', '--to', 'notebook', '--execute', '--inplace',
                             str(p)], cwd=p.parent, env=env, capture_output=True, text=True, timeout=900)
         assert r.returncode == 0, (p.name, r.stderr[-3000:])

@@ -3,16 +3,16 @@
 Each case checks the same two things: nothing finished is lost (every run that was stored is still there, with
 the numbers it had) and nothing is recomputed (a resumed sweep trains only what is missing, and stored rows keep
 their `finished_at`). Runs are compared bit for bit with one uninterrupted sweep, trained on one thread in every
-process: the same machine and thread count give the same bits (see "What is reproducible" in 03_sweep)."""
+process: the same machine and thread count give the same bits (see "What is reproducible" in sweeps/00_sweep)."""
 import contextlib, json, math, os, random, shutil, signal, sqlite3, subprocess, sys, time
 
 import pytest
 import torch
 
-import sgd_noise.sweep as sweep_module
+import sgd_noise.sweeps.sweeping as sweep_module
 from sgd_noise.cli import main
-from sgd_noise.sweep import ResultStore, grid, sweep
-from sgd_noise.train import TrainConfig
+from sgd_noise import ResultStore, grid, sweep
+from sgd_noise import TrainConfig
 
 # 24 runs in 6 groups of 4 (a group per batch size), a fraction of a second each: kills land between and inside groups
 CONFIGS = ("grid(TrainConfig(dataset='mnist1d', n_train=512, n_test=128, steps=250, n_evals=2), "
@@ -23,8 +23,8 @@ SAME = ('config', 'status', 'final', 'history', 'steps_done', 'diverged_at')   #
 _WORKER = f'''
 import sys, torch
 torch.set_num_threads(1)
-from sgd_noise.sweep import grid, sweep
-from sgd_noise.train import TrainConfig
+from sgd_noise import grid, sweep
+from sgd_noise import TrainConfig
 sweep({CONFIGS}, store=sys.argv[1], progress=False)
 '''
 
@@ -136,9 +136,9 @@ def test_concurrent_writers_one_killed(tmp_path, reference):
 _FULL_DISK = f'''
 import json, os, resource, signal, sys, torch
 torch.set_num_threads(1)
-import sgd_noise.sweep as sm
-from sgd_noise.sweep import grid, sweep
-from sgd_noise.train import TrainConfig
+import sgd_noise.sweeps.sweeping as sm
+from sgd_noise import grid, sweep
+from sgd_noise import TrainConfig
 store, how = sys.argv[1], sys.argv[2]
 real, calls = sm.train_group, []
 def fill_after_two(group, **kw):
@@ -346,7 +346,7 @@ def test_ctrl_c_in_train_says_what_train_leaves(tmp_path):
 
 
 def test_ctrl_c_in_reproduce_keeps_the_finished_runs(tmp_path):
-    from sgd_noise.store import ResultStore
+    from sgd_noise import ResultStore
     store = tmp_path / 'results' / 'two-regimes-tiny.sqlite'   # its groups store one by one, in about 10 s
     def some_stored():
         try: return store.exists() and len(ResultStore(str(store)).finished()) > 0
@@ -364,10 +364,10 @@ def floats(): return dict(denormal=float('5e-324') > 0, ulp=math.ulp(0.0) > 0,
                           parallel=int((torch.full((2_000_000,), 1e-39) * 1.0 != 0).sum()))
 out = dict(before=floats())
 import sgd_noise
-for m in pkgutil.iter_modules(sgd_noise.__path__): importlib.import_module(f'sgd_noise.{m.name}')
+for m in pkgutil.walk_packages(sgd_noise.__path__, 'sgd_noise.'): importlib.import_module(m.name)
 out['imported'] = floats()
-from sgd_noise.records import flushing
-from sgd_noise.train import TrainConfig, train
+from sgd_noise.core.records import flushing
+from sgd_noise import TrainConfig, train
 train(TrainConfig(dataset='mnist1d', model='mlp', steps=5, optimizer='adam', lr=1e-3), progress=False)
 out['trained'] = floats()
 out['inside'] = flushing(floats)()
@@ -387,7 +387,7 @@ def test_the_package_leaves_the_callers_arithmetic_alone():
 
 
 def test_a_diverged_record_is_strict_json(tmp_path):
-    from sgd_noise.metrics import read_json
+    from sgd_noise.core.metrics import read_json
     r = subprocess.run([sys.executable, '-c', 'import sys; from sgd_noise.launch import main; sys.exit(main())',
                         'train', '--dataset', 'mnist1d', '--steps', '3', '--lr', '1e30', '--out', 'r.json',
                         '--no-progress'], cwd=tmp_path, capture_output=True, text=True, timeout=300)

@@ -16,8 +16,8 @@ def test_gpu_bench_tiny_on_the_cpu_writes_every_part(tmp_path):
     assert {(e['model'], e['engine']) for e in d['engine']} == {('mlp', 'mlp'), ('cnn', 'vmap')}
     assert all(e['plain_s'] > 0 and e['sweep_s'] > 0 for e in d['engine'])
     whats = [w['what'] for w in d['wrn_epoch']['rows']]
-    assert whats == ['reference loop (airbench-style)', 'sgd_noise.train'] and d['wrn_epoch']['step_flops'] > 0
-    assert '(b) WRN-16-1 epoch, sgd_noise.train' in r.stdout
+    assert whats == ['reference loop (airbench-style)', 'sgd_noise.core.training'] and d['wrn_epoch']['step_flops'] > 0
+    assert '(b) WRN-16-1 epoch, sgd_noise.core.training' in r.stdout
 
 
 @pytest.mark.skipif(not os.path.exists('/bin/bash'), reason='needs bash')

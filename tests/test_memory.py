@@ -4,9 +4,9 @@ import json, os, subprocess, sys, textwrap
 
 import pytest
 
-from sgd_noise.ensemble import GroupPlan, activations_per_example, free_memory, plan_group
-from sgd_noise.models import make_model
-from sgd_noise.train import TrainConfig
+from sgd_noise.sweeps.group import GroupPlan, activations_per_example, free_memory, plan_group
+from sgd_noise import make_model
+from sgd_noise import TrainConfig
 
 MLP = make_model('mlp', input_shape=(40,), n_classes=10, seed=0)
 CFGS = [TrainConfig(dataset='mnist1d', model='mlp', batch_size=32, lr=lr, seed=s, steps=2)
@@ -53,7 +53,7 @@ def test_plan_splits_only_what_does_not_fit():
 def test_free_memory_counts_the_address_space_limit():
     got = _child("""
         import json, resource
-        from sgd_noise.ensemble import free_memory, _proc_kib
+        from sgd_noise.sweeps.group import free_memory, _proc_kib
         print(json.dumps(dict(free=free_memory('cpu'), size=_proc_kib('VmSize'),
                               limit=resource.getrlimit(resource.RLIMIT_AS)[0])))""", limit_gib=6)
     assert got['free'] <= got['limit'] - got['size'] + 2**20
@@ -71,8 +71,8 @@ def test_the_estimate_bounds_the_peak_it_plans_for(optimizer, momentum, batch, s
     machine has free (a CI run once compared a split group's peak with the whole group's estimate)."""
     got = _child(f"""
         import dataclasses, json
-        from sgd_noise.ensemble import group_plan, train_group
-        from sgd_noise.train import TrainConfig
+        from sgd_noise.sweeps.group import group_plan, train_group
+        from sgd_noise import TrainConfig
         base = TrainConfig(dataset='mnist1d', model='mlp', batch_size={batch}, steps=3, optimizer='{optimizer}',
                            momentum={momentum}, lr=1e-3)
         cfgs = [base.replace(seed=s) for s in range(200)]
@@ -98,10 +98,10 @@ def test_a_3000_member_group_is_stored_whole_under_a_memory_limit(tmp_path):
     trains. (The issue's own case, 4000 examples under 8 GiB, was measured once: 3000 runs stored, 247 s.)"""
     got = _child(f"""
         import json
-        from sgd_noise.grid import grid
-        from sgd_noise.store import ResultStore
-        from sgd_noise.sweep import sweep
-        from sgd_noise.train import TrainConfig
+        from sgd_noise import grid
+        from sgd_noise import ResultStore
+        from sgd_noise import sweep
+        from sgd_noise import TrainConfig
         base = TrainConfig(dataset='mnist1d', model='mlp', batch_size=32, steps=2, n_train=256, n_test=256)
         big = sweep(grid(base, lr=[0.05, 0.1, 0.2], seed=range(1000)), store={str(tmp_path / 'big.sqlite')!r},
                     progress=False)
@@ -119,19 +119,19 @@ def test_a_3000_member_group_is_stored_whole_under_a_memory_limit(tmp_path):
 
 
 def test_the_loops_do_not_pay_for_their_memory_again_each_step():
-    """`flushing` sets glibc's mmap and trim thresholds before the first loop (01b_records): 100 steps of a 50-member
+    """`flushing` sets glibc's mmap and trim thresholds before the first loop (core/05_records): 100 steps of a 50-member
     Adam ensemble (the smoke preset's B=16 arm) then take a fraction of the page faults they take with `malloc`
     left alone (measured: 2,300 to 6,500 a step left alone, 50 to 150 tuned)."""
     code = """
         import json, resource, torch
-        from sgd_noise.engine import _MLPEnsemble
-        from sgd_noise.ensemble import EnsembleSampler, gather
-        from sgd_noise.models import make_model
-        from sgd_noise.records import flushing, _loop
-        from sgd_noise.train import TrainConfig, get_data
+        from sgd_noise.sweeps.stacked import MLPEnsemble
+        from sgd_noise.sweeps.group import EnsembleSampler, gather
+        from sgd_noise import make_model
+        from sgd_noise.core.records import flushing, _loop
+        from sgd_noise import TrainConfig, get_data
         cfg = TrainConfig(dataset='mnist1d', model='mlp', batch_size=16, weight_decay=5e-4, optimizer='adam')
         data = get_data(cfg)
-        ens = _MLPEnsemble([make_model('mlp', input_shape=data.input_shape, n_classes=10, seed=s) for s in range(50)],
+        ens = MLPEnsemble([make_model('mlp', input_shape=data.input_shape, n_classes=10, seed=s) for s in range(50)],
                            0.0, cfg.weight_decay, 'adam')
         sampler, lr = EnsembleSampler(data.n_train, 16, list(range(50))), torch.full((50,), 1e-3)
         def steps(n):

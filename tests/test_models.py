@@ -1,4 +1,4 @@
-"""Tests for sgd_noise.models: shapes, seeding, ghost batch norm, SkipInit, errors, one SGD step per model."""
+"""Tests for sgd_noise.core.models: shapes, seeding, ghost batch norm, SkipInit, errors, one SGD step per model."""
 import re
 import pytest
 import torch
@@ -6,8 +6,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from sgd_noise.models import (MODELS, Autoencoder, GhostBatchNorm2d, KeskarC1, MLP, SmallCNN, WideResNet,
-                              count_params, make_model, uses_batch_norm)
+from sgd_noise.core.models import MODELS, Autoencoder, MLP, SmallCNN, count_params, uses_batch_norm
+from sgd_noise.core.convnets import GhostBatchNorm2d, KeskarC1, WideResNet
+from sgd_noise import make_model
 
 SHAPES = {'mnist1d': (40,), 'mnist': (1, 28, 28), 'cifar10': (3, 32, 32), 'digits': (1, 8, 8)}
 IMAGE_ONLY = {'wrn', 'resnet', 'vgg', 'c1'}
@@ -344,7 +345,7 @@ def test_count_params():
 # ---------------------------------------------------------------- ResNet-32 and VGG (JKA17, SWA18)
 
 def test_resnet32_and_vgg_on_cifar_shapes():
-    from sgd_noise.models import ResNet, VGG
+    from sgd_noise.core.convnets import ResNet, VGG
     r = make_model('resnet32', input_shape=(3, 32, 32), n_classes=10)
     assert isinstance(r, ResNet) and 460_000 < count_params(r) < 480_000   # He et al.: 0.46M (option A shortcuts)
     assert sum(isinstance(m, torch.nn.Conv2d) for m in r.modules()) == 31 + 2   # 31 3x3 convs + 2 projections

@@ -5,7 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sgd_noise.sharpness import full_hessian, hessian_spectrum, hessian_trace, top_eigenvalues
+from sgd_noise.curvature.sharpness import full_hessian
+from sgd_noise import hessian_spectrum, hessian_trace, top_eigenvalues
 
 pyhessian = pytest.importorskip('pyhessian', reason='a dev requirement: pip install -e ".[dev]"')
 he = pytest.importorskip('hessian_eigenthings', reason='a dev requirement: pip install -e ".[dev]"')

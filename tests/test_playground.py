@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from sgd_noise.playground import (Playground, explore_sweep, in_flat_basin, landscape, landscape_widget, plot_runs,
-                                  temperature)
+from sgd_noise.course.playground import (Playground, explore_sweep, in_flat_basin, landscape, landscape_widget,
+                                         plot_runs, temperature)
 
 FAST = dict(n_train=512, n_test=128)
 
@@ -80,8 +80,8 @@ def test_toy_landscape_escapes_with_temperature():
 
 def test_sweep_explorer_redraws_from_the_store(tmp_path):
     import time
-    from sgd_noise.sweep import grid, sweep
-    from sgd_noise.train import TrainConfig
+    from sgd_noise import grid, sweep
+    from sgd_noise import TrainConfig
     store = tmp_path / 'sweep.sqlite'
     sweep(grid(TrainConfig(steps=5, n_evals=1, **FAST), batch_size=[16, 64], lr=[0.1, 0.5], seed=[0, 1]),
           store=store, progress=False)

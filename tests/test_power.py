@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from sgd_noise.contract import (POWER_SHARE, Claim, Spec, check_power, claims, power_line, power_scale, verdict)
-from sgd_noise.stats import Check
+from sgd_noise.claims.contract import POWER_SHARE, check_power, power_line, power_scale, verdict
+from sgd_noise.claims import Claim, Spec, claims
+from sgd_noise.claims.stats import Check
 
 VERDICTS = Path(__file__).resolve().parents[1] / 'verdicts'
 COMMITTED = sorted(VERDICTS.glob('*.json'))

@@ -5,10 +5,11 @@ import pytest
 import torch
 from threadpoolctl import threadpool_limits
 
-from sgd_noise import sharp_flat as sf
-from sgd_noise.contract import run_checks
-from sgd_noise.models import make_model
-from sgd_noise.train import validate
+from sgd_noise.claims import sharp_flat as sf
+from sgd_noise.claims.contract import run_checks
+from sgd_noise import evaluate, make_model
+from sgd_noise.claims.sharp_measure import dinh_rescaling
+from sgd_noise.core.config import validate
 
 
 @pytest.fixture(autouse=True, scope='module')
@@ -51,7 +52,7 @@ def test_tiny_models_match_their_records(tiny):
     data = sf.get_data(sf.configs('tiny')['mlp']['SB'][0])
     r = tiny['runs'].iloc[0]
     m = tiny['networks']['mlp']['models'][r.regime, r.seed]
-    _, acc = sf.evaluate(m, data.x_train, data.y_train)
+    _, acc = evaluate(m, data.x_train, data.y_train)
     assert abs(acc - r.train_acc) < 1e-6
 
 
@@ -88,6 +89,6 @@ def test_dinh_rescaling_keeps_the_function_and_changes_the_hessian():
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(64, 8, generator=g), torch.randint(0, 3, (64,), generator=g)
     m = make_model('mlp', input_shape=(8,), n_classes=3, seed=0, hidden=(16, 16))
-    t = sf.dinh_rescaling(m, x, y, x, y, factors=(1.0, 10.0))
+    t = dinh_rescaling(m, x, y, x, y, factors=(1.0, 10.0))
     assert t.same_predictions.all() and (t.max_output_change < 1e-5).all() and t.test_acc.nunique() == 1
     assert t.top_eig[1] > 5 * t.top_eig[0]

@@ -5,9 +5,11 @@ import pandas as pd
 import pytest
 import torch
 
-from sgd_noise import sharp_flat_trend as sft
-from sgd_noise.contract import run_checks
-from sgd_noise.train import TrainConfig, shift_noise, train, validate
+from sgd_noise.claims import sharp_flat_trend as sft
+from sgd_noise.claims.contract import run_checks
+from sgd_noise import TrainConfig, train
+from sgd_noise.core.training import shift_noise
+from sgd_noise.core.config import validate
 
 
 def test_every_run_stops_at_the_same_target_loss():

@@ -1,4 +1,4 @@
-"""Numerics of sgd_noise.sharpness against closed forms, in float64 (models built with .double())."""
+"""Numerics of sgd_noise.curvature.sharpness against closed forms, in float64 (models built with .double())."""
 import copy, itertools
 
 import numpy as np
@@ -7,9 +7,10 @@ import torch
 import torch.nn as nn
 from threadpoolctl import threadpool_limits
 
-from sgd_noise.sharpness import (ParamLoss, eigenvalue_spread, eps_sharpness, evaluate, filter_normalized_direction,
-                                 full_hessian, hessian_trace, hvp, interpolate, interpolate_state, loss_surface_2d,
-                                 rescale_relu_layers, subspace_matrix, top_eigenvalues)
+from sgd_noise.curvature.sharpness import (ParamLoss, eigenvalue_spread, full_hessian, hvp, loss_surface_2d,
+                                           subspace_matrix)
+from sgd_noise import eps_sharpness, evaluate, hessian_trace, interpolate, top_eigenvalues
+from sgd_noise.curvature.landscape import filter_normalized_direction, interpolate_state, rescale_relu_layers
 
 
 @pytest.fixture(autouse=True, scope='module')
@@ -335,7 +336,7 @@ def test_eigenvalue_spread():
 
 def test_hutchpp_is_exact_with_a_full_sketch_and_beats_hutchinson_on_a_decaying_spectrum():
     "Hutch++ (Meyer et al. 2021): with 3n products the sketch spans everything; on 1/i² eigenvalues it wins clearly."
-    from sgd_noise.sharpness import hutchinson, hutchpp
+    from sgd_noise import hutchinson, hutchpp
     gen = torch.Generator().manual_seed(0)
     n = 40
     U, _ = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64))
@@ -359,7 +360,8 @@ def _small_model_and_data(seed=0):
 
 def test_slq_with_full_steps_is_the_exact_quadrature():
     "n Lanczos steps from one probe: the nodes are H's eigenvalues (where the probe reaches them), the moments vᵀHᵏv."
-    from sgd_noise.sharpness import slq, full_hessian
+    from sgd_noise import slq
+    from sgd_noise.curvature.sharpness import full_hessian
     model, x, y = _small_model_and_data()
     H = full_hessian(model, x, y)
     n = H.shape[0]
@@ -373,7 +375,9 @@ def test_slq_with_full_steps_is_the_exact_quadrature():
 
 
 def test_slq_density_matches_the_exact_spectrum():
-    from sgd_noise.sharpness import Spectrum, full_hessian, hessian_spectrum
+    from sgd_noise.curvature.spectrum import Spectrum
+    from sgd_noise.curvature.sharpness import full_hessian
+    from sgd_noise import hessian_spectrum
     model, x, y = _small_model_and_data(1)
     exact = torch.linalg.eigvalsh(full_hessian(model, x, y)).numpy()
     sp = hessian_spectrum(model, x, y, n_probes=60, steps=15, dtype=torch.float64)

@@ -1,4 +1,4 @@
-"Unit tests of sgd_noise.stats: each helper on synthetic data where it must pass and where it must fail."
+"Unit tests of sgd_noise.claims.stats: each helper on synthetic data where it must pass and where it must fail."
 import json
 import math
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from sgd_noise.stats import (KINDS, LEVEL, OUTCOMES, Check, bootstrap, combine, decide, differs, equivalent,
-                             interval_check, jackknife, rank_correlation, seed_ratio, seed_slope, slope, t_interval,
-                             verdict_frame)
+from sgd_noise.claims.stats import (KINDS, LEVEL, OUTCOMES, Check, bootstrap, combine, decide, differs, equivalent,
+                                    interval_check, jackknife, rank_correlation, seed_ratio, seed_slope, slope,
+                                    t_interval, verdict_frame)
 
 
 def _shared_seed_arms(effect, n=5, seed_sd=1.0, noise=0.05, rng_seed=0):

@@ -5,11 +5,15 @@ import pandas as pd
 import pytest
 import torch
 
-from sgd_noise.metrics import FINISHED
-from sgd_noise.sweep import (ResultStore, best_lr, choose_engine, diverged_fraction, grid, group_key, make_groups,
-                             results_frame, run_group, seed_stats, sweep, train_group)
-from sgd_noise.models import make_model
-from sgd_noise.train import StepPlan, TrainConfig, train
+from sgd_noise.core.metrics import FINISHED
+from sgd_noise import ResultStore, grid, results_frame, sweep
+from sgd_noise.sweeps.analysis import best_lr, diverged_fraction, seed_stats
+from sgd_noise.sweeps.group import choose_engine, train_group
+from sgd_noise.sweeps.grids import group_key, make_groups
+from sgd_noise.sweeps.sweeping import run_group
+from sgd_noise import make_model
+from sgd_noise.core.config import StepPlan
+from sgd_noise import TrainConfig, train
 
 FAST = dict(dataset='mnist1d', n_train=512, n_test=128)
 
@@ -30,7 +34,7 @@ def _max_rel_diff(a, b):
 def _away_from_the_edge(cfgs, singles):
     """Equivalence tests compare runs picked away from the edge of stability on purpose: near it (digits, MLP, lr 0.2,
     momentum 0.9) a 1e-6 relative change of the LR, one thread instead of two, or an ensemble instead of one model
-    moves the final loss as much as a bug would (03_sweep, "What is reproducible"). So each compared run is checked
+    moves the final loss as much as a bug would (sweeps/00_sweep, "What is reproducible"). So each compared run is checked
     to be calm: a 1e-6 nudge of its LR moves its final loss by under 1e-4 relative (amplified under 100x)."""
     for c, r in zip(cfgs, singles):
         if r['status'] not in FINISHED: continue
@@ -279,7 +283,7 @@ def test_sharp_flat_paper_preset_starts_training_on_mnist_files(tmp_path, monkey
     """`reproduce sharp-flat --preset paper` trains the F1 network (an MLP on MNIST) first: its configs, shrunk to a
     tiny budget, train on MNIST files in the real IDX format (the MLP engine used to fail on images)."""
     from test_data import _write_idx_dataset
-    from sgd_noise import sharp_flat
+    from sgd_noise.claims import sharp_flat
     _write_idx_dataset(tmp_path / 'MNIST' / 'raw', n_train=240, n_test=60)
     monkeypatch.setenv('SGD_NOISE_DATA', str(tmp_path))
     nets = sharp_flat.configs('paper', device='cpu')

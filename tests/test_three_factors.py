@@ -3,10 +3,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sgd_noise.metrics import FINISHED
-from sgd_noise import three_factors as tf
-from sgd_noise.contract import run_checks
-from sgd_noise.train import validate
+from sgd_noise.core.metrics import FINISHED
+from sgd_noise.claims import three_factors as tf
+from sgd_noise.claims.contract import run_checks
+from sgd_noise.core.config import validate
 
 
 def test_the_scaling_part_keeps_eta_over_b_and_the_epoch_budget():
@@ -36,7 +36,7 @@ def test_the_tiny_run_measures_curvature_memorisation_and_curves():
 def test_the_cyclic_arms_share_their_eta_over_b_path():
     a, b, m = (c for c in tf.configs('smoke')['cyclic'] if c.seed == 0)
     assert a.lr_cycle == (1, 0.25) and a.batch_cycle is None and b.batch_cycle == (32, 128) and b.lr_cycle is None
-    from sgd_noise.train import StepPlan
+    from sgd_noise.core.config import StepPlan
     pa, pb, pm = (StepPlan(c, 4000) for c in (a, b, m))
     path = lambda c, p: [c.lr * mult / bs for _, bs, mult in p.segments]
     assert np.allclose(path(a, pa), path(b, pb)) and np.allclose(path(m, pm), 4 * np.array(path(b, pb)))

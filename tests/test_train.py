@@ -4,8 +4,10 @@ import json, math
 import pytest
 import torch
 
-from sgd_noise.train import (SCHEDULES, TrainConfig, eval_steps, lr_factor, train, validate)
-from sgd_noise.data import load_dataset
+from sgd_noise.core.config import SCHEDULES, lr_factor, validate
+from sgd_noise import TrainConfig, train
+from sgd_noise.core.metrics import eval_steps
+from sgd_noise.core.data import load_dataset
 
 FAST = dict(dataset='mnist1d', n_train=512, n_test=128, n_evals=2)
 
@@ -169,7 +171,7 @@ def test_compile_trains_the_same_model():
 
 
 def test_crop_flip_is_seeded_shape_preserving_and_a_shifted_window():
-    from sgd_noise.train import crop_flip
+    from sgd_noise.core.training import crop_flip
     x = torch.randn(16, 3, 8, 8)
     a = crop_flip(x, torch.Generator().manual_seed(0))
     b = crop_flip(x, torch.Generator().manual_seed(0))
@@ -227,8 +229,8 @@ def test_swa_averages_weights_and_recomputes_batch_norm_statistics():
 
 
 def test_swa_options_need_swa_start_and_route_sweeps_to_train():
-    from sgd_noise.models import make_model
-    from sgd_noise.sweep import choose_engine
+    from sgd_noise import make_model
+    from sgd_noise.sweeps.group import choose_engine
     with pytest.raises(ValueError, match='swa_lr given without swa_start'): validate(TrainConfig(steps=5, swa_lr=0.1))
     with pytest.raises(ValueError, match='swa_start'): validate(TrainConfig(steps=5, swa_start=1.5))
     cfg = TrainConfig(steps=5, swa_start=0.5)
@@ -241,9 +243,9 @@ def test_swa_options_need_swa_start_and_route_sweeps_to_train():
 
 def test_adam_option_is_torch_adam_and_trains_in_ensembles():
     """optimizer='adam' is torch.optim.Adam on the same minibatches: two steps by hand give the same weights."""
-    from sgd_noise.data import MinibatchSampler
-    from sgd_noise.models import make_model
-    from sgd_noise.sweep import choose_engine
+    from sgd_noise.core.data import MinibatchSampler
+    from sgd_noise import make_model
+    from sgd_noise.sweeps.group import choose_engine
     cfg = TrainConfig(optimizer='adam', lr=1e-3, weight_decay=1e-4, steps=2, n_evals=1, n_train=256, n_test=64,
                       schedule='constant')
     r = train(cfg, progress=False)
@@ -264,8 +266,9 @@ def test_adam_option_is_torch_adam_and_trains_in_ensembles():
 
 def test_label_noise_makes_a_seeded_fraction_of_training_labels_wrong():
     "label_noise: exactly that fraction of training labels moves to another class, seeded; test labels stay true."
-    from sgd_noise.sweep import grid, train_group
-    from sgd_noise.train import get_data
+    from sgd_noise import grid
+    from sgd_noise.sweeps.group import train_group
+    from sgd_noise import get_data
     cfg = TrainConfig(n_train=500, n_test=100, steps=20, n_evals=1, label_noise=0.2)
     clean, noisy = get_data(cfg.replace(label_noise=0.0)), get_data(cfg)
     wrong = (clean.y_train != noisy.y_train)

@@ -25,12 +25,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sgd_noise import (adam_regimes as ar, sde_quadratic as sdeq, sharp_flat as sf, sharp_flat_trend as sft,
-                       three_factors as tf)
-from sgd_noise.analysis import results_frame
-from sgd_noise.contract import PLUMBING_PRESETS, claims, get_claim, run_checks
-from sgd_noise.sharp_measure import sharpness_key
-from sgd_noise.smoothed_toy import ETAS, TOY, smoothed_minimiser
+from sgd_noise.claims import (adam_regimes as ar, sde_quadratic as sdeq, sharp_flat as sf, sharp_flat_trend as sft,
+                              three_factors as tf)
+from sgd_noise import results_frame
+from sgd_noise.claims.contract import PLUMBING_PRESETS, run_checks
+from sgd_noise.claims import claims, get_claim
+from sgd_noise.claims.sharp_measure import sharpness_key
+from sgd_noise.claims.smoothed_toy import ETAS, TOY, smoothed_minimiser
 
 
 def _presets(name):
