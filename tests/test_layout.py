@@ -16,10 +16,15 @@ FRONTS = ['sgd_noise'] + sorted('sgd_noise.' + p.parent.name for p in PKG.glob('
 
 def _tree(mod): return ast.parse(MODULES[mod].read_text())
 
+def _patched(n) -> bool:
+    "A method added to a class in a later cell (fastcore's `@patch`): the class's name, not the module's."
+    return any('patch' in ast.unparse(d) for d in getattr(n, 'decorator_list', []))
+
 def _defined(mod) -> set:
     names = set()
     for n in _tree(mod).body:
-        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): names.add(n.name)
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            if not _patched(n): names.add(n.name)
         elif isinstance(n, (ast.Assign, ast.AnnAssign)):
             for t in (n.targets if isinstance(n, ast.Assign) else [n.target]):
                 names |= {x.id for x in ast.walk(t) if isinstance(x, ast.Name)}

@@ -5,6 +5,7 @@
 # %% ../../nbs/core/06_config.ipynb 3
 from __future__ import annotations
 import dataclasses, hashlib, json, math
+from fastcore.basics import patch   # a class grown over cells, each part beside its explanation
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -108,37 +109,40 @@ class TrainConfig:
         # `_plain` copies the lists, tuples and dicts a field may hold, which is all the copying a config needs
         return {f.name: _plain(getattr(self, f.name)) for f in _FIELDS}
 
-    @property
-    def config_id(self) -> str:
-        "A stable id: the hash of the config as JSON (tuples and lists hash alike)."
-        d = self.to_dict()
-        # added later: at their defaults they leave older ids (and stores) valid
-        for k, v in {**LOOP_ONLY_DEFAULTS, **CYCLE_DEFAULTS, 'label_noise': 0.0}.items():
-            if d[k] == v: d.pop(k)
-        # epoch budgets count examples since 0.2 (before, `epochs × (n // B)` steps): runs stored under the old
-        # rule trained for fewer steps, so their ids must differ and a store retrains them
-        if d['epochs'] is not None: d['budget'] = 'examples'
-        # the device is where a run trains, not what it computes (each result's `env` records the hardware): since
-        # 0.3 a run asked for on 'cuda' and the same run on 'cpu' share an id, so a sweep started on a GPU can be
-        # finished elsewhere; stores written before read back through `ResultStore`, which re-derives ids
-        d.pop('device')
-        return hashlib.sha1(json.dumps(d, sort_keys=True, default=list).encode()).hexdigest()[:16]
+# %% ../../nbs/core/06_config.ipynb 13
+@patch(as_prop=True)
+def config_id(self: TrainConfig) -> str:
+    "A stable id: the hash of the config as JSON (tuples and lists hash alike)."
+    d = self.to_dict()
+    # added later: at their defaults they leave older ids (and stores) valid
+    for k, v in {**LOOP_ONLY_DEFAULTS, **CYCLE_DEFAULTS, 'label_noise': 0.0}.items():
+        if d[k] == v: d.pop(k)
+    # epoch budgets count examples since 0.2 (before, `epochs × (n // B)` steps): runs stored under the old
+    # rule trained for fewer steps, so their ids must differ and a store retrains them
+    if d['epochs'] is not None: d['budget'] = 'examples'
+    # the device is where a run trains, not what it computes (each result's `env` records the hardware): since
+    # 0.3 a run asked for on 'cuda' and the same run on 'cpu' share an id, so a sweep started on a GPU can be
+    # finished elsewhere; stores written before read back through `ResultStore`, which re-derives ids
+    d.pop('device')
+    return hashlib.sha1(json.dumps(d, sort_keys=True, default=list).encode()).hexdigest()[:16]
 
-    def replace(self, **changes) -> 'TrainConfig': return dataclasses.replace(self, **changes)
+@patch
+def replace(self: TrainConfig, **changes) -> 'TrainConfig': return dataclasses.replace(self, **changes)
 
-    def total_steps(self, n_train: int) -> int:
-        """The budget in steps for a training set of `n_train` examples. An epoch budget buys every batch size the
-        same number of examples, `epochs × n_train`: a batch size that does not divide the training set gets
-        the steps that make up the partial batches (1024 on 4000 examples: 3.9 steps an epoch, not 3). With a
-        cyclic schedule, the sum of its phases' steps (`StepPlan`)."""
-        if self.lr_cycle is not None or self.batch_cycle is not None: return StepPlan(self, n_train).total
-        if self.steps is not None: return int(self.steps)
-        return max(1, round(self.epochs * n_train / self.batch_size))
+@patch
+def total_steps(self: TrainConfig, n_train: int) -> int:
+    """The budget in steps for a training set of `n_train` examples. An epoch budget buys every batch size the
+    same number of examples, `epochs × n_train`: a batch size that does not divide the training set gets
+    the steps that make up the partial batches (1024 on 4000 examples: 3.9 steps an epoch, not 3). With a
+    cyclic schedule, the sum of its phases' steps (`StepPlan`)."""
+    if self.lr_cycle is not None or self.batch_cycle is not None: return StepPlan(self, n_train).total
+    if self.steps is not None: return int(self.steps)
+    return max(1, round(self.epochs * n_train / self.batch_size))
 
-# %% ../../nbs/core/06_config.ipynb 12
+# %% ../../nbs/core/06_config.ipynb 14
 _FIELDS = dataclasses.fields(TrainConfig)
 
-# %% ../../nbs/core/06_config.ipynb 13
+# %% ../../nbs/core/06_config.ipynb 15
 def _check(ok: bool, msg: str):
     if not ok: raise ValueError(msg)
 
@@ -191,7 +195,7 @@ def _check_budget(cfg, n_train):
         _check(n <= MAX_STEPS, f"epochs={cfg.epochs!r} is {n:.3g} steps of batch_size={cfg.batch_size}, more than "
                                f"2**53: give a smaller budget")
 
-# %% ../../nbs/core/06_config.ipynb 14
+# %% ../../nbs/core/06_config.ipynb 16
 def validate(cfg: TrainConfig, n_train: int | None = None) -> TrainConfig:
     """Check every field of `cfg` (and the batch size and budget against `n_train` when known); one-line
     `ValueError` naming the field if wrong. Every float field rejects NaN and infinities."""
@@ -234,7 +238,7 @@ def validate(cfg: TrainConfig, n_train: int | None = None) -> TrainConfig:
     resolve_device(cfg.device)
     return cfg
 
-# %% ../../nbs/core/06_config.ipynb 15
+# %% ../../nbs/core/06_config.ipynb 17
 def _check_cycles(cfg, n_train):
     "The cyclic-schedule fields: each cycle a non-empty tuple, a phase length, an epoch budget."
     lc, bc = cfg.lr_cycle, cfg.batch_cycle
@@ -280,7 +284,7 @@ def pick_preset(presets: dict, name: str, what: str = '') -> dict:
         raise ValueError(f"unknown preset {name!r}{' for ' + what if what else ''}: choose one of {', '.join(presets)}")
     return presets[name]
 
-# %% ../../nbs/core/06_config.ipynb 18
+# %% ../../nbs/core/06_config.ipynb 20
 class StepPlan:
     "Batch size, LR multiplier and epochs seen at every step of a config's budget on `n_train` examples."
     def __init__(self, cfg: TrainConfig, n_train: int):

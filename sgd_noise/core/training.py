@@ -75,23 +75,10 @@ def shift_noise(x: torch.Tensor, generator: torch.Generator, noise: float = 0.1)
 
 AUGMENT = {'crop-flip': crop_flip, 'shift-noise': shift_noise}
 
-# %% ../../nbs/core/07_train.ipynb 16
-def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = True, check_every: int = 1,
-          on_eval=None, init: dict | None = None) -> RunResult:
-    """Train one model as `cfg` says and return its `RunResult`.
-
-    `data` skips loading (it must be the dataset of `cfg`); `progress` shows a progress bar (it appears only
-    after two seconds, so short runs stay quiet); the loss is tested for a non-finite value every
-    `check_every` steps (raise it on a GPU to avoid a sync per step). With `cfg.target_loss`, the training loss on
-    the whole training set is measured every epoch and training stops, with an evaluation, once it is that low. \
-`on_eval(step, model, data)`, if given, is
-    called at each evaluation and the dict it returns is added to that history entry (e.g. a curvature or
-    gradient-noise measurement). `init`, a state dict of the same model, starts training from those weights (a warm
-    start: the seed still sets the data order; the config does not record where the weights came from)."""
-    validate(cfg)
-    dev = resolve_device(cfg.device)
-    data = get_data(cfg) if data is None else data.to(dev)
-    validate(cfg, n_train=data.n_train)
+# %% ../../nbs/core/07_train.ipynb 17
+def _model_for(cfg: TrainConfig, data: Dataset, dev, init: dict | None):
+    """The model of `cfg` on `dev` (from the weights `init`, if given), the module that runs its training steps
+    (compiled if asked; evaluation uses the model) and its memory layout (NHWC for images if asked)."""
     model = make_model(cfg.model, input_shape=data.input_shape, n_classes=data.n_classes, seed=cfg.seed,
                        **cfg.model_kwargs).to(dev)
     if init is not None:
@@ -100,79 +87,115 @@ def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = Tru
             raise ValueError(f"init: a state dict of another model ({str(e).splitlines()[0][:120]}): pass the "
                              f"state_dict() of a {cfg.model} built for {cfg.dataset}") from None
     layout = torch.channels_last if cfg.channels_last and len(data.input_shape) == 3 else None  # NHWC for images only
-    if layout is not None: model = model.to(memory_format=layout)
-    forward = torch.compile(model) if cfg.compile else model   # shares the parameters; evaluation uses `model`
-    autocast = lambda: torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == 'bf16')
-    task = getattr(model, 'task', 'classify')
-    sampler = MinibatchSampler(data.n_train, cfg.batch_size, seed=cfg.seed, replacement=cfg.replacement, device=dev)
-    plan = StepPlan(cfg, data.n_train)
-    total = plan.total
+    model = model if layout is None else model.to(memory_format=layout)
+    return model, (torch.compile(model) if cfg.compile else model), layout   # the compiled one shares the parameters
+
+def _optimizer(cfg: TrainConfig, model, plan: StepPlan):
+    "The optimiser of `cfg` (SGD with momentum and L2, or Adam) and its learning-rate schedule."
     opt = (torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
            if cfg.optimizer == 'sgd' else
            torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, plan.factor)
-    evals, history, status, diverged_at = set(eval_steps(total, cfg.n_evals)), [], 'ok', None
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, plan.factor)
+
+def _augmenter(cfg: TrainConfig, data: Dataset, dev):
+    "The augmentation's random stream (not the sampler's), or None; crop-flip on data that are not images is an error."
     if cfg.augment == 'crop-flip' and len(data.input_shape) != 3:
         raise ValueError(f"augment={cfg.augment!r} needs images, and {cfg.dataset} is not an image dataset: "
                          "use augment='shift-noise' or None")
-    aug_gen = (torch.Generator(device=dev).manual_seed(cfg.seed + 7919)  # not the sampler's stream
-               if cfg.augment else None)
+    return torch.Generator(device=dev).manual_seed(cfg.seed + 7919) if cfg.augment else None
+
+def _batch(cfg: TrainConfig, data: Dataset, sampler, plan: StepPlan, step: int, aug_gen, layout):
+    "The minibatch of `step`: its size from the plan (cyclic batch sizes), augmented and laid out as the model wants."
+    if plan.cyclic: sampler.batch_size = plan.batch_size(step)
+    idx = next(sampler)
+    xb, yb = data.x_train[idx], data.y_train[idx]
+    if aug_gen is not None: xb = AUGMENT[cfg.augment](xb, aug_gen)
+    if layout is not None: xb = xb.contiguous(memory_format=layout)
+    return xb, yb
+
+# %% ../../nbs/core/07_train.ipynb 18
+class _Averager:
+    """The SWA phase of a run (`torch.optim.swa_utils`): after `cfg.swa_start` of the steps, the weights are averaged
+    every `cfg.swa_every` steps (default: once an epoch) and the learning rate follows SWALR to `cfg.swa_lr`."""
+    def __init__(self, cfg: TrainConfig, opt, sched, total: int, n_train: int):
+        self.cfg, self.opt, self.sched, self.total = cfg, opt, sched, total
+        self.start = None if cfg.swa_start is None else int(cfg.swa_start * total)
+        self.every = cfg.swa_every or max(1, round(n_train / cfg.batch_size))
+        self.model = self.swa_sched = None
+
+    def step(self, model, step: int):
+        "After `step`: the plain schedule before the SWA phase; in it, start or update the average, step SWALR."
+        if self.start is None or step <= self.start: self.sched.step(); return
+        if self.model is None:
+            self.model = torch.optim.swa_utils.AveragedModel(model)
+            if self.cfg.swa_lr is not None:
+                self.swa_sched = torch.optim.swa_utils.SWALR(self.opt, swa_lr=self.cfg.swa_lr, anneal_strategy='cos',
+                                                             anneal_epochs=max(1, (self.total - self.start) // 20))
+        if (step - self.start - 1) % self.every == 0: self.model.update_parameters(model)
+        (self.swa_sched or self.sched).step()
+
+    def averaged(self, data: Dataset):
+        "The averaged model, its batch-norm statistics recomputed in one pass over the training set if asked."
+        if self.cfg.swa_update_bn:
+            bs = self.cfg.batch_size
+            torch.optim.swa_utils.update_bn((data.x_train[i:i + bs] for i in range(0, data.n_train, bs)), self.model)
+        return self.model.module
+
+# %% ../../nbs/core/07_train.ipynb 19
+def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = True, check_every: int = 1,
+          on_eval=None, init: dict | None = None) -> RunResult:
+    """Train one model as `cfg` says and return its `RunResult`.
+
+    `data` skips loading (it must be the dataset of `cfg`); `progress` shows a progress bar (it appears only
+    after two seconds, so short runs stay quiet); the loss is tested for a non-finite value every
+    `check_every` steps (raise it on a GPU to avoid a sync per step). With `cfg.target_loss`, the training loss on
+    the whole training set is measured every epoch and training stops, with an evaluation, once it is that low.
+    `on_eval(step, model, data)`, if given, is called at each evaluation and the dict it returns is added to that
+    history entry (e.g. a curvature or gradient-noise measurement). `init`, a state dict of the same model, starts
+    training from those weights (a warm start: the seed still sets the data order; the config does not record where
+    the weights came from)."""
+    validate(cfg)
+    dev = resolve_device(cfg.device)
+    data = get_data(cfg) if data is None else data.to(dev)
+    validate(cfg, n_train=data.n_train)
+    model, forward, layout = _model_for(cfg, data, dev, init)
+    task = getattr(model, 'task', 'classify')
+    sampler = MinibatchSampler(data.n_train, cfg.batch_size, seed=cfg.seed, replacement=cfg.replacement, device=dev)
+    plan = StepPlan(cfg, data.n_train); total = plan.total
+    opt, sched = _optimizer(cfg, model, plan)
+    evals, history, status, diverged_at = set(eval_steps(total, cfg.n_evals)), [], 'ok', None
+    aug_gen = _augmenter(cfg, data, dev)
     stop_every = max(1, round(data.n_train / cfg.batch_size)) if cfg.target_loss is not None else 0
-
-    swa_from = None if cfg.swa_start is None else int(cfg.swa_start * total)
-    swa_every = cfg.swa_every or max(1, round(data.n_train / cfg.batch_size))
-    swa_model = swa_sched = None
-
+    swa = _Averager(cfg, opt, sched, total, data.n_train)
     def record(step, m=None, **extra):
         m = model if m is None else m
         trl, tra = evaluate(m, data.x_train, data.y_train)
         tel, tea = evaluate(m, data.x_test, data.y_test)
-        lr = (opt.param_groups[0]['lr'] if swa_sched is not None
-              else cfg.lr * plan.factor(min(step, total - 1)))
+        lr = opt.param_groups[0]['lr'] if swa.swa_sched is not None else cfg.lr * plan.factor(min(step, total - 1))
         history.append(history_entry(step, plan.epoch(step), lr, (trl, tra, tel, tea), **extra))
         if on_eval is not None: history[-1].update(on_eval(step, m, data) or {})
-
-    def average(step):
-        "Start or update the weight average after `step` (the SWA phase), and step its LR schedule."
-        nonlocal swa_model, swa_sched
-        if swa_model is None:
-            swa_model = torch.optim.swa_utils.AveragedModel(model)
-            if cfg.swa_lr is not None:
-                swa_sched = torch.optim.swa_utils.SWALR(opt, swa_lr=cfg.swa_lr, anneal_strategy='cos',
-                                                        anneal_epochs=max(1, (total - swa_from) // 20))
-        if (step - swa_from - 1) % swa_every == 0: swa_model.update_parameters(model)
-        (swa_sched or sched).step()
-
-    t0 = time.perf_counter()
+    t0, step = time.perf_counter(), 0
     model.train()
     if 0 in evals: record(0)
-    step = 0
     for step in progress_bar(range(1, total + 1), progress=progress, desc=f'B={cfg.batch_size} lr={cfg.lr:g}',
                              leave=False):
-        if plan.cyclic: sampler.batch_size = plan.batch_size(step)
-        idx = next(sampler)
-        xb, yb = data.x_train[idx], data.y_train[idx]
-        if aug_gen is not None: xb = AUGMENT[cfg.augment](xb, aug_gen)
-        if layout is not None: xb = xb.contiguous(memory_format=layout)
-        with autocast(): loss = loss_fn(task, forward(xb), xb, yb)
+        xb, yb = _batch(cfg, data, sampler, plan, step, aug_gen, layout)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == 'bf16'):
+            loss = loss_fn(task, forward(xb), xb, yb)
         if (step % check_every == 0 or step == total) and not torch.isfinite(loss):
             status, diverged_at = 'diverged', step
             break
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if swa_from is not None and step > swa_from: average(step)
-        else: sched.step()
+        swa.step(model, step)
         if step in evals: record(step)
         if stop_every and step % stop_every == 0 and evaluate(model, data.x_train, data.y_train)[0] <= cfg.target_loss:
             if step not in evals: record(step)
             break
-    if swa_model is not None and status == 'ok':
-        if cfg.swa_update_bn:   # batch-norm statistics for the averaged weights: one pass over the training set
-            torch.optim.swa_utils.update_bn(
-                (data.x_train[i:i + cfg.batch_size] for i in range(0, data.n_train, cfg.batch_size)), swa_model)
-        model = swa_model.module
-        record(step, model, model_kind='swa', n_averaged=int(swa_model.n_averaged))
+    if swa.model is not None and status == 'ok':
+        model = swa.averaged(data)
+        record(step, model, model_kind='swa', n_averaged=int(swa.model.n_averaged))
     status, final = outcome(history, diverged_at, chance_level(data.n_classes if task == 'classify' else None,
                                                                total, cfg.batch_size, data.n_train))
     done = step - (status == 'diverged')

@@ -16,8 +16,9 @@ import pandas as pd
 import scipy.optimize
 import torch
 import torch.nn as nn
-from torch.func import functional_call, grad, grad_and_value, hessian, jvp
+from torch.func import functional_call, grad, grad_and_value, jvp
 from torch.nn.utils import parameters_to_vector
+from fastcore.basics import patch   # a class grown over cells, each part beside its explanation
 
 from .landscape import filter_normalized
 
@@ -75,59 +76,66 @@ class ParamLoss:
         "Mean loss on one chunk at the flat parameters `theta`."
         return self.loss_fn(functional_call(self.net, self.unflatten(theta), (xc,)), xc, yc)
 
-    def __call__(self, theta=None):
-        "Loss at `theta` (default: the model's parameters) as a differentiable scalar tensor."
-        theta = self.theta0 if theta is None else theta
-        return sum(w * self.chunk_loss(theta, xc, yc) for xc, yc, w in self.chunks())
+# %% ../../nbs/curvature/00_sharpness.ipynb 11
+@patch
+def __call__(self: ParamLoss, theta=None):
+    "Loss at `theta` (default: the model's parameters) as a differentiable scalar tensor."
+    theta = self.theta0 if theta is None else theta
+    return sum(w * self.chunk_loss(theta, xc, yc) for xc, yc, w in self.chunks())
 
-    def value(self, theta=None):
-        "Loss at `theta` as a float."
-        with torch.no_grad(): return float(self(theta))
+@patch
+def value(self: ParamLoss, theta=None):
+    "Loss at `theta` as a float."
+    with torch.no_grad(): return float(self(theta))
 
-    def value_and_grad(self, theta=None):
-        "`(loss, gradient)` at `theta`, chunk by chunk."
-        theta = self.theta0 if theta is None else theta
-        g, f = torch.zeros_like(theta), 0.
+@patch
+def value_and_grad(self: ParamLoss, theta=None):
+    "`(loss, gradient)` at `theta`, chunk by chunk."
+    theta = self.theta0 if theta is None else theta
+    g, f = torch.zeros_like(theta), 0.
+    for xc, yc, w in self.chunks():
+        gc, fc = grad_and_value(self.chunk_loss)(theta, xc, yc)
+        g.add_(gc, alpha=w); f += w * float(fc)
+    return f, g
+
+@patch
+def _gradient_graph(self: ParamLoss):
+    "(θ₀ as a leaf, ∇L(θ₀) with its graph kept): built once, reused by every `hvp` at θ₀ (one chunk)."
+    if getattr(self, '_graph', None) is None:
+        with torch.enable_grad():   # also inside a caller's no_grad
+            t = self.theta0.detach().clone().requires_grad_(True)
+            self._graph = (t, torch.autograd.grad(self.chunk_loss(t, self.x, self.y), t, create_graph=True)[0])
+    return self._graph
+
+@patch
+def hvp(self: ParamLoss, v, theta=None):
+    """Hessian-vector product H(theta) v. At the model's own parameters without chunks (what the estimators call
+    again and again): one backward pass through the kept graph of the gradient (reverse over reverse, as
+    PyHessian and hessian-eigenthings do); otherwise forward-over-reverse (`jvp` of `grad`), chunk by chunk."""
+    if theta is None and self.chunk_size is None:
+        t, g = self._gradient_graph()
+        with torch.enable_grad(): return torch.autograd.grad(g, t, grad_outputs=v, retain_graph=True)[0].detach()
+    theta = self.theta0 if theta is None else theta
+    out = torch.zeros_like(theta)
+    with _quiet_forward_ad():
         for xc, yc, w in self.chunks():
-            gc, fc = grad_and_value(self.chunk_loss)(theta, xc, yc)
-            g.add_(gc, alpha=w); f += w * float(fc)
-        return f, g
+            g = lambda t: grad(self.chunk_loss)(t, xc, yc)
+            out.add_(jvp(g, (theta,), (v,))[1], alpha=w)
+    return out
 
-    def _gradient_graph(self):
-        "(θ₀ as a leaf, ∇L(θ₀) with its graph kept): built once, reused by every `hvp` at θ₀ (one chunk)."
-        if getattr(self, '_graph', None) is None:
-            with torch.enable_grad():   # also inside a caller's no_grad
-                t = self.theta0.detach().clone().requires_grad_(True)
-                self._graph = (t, torch.autograd.grad(self.chunk_loss(t, self.x, self.y), t, create_graph=True)[0])
-        return self._graph
+@patch
+def hessian(self: ParamLoss, theta=None):
+    ("The exact n x n Hessian at `theta` (`torch.func.hessian`; with bn='batch', column by column from `hvp`); "
+     "small models only.")
+    theta = self.theta0 if theta is None else theta
+    # torch.func.hessian / jacrev(jacrev) give a wrong, asymmetric Hessian through batch-statistics BN
+    if self.bn == 'batch':
+        return torch.stack([self.hvp(e, theta)
+                            for e in torch.eye(self.n, dtype=theta.dtype, device=theta.device)], 1)
+    with _quiet_forward_ad():
+        return sum(w * torch.func.hessian(self.chunk_loss)(theta, xc, yc) for xc, yc, w in self.chunks())
 
-    def hvp(self, v, theta=None):
-        """Hessian-vector product H(theta) v. At the model's own parameters without chunks (what the estimators call
-        again and again): one backward pass through the kept graph of the gradient (reverse over reverse, as
-        PyHessian and hessian-eigenthings do); otherwise forward-over-reverse (`jvp` of `grad`), chunk by chunk."""
-        if theta is None and self.chunk_size is None:
-            t, g = self._gradient_graph()
-            with torch.enable_grad(): return torch.autograd.grad(g, t, grad_outputs=v, retain_graph=True)[0].detach()
-        theta = self.theta0 if theta is None else theta
-        out = torch.zeros_like(theta)
-        with _quiet_forward_ad():
-            for xc, yc, w in self.chunks():
-                g = lambda t: grad(self.chunk_loss)(t, xc, yc)
-                out.add_(jvp(g, (theta,), (v,))[1], alpha=w)
-        return out
-
-    def hessian(self, theta=None):
-        ("The exact n x n Hessian at `theta` (`torch.func.hessian`; with bn='batch', column by column from `hvp`); "
-         "small models only.")
-        theta = self.theta0 if theta is None else theta
-        # torch.func.hessian / jacrev(jacrev) give a wrong, asymmetric Hessian through batch-statistics BN
-        if self.bn == 'batch':
-            return torch.stack([self.hvp(e, theta)
-                                for e in torch.eye(self.n, dtype=theta.dtype, device=theta.device)], 1)
-        with _quiet_forward_ad():
-            return sum(w * hessian(self.chunk_loss)(theta, xc, yc) for xc, yc, w in self.chunks())
-
-# %% ../../nbs/curvature/00_sharpness.ipynb 10
+# %% ../../nbs/curvature/00_sharpness.ipynb 12
 @contextlib.contextmanager
 def _quiet_forward_ad():
     ("torch loads its forward-AD decompositions with `torch.jit.script` on first use, which warns; "
@@ -136,7 +144,7 @@ def _quiet_forward_ad():
         warnings.filterwarnings('ignore', message='.*torch.jit.script.*', category=FutureWarning)
         yield
 
-# %% ../../nbs/curvature/00_sharpness.ipynb 12
+# %% ../../nbs/curvature/00_sharpness.ipynb 14
 def hvp(model, x, y, v, **opts):
     ("Hessian-vector product of the loss at the model's parameters; "
      "`v` is flat, like `parameters_to_vector(model.parameters())`.")
@@ -148,7 +156,7 @@ def full_hessian(model, x, y, **opts):
     "Exact Hessian (n x n) of the loss at the model's parameters, for small models and tests."
     return ParamLoss(model, x, y, **opts).hessian()
 
-# %% ../../nbs/curvature/00_sharpness.ipynb 19
+# %% ../../nbs/curvature/00_sharpness.ipynb 21
 def top_eigenvalues(model, x, y, *, k=1, method='lanczos', max_iter=None, tol=None, seed=0,
                     return_eigenvectors=False, **opts):
     ("Top-`k` Hessian eigenvalues of the loss at the model's parameters; "
@@ -162,7 +170,7 @@ def top_eigenvalues(model, x, y, *, k=1, method='lanczos', max_iter=None, tol=No
         return power_iteration(f.hvp, f.n, **kw)
     raise ValueError(f"method: got {method!r}; use 'lanczos' or 'power'")
 
-# %% ../../nbs/curvature/00_sharpness.ipynb 23
+# %% ../../nbs/curvature/00_sharpness.ipynb 25
 def curvature_subset(data, n: int, seed: int = 0):
     ("The fixed training examples (x, y) a model's curvature is measured on: "
      "`n` drawn without replacement by `seed` (all of them when `n` is larger).")
@@ -186,13 +194,13 @@ def curvature(model, x, y, *, trace_samples: int = 99, seed: int = 0, **opts) ->
     tr = hessian_trace(model, x, y, n_samples=trace_samples, seed=seed, **opts)
     return dict(top_eig=float(top.eigenvalues[0]), trace=tr.estimate, trace_se=tr.stderr, n_curvature=len(x))
 
-# %% ../../nbs/curvature/00_sharpness.ipynb 30
+# %% ../../nbs/curvature/00_sharpness.ipynb 32
 def hessian_spectrum(model, x, y, *, n_probes: int = 10, steps: int = 80, seed: int = 0, **opts) -> Spectrum:
     "The Hessian's eigenvalue density by `slq`; `opts` go to `ParamLoss` (bn, chunk_size, loss_fn, dtype)."
     f = ParamLoss(model, x, y, **opts)
     return slq(f.hvp, f.n, n_probes=n_probes, steps=steps, seed=seed, dtype=f.theta0.dtype, device=f.theta0.device)
 
-# %% ../../nbs/curvature/00_sharpness.ipynb 34
+# %% ../../nbs/curvature/00_sharpness.ipynb 36
 @dataclass
 class SharpnessResult:
     "Keskar et al.'s epsilon-sharpness (Metric 2.1) with the optimiser's diagnostics."
@@ -228,7 +236,7 @@ def _pga(fg, z, radius, *, steps, step_size=0.5, min_step=1e-4):
             if eta < min_step: return z, fz, it, 'step size below min_step'
     return z, fz, steps, 'step limit reached'
 
-# %% ../../nbs/curvature/00_sharpness.ipynb 35
+# %% ../../nbs/curvature/00_sharpness.ipynb 37
 def subspace_matrix(n, p, seed=0):
     "The n x p matrix A of `eps_sharpness(subspace_dim=p, seed=seed)`: i.i.d. N(0, 1) entries, float64."
     return np.random.default_rng(seed).standard_normal((n, p))
@@ -277,7 +285,7 @@ def eps_sharpness(model, x, y, *, eps=1e-3, subspace_dim=None, seed=0, maxiter=5
     return SharpnessResult((fmax - f0) / (1 + f0) * 100, f0, fmax, eps, subspace_dim, method, success, status, message,
                            line_search_failed, used_fallback, n_fev[0], n_iter, at_bound, z)
 
-# %% ../../nbs/curvature/00_sharpness.ipynb 41
+# %% ../../nbs/curvature/00_sharpness.ipynb 43
 def loss_surface_2d(model, x, y=None, *, span=1.0, n=21, seed=0, **opts):
     "Loss on the plane theta + a*d1 + b*d2 (two filter-normalised directions) for a, b in [-span, span]."
     f = ParamLoss(model, x, y, **opts)
@@ -287,7 +295,7 @@ def loss_surface_2d(model, x, y=None, *, span=1.0, n=21, seed=0, **opts):
     losses = np.array([[f.value(f.theta0 + a * d1 + b * d2) for b in betas] for a in alphas])
     return {'alphas': alphas, 'betas': betas, 'losses': losses}  # losses[i, j] at (alphas[i], betas[j])
 
-# %% ../../nbs/curvature/00_sharpness.ipynb 43
+# %% ../../nbs/curvature/00_sharpness.ipynb 45
 def eigenvalue_spread(model, x, y, sample_sizes, seeds=(0, 1, 2), *, method='lanczos', max_iter=None, tol=None, **opts):
     "Top Hessian eigenvalue on random subsets: one row per (sample size, seed), with cost and convergence."
     rows = []

@@ -195,6 +195,21 @@ def choose_engine(model: nn.Module, engine: str = 'auto', cfg: TrainConfig | Non
     return 'loop'
 
 # %% ../../nbs/sweeps/03_group.ipynb 14
+def _check_group(configs: list) -> list[TrainConfig]:
+    "The configs (or their dicts) of one group, validated; configs differing in more than lr and seed are an error."
+    configs = [TrainConfig(**c) if isinstance(c, dict) else c for c in configs]
+    if len({group_key(c) for c in configs}) != 1:
+        raise ValueError("train_group needs configs that differ only in lr and seed")
+    return [validate(c) for c in configs]
+
+def _train_one_by_one(configs: list[TrainConfig], data: Dataset, progress: bool, check_every: int, return_models: bool):
+    "The 'loop' engine: each config trained alone by `train`, its record marked as a group of one."
+    runs = [train(c, data=data, progress=progress, check_every=check_every) for c in configs]
+    res = [r.to_dict() for r in runs]
+    for r in res: r['env'].update(engine='loop', ensemble_size=1)
+    return (res, [r.model for r in runs]) if return_models else res
+
+# %% ../../nbs/sweeps/03_group.ipynb 15
 @flushing
 def train_group(configs: list[TrainConfig], *, data: Dataset | None = None, engine: str = 'auto',
                 progress: bool = True, check_every: int | None = None, return_models: bool = False,
@@ -204,11 +219,8 @@ def train_group(configs: list[TrainConfig], *, data: Dataset | None = None, engi
     With `return_models=True`, return `(results, models)` (the trained modules, `None` for diverged members
     of the ensemble engines). The loss is checked for divergence every `check_every` steps: by default every step
     on the CPU and every 16th on a GPU, where each check waits for the device."""
-    configs = [TrainConfig(**c) if isinstance(c, dict) else c for c in configs]
-    if len({group_key(c) for c in configs}) != 1:
-        raise ValueError("train_group needs configs that differ only in lr and seed")
-    c0 = validate(configs[0])
-    for c in configs[1:]: validate(c)
+    configs = _check_group(configs)
+    c0 = configs[0]
     dev = resolve_device(c0.device)
     check_every = check_every or (16 if dev.type == 'cuda' else 1)
     data = get_data(c0) if data is None else data.to(dev)
@@ -222,25 +234,18 @@ def train_group(configs: list[TrainConfig], *, data: Dataset | None = None, engi
                              return_models=return_models, plan=plan) for part in plan.split(configs)]
         if not return_models: return [r for part in parts for r in part]
         return [r for part, _ in parts for r in part], [m for _, ms in parts for m in ms]
+    if engine == 'loop': return _train_one_by_one(configs, data, progress, check_every, return_models)
     models = [first] + [make_model(c.model, input_shape=data.input_shape, n_classes=data.n_classes, seed=c.seed,
                                    **c.model_kwargs).to(dev) for c in configs[1:]]
-    if engine == 'loop':
-        runs = [train(c, data=data, progress=progress, check_every=check_every) for c in configs]
-        res = [r.to_dict() for r in runs]
-        for r in res: r['env'].update(engine='loop', ensemble_size=1)
-        return (res, [r.model for r in runs]) if return_models else res
     ens = (MLPEnsemble(models, c0.momentum, c0.weight_decay, c0.optimizer) if engine == 'mlp' else
            VmapEnsemble(models, c0.momentum, c0.weight_decay, c0.precision, c0.optimizer))
     mem = _Members(configs, data, engine)
     sampler = EnsembleSampler(data.n_train, c0.batch_size, [c.seed for c in configs], replacement=c0.replacement,
                               device=dev)
-
     def record(step):
         mem.record(step, ens.evaluate(data.x_train, data.y_train, plan.eval_chunk)
                    + ens.evaluate(data.x_test, data.y_test, plan.eval_chunk))
-
     if 0 in mem.evals: record(0)
-    step = 0
     bar = progress_bar(range(1, mem.total + 1), progress=progress, desc=f'{len(configs)} models, B={c0.batch_size}',
                        leave=False)
     for step in bar:
@@ -261,12 +266,11 @@ def train_group(configs: list[TrainConfig], *, data: Dataset | None = None, engi
     res = mem.results(mem.total)
     for r in res: r['env']['memory_plan'] = plan.to_dict()
     if not return_models: return res
-    trained = ens.to_models([models[i] for i in mem.active])
-    out = [None] * len(configs)
-    for i, m in zip(mem.active, trained): out[i] = m
+    out = [None] * len(configs)   # the trained members as ordinary models, None where a member diverged
+    for i, m in zip(mem.active, ens.to_models([models[i] for i in mem.active])): out[i] = m
     return res, out
 
-# %% ../../nbs/sweeps/03_group.ipynb 16
+# %% ../../nbs/sweeps/03_group.ipynb 17
 def group_plan(configs: list[TrainConfig], engine: str = 'auto', data: Dataset | None = None) -> GroupPlan:
     "The memory plan `train_group` makes for `configs` now: `sweep` trains and stores its chunks one by one."
     c0 = validate(configs[0])
@@ -276,7 +280,7 @@ def group_plan(configs: list[TrainConfig], engine: str = 'auto', data: Dataset |
     return plan_group(configs, first, data.input_shape, choose_engine(first, engine, c0),
                       n_eval=max(data.n_train, data.n_test))
 
-# %% ../../nbs/sweeps/03_group.ipynb 17
+# %% ../../nbs/sweeps/03_group.ipynb 18
 @flushing
 def train_models(configs: list[TrainConfig], *, data: Dataset | None = None, engine: str = 'auto',
                  progress: bool = True) -> list[tuple]:

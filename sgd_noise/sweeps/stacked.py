@@ -9,6 +9,7 @@ import copy, functools, math
 import torch
 import torch.nn as nn
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
+from fastcore.basics import patch   # a class grown over cells, each part beside its explanation
 
 from ..core.metrics import batch_sums, loss_fn
 
@@ -74,67 +75,72 @@ class MLPEnsemble:
                 if keep_acts: acts.append(h)
         return h, acts
 
-    @torch.no_grad()
-    def step(self, x, y, lr):
-        "One SGD (or Adam) step for every member; returns each member's minibatch loss (before the step)."
-        x = x.flatten(2)  # images [members, batch, C, H, W] -> [members, batch, features], as the model's Flatten does
-        z, acts = self.forward(x, keep_acts=True)
-        acts = [x] + acts
-        logp = z.log_softmax(-1)
-        loss = -logp.gather(-1, y[..., None]).mean((1, 2))
-        delta = logp.exp_()
-        delta.scatter_add_(-1, y[..., None], torch.full_like(delta[..., :1], -1.0))
-        plain = not self.m and not self.adam
-        scale = (lr / x.shape[1])[:, None, None]
-        delta.mul_(scale) if plain else delta.div_(x.shape[1])
-        gW, gb = [None] * len(self.W), [None] * len(self.W)   # Adam's gradients, stepped together at the end
-        for l in reversed(range(len(self.W))):
-            a = acts[l]
-            if l > 0:  # pass δ down through the weights before they change
-                prev = torch.bmm(delta, self.W[l])
-                prev.mul_(torch.sign(a))  # ⊙ [a > 0] (a = relu(z) ≥ 0, so sign(a) is the mask): ReLU's backward
-            if self.adam:
-                gW[l], gb[l] = torch.bmm(delta.transpose(1, 2), a), delta.sum(1, keepdim=True)
-            elif plain:
-                if self.wd:
-                    f = (1 - lr * self.wd)[:, None, None]
-                    self.W[l].mul_(f); self.b[l].mul_(f)
-                self.W[l].baddbmm_(delta.transpose(1, 2), a, alpha=-1)
-                self.b[l].sub_(delta.sum(1, keepdim=True))
-            else:
-                self.vW[l].baddbmm_(delta.transpose(1, 2), a, beta=self.m)
-                self.vb[l].mul_(self.m).add_(delta.sum(1, keepdim=True))
-                if self.wd: self.vW[l].add_(self.W[l], alpha=self.wd); self.vb[l].add_(self.b[l], alpha=self.wd)
-                neg = -lr[:, None, None]
-                self.W[l].addcmul_(self.vW[l], neg); self.b[l].addcmul_(self.vb[l], neg)
-            if l > 0: delta = prev
-        if self.adam: self.adam.step(self.W + self.b, gW + gb, lr)
-        return loss
-
-    @torch.no_grad()
-    def evaluate(self, x, y, chunk=4096):
-        "(loss, accuracy) of every member on the shared set (x, y)."
-        x = x.flatten(1)
-        tot = torch.zeros(self.W[0].shape[0], device=x.device); cor = torch.zeros_like(tot)
-        for i in range(0, len(x), chunk):
-            xb, yb = x[i:i + chunk], y[i:i + chunk]
-            z, _ = self.forward(xb)
-            t, c = vmap(functools.partial(batch_sums, 'classify'), in_dims=(0, None, None))(z, xb, yb)
-            tot += t; cor += c
-        return (tot / len(x)).tolist(), (cor / len(x)).tolist()
-
-    def to_models(self, models):
-        "Write each member's weights into (copies of) `models`."
-        out = []
-        for j, model in enumerate(models):
-            model = copy.deepcopy(model)
-            with torch.no_grad():
-                for l, lin in enumerate(m for m in model if isinstance(m, nn.Linear)):
-                    lin.weight.copy_(self.W[l][j]); lin.bias.copy_(self.b[l][j, 0])
-            out.append(model)
-        return out
-
 # %% ../../nbs/sweeps/02_stacked.ipynb 9
+@patch
+@torch.no_grad()
+def step(self: MLPEnsemble, x, y, lr):
+    "One SGD (or Adam) step for every member; returns each member's minibatch loss (before the step)."
+    x = x.flatten(2)  # images [members, batch, C, H, W] -> [members, batch, features], as the model's Flatten does
+    z, acts = self.forward(x, keep_acts=True)
+    acts = [x] + acts
+    logp = z.log_softmax(-1)
+    loss = -logp.gather(-1, y[..., None]).mean((1, 2))
+    delta = logp.exp_()
+    delta.scatter_add_(-1, y[..., None], torch.full_like(delta[..., :1], -1.0))
+    plain = not self.m and not self.adam
+    scale = (lr / x.shape[1])[:, None, None]
+    delta.mul_(scale) if plain else delta.div_(x.shape[1])
+    gW, gb = [None] * len(self.W), [None] * len(self.W)   # Adam's gradients, stepped together at the end
+    for l in reversed(range(len(self.W))):
+        a = acts[l]
+        if l > 0:  # pass δ down through the weights before they change
+            prev = torch.bmm(delta, self.W[l])
+            prev.mul_(torch.sign(a))  # ⊙ [a > 0] (a = relu(z) ≥ 0, so sign(a) is the mask): ReLU's backward
+        if self.adam:
+            gW[l], gb[l] = torch.bmm(delta.transpose(1, 2), a), delta.sum(1, keepdim=True)
+        elif plain:
+            if self.wd:
+                f = (1 - lr * self.wd)[:, None, None]
+                self.W[l].mul_(f); self.b[l].mul_(f)
+            self.W[l].baddbmm_(delta.transpose(1, 2), a, alpha=-1)
+            self.b[l].sub_(delta.sum(1, keepdim=True))
+        else:
+            self.vW[l].baddbmm_(delta.transpose(1, 2), a, beta=self.m)
+            self.vb[l].mul_(self.m).add_(delta.sum(1, keepdim=True))
+            if self.wd: self.vW[l].add_(self.W[l], alpha=self.wd); self.vb[l].add_(self.b[l], alpha=self.wd)
+            neg = -lr[:, None, None]
+            self.W[l].addcmul_(self.vW[l], neg); self.b[l].addcmul_(self.vb[l], neg)
+        if l > 0: delta = prev
+    if self.adam: self.adam.step(self.W + self.b, gW + gb, lr)
+    return loss
+
+@patch
+@torch.no_grad()
+def evaluate(self: MLPEnsemble, x, y, chunk=4096):
+    "(loss, accuracy) of every member on the shared set (x, y)."
+    x = x.flatten(1)
+    tot = torch.zeros(self.W[0].shape[0], device=x.device); cor = torch.zeros_like(tot)
+    for i in range(0, len(x), chunk):
+        xb, yb = x[i:i + chunk], y[i:i + chunk]
+        z, _ = self.forward(xb)
+        t, c = vmap(functools.partial(batch_sums, 'classify'), in_dims=(0, None, None))(z, xb, yb)
+        tot += t; cor += c
+    return (tot / len(x)).tolist(), (cor / len(x)).tolist()
+
+# %% ../../nbs/sweeps/02_stacked.ipynb 10
+@patch
+def to_models(self: MLPEnsemble, models):
+    "Write each member's weights into (copies of) `models`."
+    out = []
+    for j, model in enumerate(models):
+        model = copy.deepcopy(model)
+        with torch.no_grad():
+            for l, lin in enumerate(m for m in model if isinstance(m, nn.Linear)):
+                lin.weight.copy_(self.W[l][j]); lin.bias.copy_(self.b[l][j, 0])
+        out.append(model)
+    return out
+
+# %% ../../nbs/sweeps/02_stacked.ipynb 12
 class VmapEnsemble:
     def __init__(self, models, momentum, weight_decay, precision='fp32', optimizer='sgd'):
         params, buffers = stack_module_state(models)
@@ -161,39 +167,43 @@ class VmapEnsemble:
         if self.v is not None: self.v = [t[k] for t in self.v]
         if self.adam: self.adam.keep(k)
 
-    @torch.no_grad()
-    def step(self, x, y, lr):
-        dev = x.device.type
-        with torch.autocast(dev, dtype=torch.bfloat16, enabled=self.bf16):
-            grads, loss = self._grad(self.p, self.b, x, y)   # updates the BN buffers in self.b, per member
-        grads = list(grads)
-        if self.adam:
-            self.adam.step(self.p, grads, lr); return loss.float()
-        if self.wd: torch._foreach_add_(grads, self.p, alpha=self.wd)
-        if self.m:
-            torch._foreach_mul_(self.v, self.m); torch._foreach_add_(self.v, grads); grads = self.v
-        torch._foreach_addcmul_(self.p, grads, [-lr.view(-1, *[1] * (p.dim() - 1)) for p in self.p])
-        return loss.float()
+# %% ../../nbs/sweeps/02_stacked.ipynb 14
+@patch
+@torch.no_grad()
+def step(self: VmapEnsemble, x, y, lr):
+    dev = x.device.type
+    with torch.autocast(dev, dtype=torch.bfloat16, enabled=self.bf16):
+        grads, loss = self._grad(self.p, self.b, x, y)   # updates the BN buffers in self.b, per member
+    grads = list(grads)
+    if self.adam:
+        self.adam.step(self.p, grads, lr); return loss.float()
+    if self.wd: torch._foreach_add_(grads, self.p, alpha=self.wd)
+    if self.m:
+        torch._foreach_mul_(self.v, self.m); torch._foreach_add_(self.v, grads); grads = self.v
+    torch._foreach_addcmul_(self.p, grads, [-lr.view(-1, *[1] * (p.dim() - 1)) for p in self.p])
+    return loss.float()
 
-    @torch.no_grad()
-    def evaluate(self, x, y, chunk=1024):
-        n_members = self.p[0].shape[0]
-        tot = torch.zeros(n_members, device=x.device); cor = torch.zeros_like(tot)
-        for i in range(0, len(x), chunk):
-            xb, yb = x[i:i + chunk], y[i:i + chunk]
-            out = self._out(self.p, self.b, xb)
-            t, c = vmap(functools.partial(batch_sums, self.task), in_dims=(0, None, None))(out, xb, yb)
-            tot += t; cor += c
-        acc = (cor / len(x)).tolist() if self.task == 'classify' else [float('nan')] * n_members
-        return (tot / len(x)).tolist(), acc
+@patch
+@torch.no_grad()
+def evaluate(self: VmapEnsemble, x, y, chunk=1024):
+    n_members = self.p[0].shape[0]
+    tot = torch.zeros(n_members, device=x.device); cor = torch.zeros_like(tot)
+    for i in range(0, len(x), chunk):
+        xb, yb = x[i:i + chunk], y[i:i + chunk]
+        out = self._out(self.p, self.b, xb)
+        t, c = vmap(functools.partial(batch_sums, self.task), in_dims=(0, None, None))(out, xb, yb)
+        tot += t; cor += c
+    acc = (cor / len(x)).tolist() if self.task == 'classify' else [float('nan')] * n_members
+    return (tot / len(x)).tolist(), acc
 
-    def to_models(self, models):
-        "Write each member's parameters and buffers (batch-norm statistics) into (copies of) `models`."
-        out = []
-        for j, model in enumerate(models):
-            model = copy.deepcopy(model)
-            with torch.no_grad():
-                for n, p in zip(self.names, self.p): model.get_parameter(n).copy_(p[j])
-                for n, t in zip(self.buffer_names, self.b): model.get_buffer(n).copy_(t[j])
-            out.append(model)
-        return out
+@patch
+def to_models(self: VmapEnsemble, models):
+    "Write each member's parameters and buffers (batch-norm statistics) into (copies of) `models`."
+    out = []
+    for j, model in enumerate(models):
+        model = copy.deepcopy(model)
+        with torch.no_grad():
+            for n, p in zip(self.names, self.p): model.get_parameter(n).copy_(p[j])
+            for n, t in zip(self.buffer_names, self.b): model.get_buffer(n).copy_(t[j])
+        out.append(model)
+    return out

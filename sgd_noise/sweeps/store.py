@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib, json, os, shutil, sqlite3, time
 from pathlib import Path
 
+from fastcore.basics import patch   # nbdev's way to grow a class over cells: each part beside its explanation
+
 from ..core.metrics import read_json, strict_json
 from ..core.config import TrainConfig
 
@@ -104,6 +106,13 @@ class ResultStore:
             try: yield con
             finally: con.close()
 
+    @contextlib.contextmanager
+    def _guard(self, doing: str):
+        "SQLite's and the file system's errors while `doing` as one-line ValueErrors naming the store."
+        try: yield
+        except (sqlite3.DatabaseError, OSError) as e:
+            raise self._error(e, doing) from None
+
     def _inspect(self):
         "Refuse a file that is not a store of ours, or is damaged, without writing to it or leaving files beside it."
         bad, side = f"{self.path} is not an sgd_noise results store", _side_files(self.path)
@@ -128,124 +137,132 @@ class ResultStore:
             self._tidy(side)
             raise self._damaged(health)
 
-    def _tidy(self, before: set):
-        "Remove the journal files that opening a refused store made beside it (none were there before)."
-        for p in _side_files(self.path) - before:
-            with contextlib.suppress(OSError): os.remove(p)
+# %% ../../nbs/sweeps/04_store.ipynb 9
+@patch
+def _tidy(self: ResultStore, before: set):
+    "Remove the journal files that opening a refused store made beside it (none were there before)."
+    for p in _side_files(self.path) - before:
+        with contextlib.suppress(OSError): os.remove(p)
 
-    def _health(self) -> str:
+@patch
+def _health(self: ResultStore) -> str:
+    try:
+        con = self._connect()
+        try: return _quick_check(con)
+        finally: con.close()
+    except sqlite3.DatabaseError as e: return str(e)
+
+@patch
+def _damaged(self: ResultStore, what: str) -> ValueError:
+    return ValueError(f"results store {self.path} is damaged ({what}); it was left as it is: copy the runs that "
+                      f"can still be read to a new store with `sgd-noise salvage {self.path} NEW.sqlite` "
+                      f"(ResultStore.salvage) and resume from that")
+
+@patch
+def _error(self: ResultStore, e, doing: str) -> ValueError:
+    msg, where = getattr(e, 'strerror', None) or str(e), f"results store {self.path}"
+    if 'locked' in msg or 'busy' in msg:
+        return ValueError(f"{where} stayed locked by another process ({msg}): try again when that one is done")
+    if 'malformed' in msg or 'not a database' in msg:
+        found = self._health()
+        return self._damaged(msg if found == 'ok' else found)
+    folder = os.path.dirname(os.path.abspath(self.path))
+    free = f"{shutil.disk_usage(folder).free / 2**20:.1f} MiB free on its disk" if os.path.isdir(folder) else ''
+    if doing == 'read it':   # a full disk (no room for the -shm file), or a journal in a read-only place
+        wal = f"; the journal {self.path}-wal is beside it" if os.path.exists(self.path + '-wal') else ''
+        return ValueError(f"{where} cannot be read here ({msg}; {free}{wal}): free some space, or copy it with "
+                          f"its -wal file to a writable folder and use the copy")
+    return ValueError(f"{where}: cannot {doing} ({msg}; {free}): the runs stored before are kept; free some "
+                      f"space, or give a store in a writable place, and rerun to resume")
+
+# %% ../../nbs/sweeps/04_store.ipynb 11
+@patch
+def check_can_add(self: ResultStore, n_todo: int, n_all: int):
+    "A read-only store can be read, not resumed: a one-line error before any training if runs are left."
+    if self.readonly and n_todo:
+        raise ValueError(f"results store {self.path} is read-only ({self.readonly}): {n_todo} of {n_all} runs are "
+                         f"left to train; copy it to a writable folder and give that path")
+
+@patch
+def finished(self: ResultStore) -> set[str]:
+    "The config ids already in the store (under today's id rule: see `_current_id`)."
+    if not self._exists(): return set()
+    with self._reading() as con:
+        return {_current_id(i, c) for i, c in con.execute('SELECT config_id, config FROM runs')}
+
+@patch
+def add(self: ResultStore, results: list[dict]) -> int:
+    "Insert results (dicts from `train_group`) in one transaction; returns how many were new."
+    rows = [(TrainConfig(**r['config']).config_id, json.dumps(r['config']), r['status'], strict_json(r['final']),
+             strict_json(r['history']), r['steps_done'], r['diverged_at'], r['wall_time'], strict_json(r['env']),
+             time.time()) for r in results]
+    return self._insert(rows)
+
+@patch
+def _insert(self: ResultStore, rows: list[tuple]) -> int:
+    "Insert rows (tuples in `_COLUMNS` order) in one transaction, keeping those already there; how many were new."
+    self.check_can_add(len(rows), len(rows))
+    with self._guard('write to it'):
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        con = sqlite3.connect(self.path, timeout=120, isolation_level=None)
         try:
-            con = self._connect()
-            try: return _quick_check(con)
-            finally: con.close()
-        except sqlite3.DatabaseError as e: return str(e)
+            if not self._made:
+                con.execute('PRAGMA journal_mode=WAL'); con.execute(f'PRAGMA application_id={_APP_ID}')
+                con.execute(_SCHEMA); self._made = True
+            con.execute('BEGIN IMMEDIATE')
+            sql = f"INSERT OR IGNORE INTO runs VALUES ({', '.join('?' * len(_COLUMNS))})"
+            n = sum(con.execute(sql, row).rowcount for row in rows)
+            con.execute('COMMIT')
+            return n
+        except BaseException:
+            if con.in_transaction:
+                with contextlib.suppress(sqlite3.Error): con.execute('ROLLBACK')
+            raise
+        finally: con.close()
 
-    def _damaged(self, what: str) -> ValueError:
-        return ValueError(f"results store {self.path} is damaged ({what}); it was left as it is: copy the runs that "
-                          f"can still be read to a new store with `sgd-noise salvage {self.path} NEW.sqlite` "
-                          f"(ResultStore.salvage) and resume from that")
+# %% ../../nbs/sweeps/04_store.ipynb 13
+@patch
+def results(self: ResultStore, ids=None) -> list[dict]:
+    "Result dicts (as `train_group` returns them), optionally only those in `ids`."
+    if not self._exists(): return []
+    with self._reading() as con: rows = con.execute(f"SELECT {', '.join(_COLUMNS[:-1])} FROM runs").fetchall()
+    keep = None if ids is None else set(ids)
+    return [self._record(r) for r in rows if keep is None or _current_id(r[0], r[1]) in keep]
 
-    @contextlib.contextmanager
-    def _guard(self, doing: str):
-        "SQLite's and the file system's errors while `doing` as one-line ValueErrors naming the store."
-        try: yield
-        except (sqlite3.DatabaseError, OSError) as e:
-            raise self._error(e, doing) from None
+@patch
+def _record(self: ResultStore, row) -> dict:
+    "A row as the dict `train_group` returns; a field that is not JSON is a one-line error naming the run."
+    d = dict(zip(_COLUMNS[1:], row[1:]))
+    for k in _JSON:
+        try: d[k] = read_json(d[k])
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"results store {self.path}: run {row[0]} has a damaged {k} ({e}); copy the other "
+                             f"runs to a new store with `sgd-noise salvage {self.path} NEW.sqlite` and resume from "
+                             f"that") from None
+    return d
 
-    def _error(self, e, doing: str) -> ValueError:
-        msg, where = getattr(e, 'strerror', None) or str(e), f"results store {self.path}"
-        if 'locked' in msg or 'busy' in msg:
-            return ValueError(f"{where} stayed locked by another process ({msg}): try again when that one is done")
-        if 'malformed' in msg or 'not a database' in msg:
-            found = self._health()
-            return self._damaged(msg if found == 'ok' else found)
-        folder = os.path.dirname(os.path.abspath(self.path))
-        free = f"{shutil.disk_usage(folder).free / 2**20:.1f} MiB free on its disk" if os.path.isdir(folder) else ''
-        if doing == 'read it':   # a full disk (no room for the -shm file), or a journal in a read-only place
-            wal = f"; the journal {self.path}-wal is beside it" if os.path.exists(self.path + '-wal') else ''
-            return ValueError(f"{where} cannot be read here ({msg}; {free}{wal}): free some space, or copy it with "
-                              f"its -wal file to a writable folder and use the copy")
-        return ValueError(f"{where}: cannot {doing} ({msg}; {free}): the runs stored before are kept; free some "
-                          f"space, or give a store in a writable place, and rerun to resume")
+@patch
+def __len__(self: ResultStore):
+    if not self._exists(): return 0
+    with self._reading() as con: return con.execute('SELECT COUNT(*) FROM runs').fetchone()[0]
 
-    def check_can_add(self, n_todo: int, n_all: int):
-        "A read-only store can be read, not resumed: a one-line error before any training if runs are left."
-        if self.readonly and n_todo:
-            raise ValueError(f"results store {self.path} is read-only ({self.readonly}): {n_todo} of {n_all} runs are "
-                             f"left to train; copy it to a writable folder and give that path")
+# %% ../../nbs/sweeps/04_store.ipynb 15
+@patch(cls_method=True)
+def salvage(cls: ResultStore, src, dst) -> dict:
+    """Copy the runs of the (damaged) store `src` that can still be read, row by row with their JSON parsed, into
+    the new store `dst`, reading `src` only; returns {'copied': n, 'lost': [config ids, or 'row N' where the id
+    is lost too]}. (SQLite's `.recover` is a command of the sqlite3 shell, not part of Python's module.)"""
+    src = os.fspath(src)
+    if not (os.path.isfile(src) and os.path.getsize(src) > 0):
+        raise ValueError(f"results store {src} does not exist or is empty: give the store to salvage")
+    if os.path.exists(dst) and not (os.path.isfile(dst) and os.path.getsize(dst) == 0):
+        raise ValueError(f"{dst} already exists: give a new file name for the salvaged store")
+    out = cls(dst)
+    try: rows, lost = _readable_rows(src)
+    except sqlite3.DatabaseError as e: raise ValueError(f"{src} cannot be read as a results store ({e})") from None
+    return dict(copied=out._insert(rows) if rows else 0, lost=lost)
 
-    def finished(self) -> set[str]:
-        "The config ids already in the store (under today's id rule: see `_current_id`)."
-        if not self._exists(): return set()
-        with self._reading() as con:
-            return {_current_id(i, c) for i, c in con.execute('SELECT config_id, config FROM runs')}
-
-    def add(self, results: list[dict]) -> int:
-        "Insert results (dicts from `train_group`) in one transaction; returns how many were new."
-        rows = [(TrainConfig(**r['config']).config_id, json.dumps(r['config']), r['status'], strict_json(r['final']),
-                 strict_json(r['history']), r['steps_done'], r['diverged_at'], r['wall_time'], strict_json(r['env']),
-                 time.time()) for r in results]
-        return self._insert(rows)
-
-    def _insert(self, rows: list[tuple]) -> int:
-        "Insert rows (tuples in `_COLUMNS` order) in one transaction, keeping those already there; how many were new."
-        self.check_can_add(len(rows), len(rows))
-        with self._guard('write to it'):
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            con = sqlite3.connect(self.path, timeout=120, isolation_level=None)
-            try:
-                if not self._made:
-                    con.execute('PRAGMA journal_mode=WAL'); con.execute(f'PRAGMA application_id={_APP_ID}')
-                    con.execute(_SCHEMA); self._made = True
-                con.execute('BEGIN IMMEDIATE')
-                sql = f"INSERT OR IGNORE INTO runs VALUES ({', '.join('?' * len(_COLUMNS))})"
-                n = sum(con.execute(sql, row).rowcount for row in rows)
-                con.execute('COMMIT')
-                return n
-            except BaseException:
-                if con.in_transaction:
-                    with contextlib.suppress(sqlite3.Error): con.execute('ROLLBACK')
-                raise
-            finally: con.close()
-
-    def results(self, ids=None) -> list[dict]:
-        "Result dicts (as `train_group` returns them), optionally only those in `ids`."
-        if not self._exists(): return []
-        with self._reading() as con: rows = con.execute(f"SELECT {', '.join(_COLUMNS[:-1])} FROM runs").fetchall()
-        keep = None if ids is None else set(ids)
-        return [self._record(r) for r in rows if keep is None or _current_id(r[0], r[1]) in keep]
-
-    def _record(self, row) -> dict:
-        "A row as the dict `train_group` returns; a field that is not JSON is a one-line error naming the run."
-        d = dict(zip(_COLUMNS[1:], row[1:]))
-        for k in _JSON:
-            try: d[k] = read_json(d[k])
-            except (TypeError, ValueError) as e:
-                raise ValueError(f"results store {self.path}: run {row[0]} has a damaged {k} ({e}); copy the other "
-                                 f"runs to a new store with `sgd-noise salvage {self.path} NEW.sqlite` and resume from "
-                                 f"that") from None
-        return d
-
-    def __len__(self):
-        if not self._exists(): return 0
-        with self._reading() as con: return con.execute('SELECT COUNT(*) FROM runs').fetchone()[0]
-
-    @classmethod
-    def salvage(cls, src, dst) -> dict:
-        """Copy the runs of the (damaged) store `src` that can still be read, row by row with their JSON parsed, into
-        the new store `dst`, reading `src` only; returns {'copied': n, 'lost': [config ids, or 'row N' where the id
-        is lost too]}. (SQLite's `.recover` is a command of the sqlite3 shell, not part of Python's module.)"""
-        src = os.fspath(src)
-        if not (os.path.isfile(src) and os.path.getsize(src) > 0):
-            raise ValueError(f"results store {src} does not exist or is empty: give the store to salvage")
-        if os.path.exists(dst) and not (os.path.isfile(dst) and os.path.getsize(dst) == 0):
-            raise ValueError(f"{dst} already exists: give a new file name for the salvaged store")
-        out = cls(dst)
-        try: rows, lost = _readable_rows(src)
-        except sqlite3.DatabaseError as e: raise ValueError(f"{src} cannot be read as a results store ({e})") from None
-        return dict(copied=out._insert(rows) if rows else 0, lost=lost)
-
-# %% ../../nbs/sweeps/04_store.ipynb 8
+# %% ../../nbs/sweeps/04_store.ipynb 16
 def _current_id(stored_id: str, config_json) -> str:
     """The id of a stored run under today's rule, re-derived from its config: ids changed once (0.3 left the device
     out), and a store written before still resumes. A config that does not parse keeps its stored id."""
