@@ -8,10 +8,10 @@ import os
 from concurrent.futures import Executor, as_completed
 
 import pandas as pd
-from ..core.records import flushing, progress_bar
 from ..core.config import TrainConfig, validate
+from ..core.records import flushing, progress_bar
+from ..core.training import get_data
 from .grids import MAX_CONFIGS, SAY_FROM, size_guard, make_groups
-
 from .group import group_plan, train_group
 from .store import ResultStore
 from .analysis import results_frame
@@ -51,9 +51,10 @@ def sweep(configs: list[TrainConfig], *, store: ResultStore | str | os.PathLike 
     bar = progress_bar(total=len(todo), progress=progress, desc='sweep', unit='run')
     if executor is None:
         for g in groups:
-            plan = group_plan(g, engine)   # chunks that fit the memory, each stored as it finishes
+            data = get_data(g[0])                # loaded once per group, whatever the number of chunks
+            plan = group_plan(g, engine, data)   # chunks that fit the memory, each stored as it finishes
             for part in plan.split(g):
-                keep(train_group(part, engine=engine, progress=progress, plan=plan)); bar.update(len(part))
+                keep(train_group(part, data=data, engine=engine, progress=progress, plan=plan)); bar.update(len(part))
     else:
         futs = {executor.submit(run_group, [c.to_dict() for c in g], engine): len(g) for g in groups}
         for f in as_completed(futs): keep(f.result()); bar.update(futs[f])
