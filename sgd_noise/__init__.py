@@ -21,7 +21,7 @@ _FRONT = {
     'grid': 'sweeps.grids', 'sweep': 'sweeps.sweeping', 'ResultStore': 'sweeps.store',
     'results_frame': 'sweeps.analysis', 'metric_cube': 'sweeps.analysis', 'tune_lr': 'sweeps.analysis',
     'hessian_trace': 'curvature.sharpness', 'top_eigenvalues': 'curvature.sharpness',
-    'hessian_spectrum': 'curvature.sharpness', 'eps_sharpness': 'curvature.sharpness',
+    'hessian_spectrum': 'curvature.sharpness', 'eps_sharpness': 'curvature.worst_loss',
     'lanczos': 'curvature.spectrum', 'hutchinson': 'curvature.spectrum', 'hutchpp': 'curvature.spectrum',
     'slq': 'curvature.spectrum', 'interpolate': 'curvature.landscape',
     'Claim': 'claims.contract', 'Spec': 'claims.contract', 'get_claim': 'claims.contract', 'verdict': 'claims.contract',

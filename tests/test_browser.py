@@ -68,7 +68,7 @@ def test_playground_in_a_real_browser(lab, tmp_path):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page(viewport={'width': 1400, 'height': 1000})
         page.on('console', lambda m: errors.append(m.text) if m.type == 'error' else None)
-        page.goto(f'{url}/lab/tree/20_playground.ipynb?token={token}')
+        page.goto(f'{url}/lab/tree/01_playground.ipynb?token={token}')
         page.wait_for_selector('.jp-Notebook', timeout=60_000)
         page.wait_for_function("window.jupyterapp && window.jupyterapp.shell.currentWidget "
                                "&& window.jupyterapp.shell.currentWidget.sessionContext.session", timeout=60_000)

@@ -7,8 +7,8 @@ import torch
 import torch.nn as nn
 from threadpoolctl import threadpool_limits
 
-from sgd_noise.curvature.sharpness import (ParamLoss, eigenvalue_spread, full_hessian, hvp, loss_surface_2d,
-                                           subspace_matrix)
+from sgd_noise.curvature.sharpness import ParamLoss, eigenvalue_spread, full_hessian, hvp, loss_surface_2d
+from sgd_noise.curvature.worst_loss import subspace_matrix
 from sgd_noise import eps_sharpness, evaluate, hessian_trace, interpolate, top_eigenvalues
 from sgd_noise.curvature.landscape import filter_normalized_direction, interpolate_state, rescale_relu_layers
 

@@ -13,7 +13,8 @@ from matplotlib.ticker import NullFormatter
 from . import stats
 from .contract import Claim, Spec, save_figure
 from ..core.config import pick_preset
-from ..curvature.sharpness import curvature, curvature_subset, eps_sharpness
+from ..curvature.sharpness import curvature, curvature_subset
+from ..curvature.worst_loss import eps_sharpness
 from ..core.config import TrainConfig
 from ..core.training import get_data, train
 from ..core.records import progress_bar

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..curvature.sharpness import eps_sharpness, hessian_trace, top_eigenvalues
+from ..curvature.sharpness import hessian_trace, top_eigenvalues
+from ..curvature.worst_loss import eps_sharpness
 from ..core.metrics import evaluate
 from ..curvature.landscape import interpolate, rescale_relu_layers
 
