@@ -18,8 +18,7 @@ def child(flush: str, threads: int, steps: int, block: int):
     import torch
     from sgd_noise.sweeps.stacked import MLPEnsemble
     from sgd_noise.sweeps.group import EnsembleSampler, gather
-    from sgd_noise import make_model
-    from sgd_noise import TrainConfig, get_data
+    from sgd_noise import make_model, TrainConfig, get_data
     from sgd_noise.core.records import flushing, _tune_malloc
     if flush not in ('untuned', 'before'): _tune_malloc()   # those two: malloc as glibc left it (SGD_NOISE_MALLOC=0)
     torch.set_flush_denormal(flush in ('on', 'before'))   # before any parallel operation

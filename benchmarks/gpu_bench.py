@@ -24,8 +24,7 @@ import torch.nn.functional as F
 
 from sgd_noise.claims.contract import GPU_SCALE
 from sgd_noise.core.data import Dataset, load_dataset
-from sgd_noise import make_model
-from sgd_noise import grid, sweep
+from sgd_noise import make_model, grid, sweep
 from sgd_noise.core.training import AUGMENT
 from sgd_noise import TrainConfig, evaluate, train
 

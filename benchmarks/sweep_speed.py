@@ -20,8 +20,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from sgd_noise.core.data import load_dataset
-from sgd_noise import grid, sweep
-from sgd_noise import TrainConfig
+from sgd_noise import grid, sweep, TrainConfig
 
 
 def matmul_peak(device, n=1024, reps=20):

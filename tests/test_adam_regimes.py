@@ -8,8 +8,7 @@ import pytest
 from sgd_noise.core.metrics import FINISHED
 from sgd_noise.claims.adam_regimes import CLAIM, PRESETS, configs
 from sgd_noise.claims.contract import run_checks
-from sgd_noise import results_frame
-from sgd_noise import TrainConfig
+from sgd_noise import results_frame, TrainConfig
 
 SEEDS = range(5)
 SEED_EFFECT = np.random.default_rng(1).normal(0, 0.01, 5)   # what the two arms of one seed share (paired)

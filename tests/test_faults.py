@@ -11,8 +11,7 @@ import torch
 
 import sgd_noise.sweeps.sweeping as sweep_module
 from sgd_noise.cli import main
-from sgd_noise import ResultStore, grid, sweep
-from sgd_noise import TrainConfig
+from sgd_noise import ResultStore, grid, sweep, TrainConfig
 
 # 24 runs in 6 groups of 4 (a group per batch size), a fraction of a second each: kills land between and inside groups
 CONFIGS = ("grid(TrainConfig(dataset='mnist1d', n_train=512, n_test=128, steps=250, n_evals=2), "
@@ -23,8 +22,7 @@ SAME = ('config', 'status', 'final', 'history', 'steps_done', 'diverged_at')   #
 _WORKER = f'''
 import sys, torch
 torch.set_num_threads(1)
-from sgd_noise import grid, sweep
-from sgd_noise import TrainConfig
+from sgd_noise import grid, sweep, TrainConfig
 sweep({CONFIGS}, store=sys.argv[1], progress=False)
 '''
 
@@ -137,8 +135,7 @@ _FULL_DISK = f'''
 import json, os, resource, signal, sys, torch
 torch.set_num_threads(1)
 import sgd_noise.sweeps.sweeping as sm
-from sgd_noise import grid, sweep
-from sgd_noise import TrainConfig
+from sgd_noise import grid, sweep, TrainConfig
 store, how = sys.argv[1], sys.argv[2]
 real, calls = sm.train_group, []
 def fill_after_two(group, **kw):

@@ -5,8 +5,7 @@ import json, os, subprocess, sys, textwrap
 import pytest
 
 from sgd_noise.sweeps.group import GroupPlan, activations_per_example, free_memory, plan_group
-from sgd_noise import make_model
-from sgd_noise import TrainConfig
+from sgd_noise import make_model, TrainConfig
 
 MLP = make_model('mlp', input_shape=(40,), n_classes=10, seed=0)
 CFGS = [TrainConfig(dataset='mnist1d', model='mlp', batch_size=32, lr=lr, seed=s, steps=2)
@@ -98,10 +97,7 @@ def test_a_3000_member_group_is_stored_whole_under_a_memory_limit(tmp_path):
     trains. (The issue's own case, 4000 examples under 8 GiB, was measured once: 3000 runs stored, 247 s.)"""
     got = _child(f"""
         import json
-        from sgd_noise import grid
-        from sgd_noise import ResultStore
-        from sgd_noise import sweep
-        from sgd_noise import TrainConfig
+        from sgd_noise import grid, ResultStore, sweep, TrainConfig
         base = TrainConfig(dataset='mnist1d', model='mlp', batch_size=32, steps=2, n_train=256, n_test=256)
         big = sweep(grid(base, lr=[0.05, 0.1, 0.2], seed=range(1000)), store={str(tmp_path / 'big.sqlite')!r},
                     progress=False)

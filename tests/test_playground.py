@@ -80,8 +80,7 @@ def test_toy_landscape_escapes_with_temperature():
 
 def test_sweep_explorer_redraws_from_the_store(tmp_path):
     import time
-    from sgd_noise import grid, sweep
-    from sgd_noise import TrainConfig
+    from sgd_noise import grid, sweep, TrainConfig
     store = tmp_path / 'sweep.sqlite'
     sweep(grid(TrainConfig(steps=5, n_evals=1, **FAST), batch_size=[16, 64], lr=[0.1, 0.5], seed=[0, 1]),
           store=store, progress=False)
