@@ -201,14 +201,11 @@ def validate(cfg: TrainConfig, n_train: int | None = None) -> TrainConfig:
     `ValueError` naming the field if wrong. Every float field rejects NaN and infinities."""
     _check_name(cfg, 'dataset', DATASETS); _check_name(cfg, 'model', MODELS)
     _check_int(cfg, 'batch_size', 1)
-    if n_train is not None:
-        _check(cfg.batch_size <= n_train, f"batch_size={cfg.batch_size} is larger than the training set "
-               f"({n_train} examples): use at most {n_train}")
     _check_number(cfg, 'lr', lambda v: v > 0, '> 0')
     _check_number(cfg, 'momentum', lambda v: 0 <= v < 1, 'in [0, 1)')
     _check_number(cfg, 'weight_decay', lambda v: v >= 0, '>= 0')
     for f in ('lr', 'momentum', 'weight_decay'): _check_float32(cfg, f)
-    _check_budget(cfg, n_train)
+    _check_budget(cfg, None)
     _check_name(cfg, 'schedule', SCHEDULES)
     _check_int(cfg, 'seed', 0, MAX_SEED)
     for name in ('n_train', 'n_test'): _check_int(cfg, name, 1, optional=True)
@@ -234,11 +231,23 @@ def validate(cfg: TrainConfig, n_train: int | None = None) -> TrainConfig:
     if cfg.swa_start is None:
         extra = [k for k, v in SWA_DEFAULTS.items() if k != 'swa_start' and getattr(cfg, k) != v]
         _check(not extra, f"{', '.join(extra)} given without swa_start: set swa_start (e.g. 0.75) to average weights")
-    _check_cycles(cfg, n_train)
+    _check_cycles(cfg, None)
+    if n_train is not None: cfg.check_data(n_train)
     resolve_device(cfg.device)
     return cfg
 
 # %% ../../nbs/core/06_config.ipynb 17
+@patch
+def check_data(self: TrainConfig, n_train: int) -> TrainConfig:
+    """The checks that need the training-set size: the batch size (and a cycle's batch sizes) at most `n_train`, a
+    budget that ends. `validate` makes them when it is given `n_train`; a group makes them once, where its data is."""
+    _check(self.batch_size <= n_train, f"batch_size={self.batch_size} is larger than the training set "
+           f"({n_train} examples): use at most {n_train}")
+    _check_budget(self, n_train)
+    _check_cycles(self, n_train)
+    return self
+
+# %% ../../nbs/core/06_config.ipynb 18
 def _check_cycles(cfg, n_train):
     "The cyclic-schedule fields: each cycle a non-empty tuple, a phase length, an epoch budget."
     lc, bc = cfg.lr_cycle, cfg.batch_cycle
@@ -284,7 +293,7 @@ def pick_preset(presets: dict, name: str, what: str = '') -> dict:
         raise ValueError(f"unknown preset {name!r}{' for ' + what if what else ''}: choose one of {', '.join(presets)}")
     return presets[name]
 
-# %% ../../nbs/core/06_config.ipynb 20
+# %% ../../nbs/core/06_config.ipynb 21
 class StepPlan:
     "Batch size, LR multiplier and epochs seen at every step of a config's budget on `n_train` examples."
     def __init__(self, cfg: TrainConfig, n_train: int):
@@ -323,3 +332,9 @@ class StepPlan:
         if not self.cyclic: return step * self.cfg.batch_size / self.n
         i = self._segment(step)
         return float(self._seen[i] + (step - (self._ends[i] - self.segments[i][0])) * self.segments[i][1]) / self.n
+
+# %% ../../nbs/core/06_config.ipynb 22
+@patch
+def step_plan(self: TrainConfig, n_train: int) -> StepPlan:
+    "The config's `StepPlan` on `n_train` examples."
+    return StepPlan(self, n_train)

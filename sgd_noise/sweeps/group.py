@@ -16,7 +16,7 @@ from .grids import group_key, make_groups
 from .stacked import MLPEnsemble, VmapEnsemble, is_mlp
 from ..core.metrics import RunResult, chance_level, eval_steps, history_entry, outcome
 from ..core.records import environment, flushing, progress_bar
-from ..core.config import LOOP_ONLY_DEFAULTS, TrainConfig, resolve_device, StepPlan, validate
+from ..core.config import LOOP_ONLY_DEFAULTS, TrainConfig, resolve_device, validate
 from ..core.training import get_data, train
 
 # %% auto 0
@@ -43,7 +43,7 @@ class _Members:
     def __init__(self, cfgs, data, engine):
         self.cfgs, self.data, self.engine = cfgs, data, engine
         c0 = cfgs[0]
-        self.plan = StepPlan(c0, data.n_train)   # batch size and LR multiplier of every step (cycles included)
+        self.plan = c0.step_plan(data.n_train)   # batch size and LR multiplier of every step (cycles included)
         self.total = self.plan.total
         self.evals = set(eval_steps(self.total, c0.n_evals))
         self.active = list(range(len(cfgs)))              # member ids still training, in ensemble order
@@ -202,41 +202,20 @@ def _check_group(configs: list) -> list[TrainConfig]:
         raise ValueError("train_group needs configs that differ only in lr and seed")
     return [validate(c) for c in configs]
 
-def _train_one_by_one(configs: list[TrainConfig], data: Dataset, progress: bool, check_every: int, return_models: bool):
+def _train_one_by_one(configs: list[TrainConfig], data: Dataset, progress: bool, check_every: int):
     "The 'loop' engine: each config trained alone by `train`, its record marked as a group of one."
     runs = [train(c, data=data, progress=progress, check_every=check_every) for c in configs]
     res = [r.to_dict() for r in runs]
     for r in res: r['env'].update(engine='loop', ensemble_size=1)
-    return (res, [r.model for r in runs]) if return_models else res
+    return res, [r.model for r in runs]
 
 # %% ../../nbs/sweeps/03_group.ipynb 15
-@flushing
-def train_group(configs: list[TrainConfig], *, data: Dataset | None = None, engine: str = 'auto',
-                progress: bool = True, check_every: int | None = None, return_models: bool = False,
-                plan: GroupPlan | None = None):
-    """Train configs that differ only in `lr` and `seed` together; return one `train`-style result dict each.
-
-    With `return_models=True`, return `(results, models)` (the trained modules, `None` for diverged members
-    of the ensemble engines). The loss is checked for divergence every `check_every` steps: by default every step
-    on the CPU and every 16th on a GPU, where each check waits for the device."""
-    configs = _check_group(configs)
-    c0 = configs[0]
-    dev = resolve_device(c0.device)
-    check_every = check_every or (16 if dev.type == 'cuda' else 1)
-    data = get_data(c0) if data is None else data.to(dev)
-    validate(c0, n_train=data.n_train)
-    first = make_model(c0.model, input_shape=data.input_shape, n_classes=data.n_classes, seed=c0.seed,
-                       **c0.model_kwargs).to(dev)
-    engine = choose_engine(first, engine, c0)
-    plan = plan or plan_group(configs, first, data.input_shape, engine, n_eval=max(data.n_train, data.n_test))
-    if plan.members < len(configs):   # in chunks that fit the memory (see "A group sized to the memory it has")
-        parts = [train_group(part, data=data, engine=engine, progress=progress, check_every=check_every,
-                             return_models=return_models, plan=plan) for part in plan.split(configs)]
-        if not return_models: return [r for part in parts for r in part]
-        return [r for part, _ in parts for r in part], [m for _, ms in parts for m in ms]
-    if engine == 'loop': return _train_one_by_one(configs, data, progress, check_every, return_models)
-    models = [first] + [make_model(c.model, input_shape=data.input_shape, n_classes=data.n_classes, seed=c.seed,
-                                   **c.model_kwargs).to(dev) for c in configs[1:]]
+def _train_stacked(configs: list[TrainConfig], data: Dataset, engine: str, plan: GroupPlan, progress: bool,
+                   check_every: int, return_models: bool):
+    "One chunk trained as stacked models ('mlp' or 'vmap'): `(results, models or None)`."
+    c0, dev = configs[0], data.x_train.device
+    models = [make_model(c.model, input_shape=data.input_shape, n_classes=data.n_classes, seed=c.seed,
+                         **c.model_kwargs).to(dev) for c in configs]
     ens = (MLPEnsemble(models, c0.momentum, c0.weight_decay, c0.optimizer) if engine == 'mlp' else
            VmapEnsemble(models, c0.momentum, c0.weight_decay, c0.precision, c0.optimizer))
     mem = _Members(configs, data, engine)
@@ -265,14 +244,46 @@ def train_group(configs: list[TrainConfig], *, data: Dataset | None = None, engi
     bar.close()
     res = mem.results(mem.total)
     for r in res: r['env']['memory_plan'] = plan.to_dict()
-    if not return_models: return res
+    if not return_models: return res, None
     out = [None] * len(configs)   # the trained members as ordinary models, None where a member diverged
     for i, m in zip(mem.active, ens.to_models([models[i] for i in mem.active])): out[i] = m
     return res, out
 
-# %% ../../nbs/sweeps/03_group.ipynb 17
+# %% ../../nbs/sweeps/03_group.ipynb 16
+@flushing
+def train_group(configs: list[TrainConfig], *, data: Dataset | None = None, engine: str = 'auto',
+                progress: bool = True, check_every: int | None = None, return_models: bool = False,
+                plan: GroupPlan | None = None, checked: bool = False, on_chunk=None):
+    """Train configs that differ only in `lr` and `seed` together; return one `train`-style result dict each.
+
+    With `return_models=True`, return `(results, models)` (the trained modules, `None` for diverged members
+    of the ensemble engines). The loss is checked for divergence every `check_every` steps: by default every step
+    on the CPU and every 16th on a GPU, where each check waits for the device. A group that does not fit the memory
+    trains in chunks (see "A group sized to the memory it has"); `on_chunk(results)` is called as each chunk
+    finishes (`sweep` stores them). `checked=True` says the caller has validated each config and grouped them with
+    `make_groups`, as `sweep` does: they are not checked again (the checks that need the data still run, once)."""
+    if not checked: configs = _check_group(configs)
+    c0 = configs[0]
+    dev = resolve_device(c0.device)
+    check_every = check_every or (16 if dev.type == 'cuda' else 1)
+    data = get_data(c0) if data is None else data.to(dev)
+    c0.check_data(data.n_train)   # the members differ only in lr and seed: one config says it for all
+    first = make_model(c0.model, input_shape=data.input_shape, n_classes=data.n_classes, seed=c0.seed,
+                       **c0.model_kwargs)
+    engine = choose_engine(first, engine, c0)
+    plan = plan or plan_group(configs, first, data.input_shape, engine, n_eval=max(data.n_train, data.n_test))
+    results, models = [], []
+    for part in plan.split(configs):
+        res, mods = (_train_one_by_one(part, data, progress, check_every) if engine == 'loop' else
+                     _train_stacked(part, data, engine, plan, progress, check_every, return_models))
+        if on_chunk is not None: on_chunk(res)
+        results += res
+        if return_models: models += mods
+    return (results, models) if return_models else results
+
+# %% ../../nbs/sweeps/03_group.ipynb 18
 def group_plan(configs: list[TrainConfig], engine: str = 'auto', data: Dataset | None = None) -> GroupPlan:
-    "The memory plan `train_group` makes for `configs` now: `sweep` trains and stores its chunks one by one."
+    "The memory plan `train_group` makes for `configs` now, to look at before training."
     c0 = validate(configs[0])
     data = get_data(c0) if data is None else data
     first = make_model(c0.model, input_shape=data.input_shape, n_classes=data.n_classes, seed=c0.seed,
@@ -280,7 +291,7 @@ def group_plan(configs: list[TrainConfig], engine: str = 'auto', data: Dataset |
     return plan_group(configs, first, data.input_shape, choose_engine(first, engine, c0),
                       n_eval=max(data.n_train, data.n_test))
 
-# %% ../../nbs/sweeps/03_group.ipynb 18
+# %% ../../nbs/sweeps/03_group.ipynb 19
 @flushing
 def train_models(configs: list[TrainConfig], *, data: Dataset | None = None, engine: str = 'auto',
                  progress: bool = True) -> list[tuple]:

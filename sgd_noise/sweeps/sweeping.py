@@ -12,7 +12,7 @@ from ..core.config import TrainConfig, validate
 from ..core.records import flushing, progress_bar
 from ..core.training import get_data
 from .grids import MAX_CONFIGS, SAY_FROM, size_guard, make_groups
-from .group import group_plan, train_group
+from .group import train_group
 from .store import ResultStore
 from .analysis import results_frame
 
@@ -50,11 +50,9 @@ def sweep(configs: list[TrainConfig], *, store: ResultStore | str | os.PathLike 
         else: mem.extend(res)
     bar = progress_bar(total=len(todo), progress=progress, desc='sweep', unit='run')
     if executor is None:
-        for g in groups:
-            data = get_data(g[0])                # loaded once per group, whatever the number of chunks
-            plan = group_plan(g, engine, data)   # chunks that fit the memory, each stored as it finishes
-            for part in plan.split(g):
-                keep(train_group(part, data=data, engine=engine, progress=progress, plan=plan)); bar.update(len(part))
+        def chunk_done(res): keep(res); bar.update(len(res))
+        for g in groups:   # validated above and grouped by make_groups: checked=True; each chunk stored as it ends
+            train_group(g, data=get_data(g[0]), engine=engine, progress=progress, checked=True, on_chunk=chunk_done)
     else:
         futs = {executor.submit(run_group, [c.to_dict() for c in g], engine): len(g) for g in groups}
         for f in as_completed(futs): keep(f.result()); bar.update(futs[f])
