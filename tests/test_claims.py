@@ -47,7 +47,7 @@ def test_every_preset_declares_every_margin_with_a_reason(name):
 @pytest.mark.parametrize('name', SWEEP_CLAIMS)
 def test_every_preset_gives_valid_configs(name):
     m = get_claim(name)
-    mod = __import__(f"sgd_noise.claims.{name.replace('-', '_')}", fromlist=['configs'])
+    mod = get_claim(name)   # its configs: the module's, or a grid claim's default
     for preset in m.presets:
         cfgs = mod.configs(preset)
         assert len(cfgs) == len({c.config_id for c in cfgs}) > 0
@@ -60,7 +60,7 @@ def test_every_preset_gives_valid_configs(name):
 
 @pytest.mark.parametrize('name', ['step-budget', 'epoch-budget'])
 def test_budget_studies_use_sed20_momentum(name):
-    mod = __import__(f"sgd_noise.claims.{name.replace('-', '_')}", fromlist=['configs'])
+    mod = get_claim(name)   # its configs: the module's, or a grid claim's default
     for preset in ('smoke', 'gpu', 'paper'):
         assert {c.momentum for c in mod.configs(preset)} == {0.9}
 
@@ -68,7 +68,7 @@ def test_budget_studies_use_sed20_momentum(name):
 @pytest.mark.parametrize('name', SWEEP_CLAIMS)
 def test_gpu_presets_train_the_deeper_net_on_the_larger_set_with_five_seeds(name):
     "The gpu scale: MNIST-1D at 16,000 examples, the 5-layer 1-D conv net with ghost batch norm, >= 5 seeds, SED20's L2."
-    mod = __import__(f"sgd_noise.claims.{name.replace('-', '_')}", fromlist=['configs'])
+    mod = get_claim(name)   # its configs: the module's, or a grid claim's default
     cfgs = mod.configs('gpu')
     assert all(c.n_train == 16000 and c.model == 'cnn' and c.model_kwargs['norm'] == 'ghost' and c.device == 'auto'
                and c.weight_decay == 5e-4 for c in cfgs)
@@ -134,7 +134,7 @@ def test_paper_preset_code_path_on_tiny_cifar_files(name, tmp_path, monkeypatch)
     "The paper presets' code path (CIFAR-10 files, WRN-16-4 with ghost batch norm, augmentation) on tiny files."
     _write_tiny_cifar(tmp_path)
     monkeypatch.setenv('SGD_NOISE_DATA', str(tmp_path))
-    mod = __import__(f"sgd_noise.claims.{name.replace('-', '_')}", fromlist=['configs'])
+    mod = get_claim(name)   # its configs: the module's, or a grid claim's default
     c = mod.configs('paper')[0]
     budget = dict(steps=2, epochs=None) if c.steps is not None else dict(epochs=1)
     small = c.replace(n_train=32, n_test=8, batch_size=16, device='cpu', n_evals=1, **budget)

@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 
 from . import stats, two_regimes
-from .contract import Claim, Spec, all_of, grid_edge_check, save_figure
+from .contract import Claim, Spec, save_figure
 from ..core.config import pick_preset
 from ..sweeps.sweeping import sweep
 from ..core.config import TrainConfig
 
 # %% auto 0
-__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'SPEC', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs', 'run',
+__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs', 'run',
            'analyse', 'checks', 'table', 'lr_slopes', 'plot', 'all_configs']
 
 # %% ../../nbs/claims/12_adam_regimes.ipynb 6
@@ -94,7 +94,6 @@ SPECS = [
          'count of optimal LRs on the lowest or highest grid value equals 0 (else the optimum is not located)',
          design=True),
 ]
-SPEC = {s.id: s for s in SPECS}
 
 def checks(s: dict, margins: dict) -> list[stats.Check]:
     "The claim's checks, one per spec, on the summary of `analyse`."
@@ -103,18 +102,14 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
     small, large = list(range(nf)), list(range(s.get('first_out', nf), len(bs)))   # shown in each regime
     eq = [stats.equivalent(f'b{bs[j]}', adam[:, j], sgd[:, j], margin=margins['adam-equal-small'],
                            statement=f'B={bs[j]}') for j in small]
-    better = stats.differs('adam-better-large', *((adam[:, large].mean(1), sgd[:, large].mean(1)) if large else ([],
-                                                                                                                 [])),
-                           margin=margins['adam-better-large'], statement=SPEC['adam-better-large'].statement,
-                           detail=f'B={[bs[j] for j in large]}')
-    grows = stats.differs('adam-gain-grows', *((gain[:, large].mean(1), gain[:, small].mean(1)) if large else ([], [])),
-                          margin=margins['adam-gain-grows'], statement=SPEC['adam-gain-grows'].statement,
-                          detail=f'B={[bs[j] for j in large]} vs B={[bs[j] for j in small]}')
-    edges = [grid_edge_check(SPEC['optima-inside-grid'], s['arms'][a]['by_momentum'][0.0]['lr'],
-                             s['arms'][a]['lr_grid'], detail=f"{a}: {s['arms'][a]['lr_grid']}") for a in ('sgd',
-                                                                                                          'adam')]
-    return [all_of('adam-equal-small', eq, statement=SPEC['adam-equal-small'].statement), better, grows,
-            all_of('optima-inside-grid', edges, statement=SPEC['optima-inside-grid'].statement)]
+    better = margins.differs('adam-better-large', *((adam[:, large].mean(1), sgd[:, large].mean(1)) if large
+                                                    else ([], [])), detail=f'B={[bs[j] for j in large]}')
+    grows = margins.differs('adam-gain-grows', *((gain[:, large].mean(1), gain[:, small].mean(1)) if large
+                                                 else ([], [])),
+                            detail=f'B={[bs[j] for j in large]} vs B={[bs[j] for j in small]}')
+    edges = [margins.grid_edge('optima-inside-grid', s['arms'][a]['by_momentum'][0.0]['lr'], s['arms'][a]['lr_grid'],
+                               detail=f"{a}: {s['arms'][a]['lr_grid']}") for a in ('sgd', 'adam')]
+    return [margins.all_of('adam-equal-small', eq), better, grows, margins.all_of('optima-inside-grid', edges)]
 
 # %% ../../nbs/claims/12_adam_regimes.ipynb 18
 def table(s: dict) -> pd.DataFrame:

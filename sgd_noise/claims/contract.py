@@ -4,24 +4,27 @@
 
 # %% ../../nbs/claims/01_contract.ipynb 3
 from __future__ import annotations
-import dataclasses, datetime, importlib, importlib.util, json, math, os, pkgutil, platform, re
+import dataclasses, datetime, importlib, importlib.util, inspect, json, math, os, pkgutil, platform, re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 
+from . import stats
 from .stats import KINDS, LEVEL, OUTCOMES, Check, combine
 from ..sweeps.store import ResultStore
+from ..sweeps.grids import preset_configs
+from ..sweeps.sweeping import sweep
 from ..core.records import environment
 from ..core.config import pick_preset
 
 # %% auto 0
-__all__ = ['GPU_SCALE', 'PLUMBING_PRESETS', 'POWER_SHARE', 'POWER_ORDER', 'TABLE_START', 'TABLE_END', 'Spec', 'Claim', 'claims',
-           'get_claim', 'preregistration', 'criteria_changes', 'run_checks', 'verdict_lines', 'committed_outcomes',
-           'regressions', 'label', 'verdict', 'all_of', 'findings', 'power_scale', 'check_power', 'power_line',
-           'cpu_name', 'verdict_record', 'save_verdict', 'load_verdicts', 'claims_table', 'readme_with_table',
-           'save_figure', 'edge_optima', 'grid_edge_check', 'notebook_preset', 'committed_run']
+__all__ = ['GPU_SCALE', 'PLUMBING_PRESETS', 'POWER_SHARE', 'POWER_ORDER', 'TABLE_START', 'TABLE_END', 'Spec', 'Margins', 'Claim',
+           'claims', 'get_claim', 'preregistration', 'criteria_changes', 'run_checks', 'verdict_lines',
+           'committed_outcomes', 'regressions', 'label', 'verdict', 'all_of', 'findings', 'power_scale', 'check_power',
+           'power_line', 'cpu_name', 'verdict_record', 'save_verdict', 'load_verdicts', 'claims_table',
+           'readme_with_table', 'save_figure', 'edge_optima', 'grid_edge_check', 'notebook_preset', 'committed_run']
 
 # %% ../../nbs/claims/01_contract.ipynb 5
 @dataclass(frozen=True)
@@ -44,6 +47,44 @@ class Spec:
         if self.requires == self.id: raise ValueError(f"spec {self.id}: a part cannot presuppose itself")
 
 # %% ../../nbs/claims/01_contract.ipynb 7
+class Margins(dict):
+    """One preset's margins, `{spec id: value}`, bound to the claim's specs: each builder makes the check of spec `id`
+    with the spec's statement and the margin of `id` filled in (`bound=` says which side an interval check's margin
+    bounds: 'above', 'below', or 'between' for a `(low, high)` margin)."""
+    def __init__(self, margins: dict, specs: list):
+        super().__init__(margins)
+        self.specs = {s.id: s for s in specs}
+
+    def statement(self, id: str) -> str:
+        if id not in self.specs: raise KeyError(f"no spec {id!r}: declare it in the claim's SPECS")
+        return self.specs[id].statement
+
+    def _build(self, fn, id, *args, bound=None, **kw):
+        kw.setdefault('statement', self.statement(id))
+        if bound is None:
+            if 'margin' in inspect.signature(fn).parameters: kw.setdefault('margin', self[id])
+        elif bound == 'between': kw['above'], kw['below'] = self[id]
+        elif bound in ('above', 'below'): kw[bound] = self[id]
+        else: raise ValueError(f"bound={bound!r}: choose 'above', 'below' or 'between'")
+        return fn(id, *args, **kw)
+
+    def differs(self, id, a, b, **kw) -> Check: return self._build(stats.differs, id, a, b, **kw)
+    def equivalent(self, id, a, b, **kw) -> Check: return self._build(stats.equivalent, id, a, b, **kw)
+    def arms_differ(self, id, wide, a, b, **kw) -> Check: return self._build(stats.arms_differ, id, wide, a, b, **kw)
+    def seed_slope(self, id, xs, ys, **kw) -> Check: return self._build(stats.seed_slope, id, xs, ys, **kw)
+    def seed_ratio(self, id, num, den, **kw) -> Check: return self._build(stats.seed_ratio, id, num, den, **kw)
+    def rank_correlation(self, id, runs, x, y, **kw) -> Check:
+        return self._build(stats.rank_correlation, id, runs, x, y, **kw)
+    def interval_check(self, id, estimate, interval, **kw) -> Check:
+        return self._build(stats.interval_check, id, estimate, interval, **kw)
+    def all_of(self, id, parts: list) -> Check: return all_of(id, parts, statement=self.statement(id))
+    def grid_edge(self, id, lrs, lr_grid, detail: str = '') -> Check:
+        return grid_edge_check(self.specs[id], lrs, lr_grid, detail=detail)
+    def check(self, id, estimate, interval, margin, holds, **kw) -> Check:
+        "A `Check` made by hand (a count against a threshold, a part not testable), of the spec's kind."
+        return Check(id, self.statement(id), self.specs[id].kind, estimate, interval, margin, holds, **kw)
+
+# %% ../../nbs/claims/01_contract.ipynb 9
 GPU_SCALE = dict(dataset='mnist1d', n_train=16000, n_test=4000, model='cnn', device='auto',
                  model_kwargs={'channels': 32, 'depth': 5, 'norm': 'ghost', 'ghost_batch_size': 64})
 
@@ -56,7 +97,6 @@ class Claim:
     notebook: str               # the notebook that presents it, e.g. 'claims/02_two_regimes.ipynb'
     specs: list                 # [Spec], the checks in order
     presets: dict               # name -> preset dict; each has 'margins': {spec id: (value, reason)}
-    run: Callable               # run(preset, *, store=None, progress=True, **overrides) -> raw results
     analyse: Callable           # analyse(raw) -> summary dict
     checks: Callable            # checks(summary, margins) -> [Check], one per spec
     plot: Callable              # plot(summary, path=None, title=...) -> matplotlib figure
@@ -64,9 +104,18 @@ class Claim:
     known_failures: dict = field(default_factory=dict)    # preset -> {spec id: what was measured}
     criteria_changes: list = field(default_factory=list)  # dicts: date, check, old, new, why
     deviations: list = field(default_factory=list)        # how the presets differ from the paper's setup
-    configs: Callable | None = None  # configs(preset) -> [TrainConfig], every run the preset trains (for its cost)
+    configs: Callable | None = None  # configs(preset) -> [TrainConfig], every run the preset trains (for its cost);
+                                     # default for a grid claim (every preset a `base` and `axes`): `preset_configs`
+    run: Callable | None = None  # run(preset, *, store=None, progress=True, **overrides) -> raw results; default
+                                 # for a grid claim: `sweep` of its configs, one row per run
 
     def __post_init__(self):
+        grid_claim = bool(self.presets) and all('axes' in p and 'base' in p for p in self.presets.values())
+        if self.configs is None and grid_claim:
+            self.configs = lambda preset='smoke', **overrides: preset_configs(self.presets, preset, **overrides)
+        if self.run is None and grid_claim:
+            self.run = lambda preset='smoke', *, store=None, progress=True, **overrides: sweep(
+                self.configs(preset, **overrides), store=store, progress=progress)
         ids = [s.id for s in self.specs]
         if len(set(ids)) != len(ids): raise ValueError(f"claim {self.name}: duplicate spec ids in {ids}")
         for p, ks in self.known_failures.items():
@@ -83,9 +132,9 @@ class Claim:
         "The preset `name`; an unknown name is a one-line error listing the choices."
         return pick_preset(self.presets, name, self.name)
 
-    def margins(self, preset: str) -> dict:
-        "{spec id: margin value} declared by `preset`."
-        return {k: v[0] for k, v in self.preset(preset).get('margins', {}).items()}
+    def margins(self, preset: str) -> Margins:
+        "{spec id: margin value} declared by `preset`, with the check builders of `Margins`."
+        return Margins({k: v[0] for k, v in self.preset(preset).get('margins', {}).items()}, self.specs)
 
     def underpowered(self, preset: str) -> dict:
         "{spec id: why}: the parts `preset` declares it cannot power (see `check_power`)."
@@ -94,7 +143,7 @@ class Claim:
     def spec(self, id: str) -> Spec:
         return next(s for s in self.specs if s.id == id)
 
-# %% ../../nbs/claims/01_contract.ipynb 9
+# %% ../../nbs/claims/01_contract.ipynb 11
 def claims() -> dict[str, Claim]:
     "Every registered claim, {name: Claim}: the `CLAIM` of each module of `sgd_noise.claims`, in notebook order."
     found = []
@@ -110,7 +159,7 @@ def get_claim(name: str) -> Claim:
     if name not in cs: raise ValueError(f"unknown claim {name!r}: choose one of {', '.join(cs)}")
     return cs[name]
 
-# %% ../../nbs/claims/01_contract.ipynb 11
+# %% ../../nbs/claims/01_contract.ipynb 13
 def _fmt_margin(v) -> str:
     if isinstance(v, (tuple, list)): return '(' + ', '.join('—' if x is None else f'{x:g}' for x in v) + ')'
     return f'{v:g}' if isinstance(v, (int, float)) else str(v)
@@ -128,7 +177,7 @@ def criteria_changes(claim: Claim) -> pd.DataFrame:
     "The changes made to the criteria after results had been seen: date, check, old rule, new rule, why."
     return pd.DataFrame(claim.criteria_changes, columns=['date', 'check', 'old', 'new', 'why'])
 
-# %% ../../nbs/claims/01_contract.ipynb 13
+# %% ../../nbs/claims/01_contract.ipynb 15
 def run_checks(claim: Claim, summary: dict, preset: str) -> list[Check]:
     """The checks of a run's `summary` under the margins of `preset`, one per spec, in the specs' order. A part whose
     presupposed part (`Spec.requires`) does not hold is 'not testable', with the reason."""
@@ -175,7 +224,7 @@ def regressions(claim: Claim, checks: list[Check], preset: str, committed: dict 
     return [c.id for c in checks if c.outcome == 'contradicted'
             and (committed[c.id] == 'holds' if c.id in committed else c.id not in known)]
 
-# %% ../../nbs/claims/01_contract.ipynb 14
+# %% ../../nbs/claims/01_contract.ipynb 16
 def label(claim: Claim, checks: list[Check]) -> tuple[str, str]:
     """The claim's label from its parts (design checks apart): 'holds' (every testable part holds), 'contradicted'
     (every one is contradicted), 'inconclusive' (none holds, none is contradicted) or 'mixed'; and the counts."""
@@ -231,7 +280,7 @@ def all_of(id: str, parts: list[Check], *, statement: str) -> Check:
     return dataclasses.replace(worst, id=id, statement=statement, outcome=combine([c.outcome for c in parts]),
                                detail=f'worst at {worst.id}; {detail}')
 
-# %% ../../nbs/claims/01_contract.ipynb 15
+# %% ../../nbs/claims/01_contract.ipynb 17
 def findings(checks: list[Check]) -> str:
     "What the run found, as Markdown: the parts by outcome, from the checks themselves."
     out = []
@@ -245,7 +294,7 @@ def findings(checks: list[Check]) -> str:
                                            for c in cs])
     return '\n'.join(out[1:])
 
-# %% ../../nbs/claims/01_contract.ipynb 17
+# %% ../../nbs/claims/01_contract.ipynb 19
 POWER_SHARE = 0.5   # powered: the interval's half-width is at most this share of the margin
 
 def power_scale(c: Check) -> float | None:
@@ -280,7 +329,7 @@ def power_line(power: dict[str, str]) -> str:
     head = f"power (half-width <= {POWER_SHARE:g} x margin): {len(by['powered'])} powered"
     return head + (f'; {rest}' if rest else '')
 
-# %% ../../nbs/claims/01_contract.ipynb 19
+# %% ../../nbs/claims/01_contract.ipynb 21
 def cpu_name() -> str:
     "The processor's name where the system says it (Linux), else the architecture."
     try:
@@ -338,7 +387,7 @@ def _where(d: dict) -> str:
     n = ', '.join(f"{d[k]} {k if d[k] != 1 else k[:-1]}" for k in ('seeds', 'runs') if k in d)
     return f"{d.get('date', '?')}; {hw}" + (f'; {n}' if n else '')
 
-# %% ../../nbs/claims/01_contract.ipynb 20
+# %% ../../nbs/claims/01_contract.ipynb 22
 def _powered(d: dict) -> str:
     "How many of a verdict's parts with an effect size are powered (`check_power`, this preset's declarations)."
     c = claims().get(d['claim'])
@@ -370,7 +419,7 @@ def readme_with_table(readme: str, table: str) -> str:
     head, rest = readme.split(TABLE_START, 1)
     return head + TABLE_START + '\n' + table + '\n' + TABLE_END + rest.split(TABLE_END, 1)[1]
 
-# %% ../../nbs/claims/01_contract.ipynb 22
+# %% ../../nbs/claims/01_contract.ipynb 24
 def save_figure(fig, path=None, dpi: int = 100):
     "Save `fig` to `path` (if given; its folder is created) and return it."
     if path is not None:

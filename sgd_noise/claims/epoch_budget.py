@@ -10,14 +10,12 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .contract import GPU_SCALE, Claim, Spec, grid_edge_check, save_figure
+from .contract import GPU_SCALE, Claim, Spec, save_figure
 from ..sweeps.analysis import tuned
-from ..sweeps.grids import preset_configs
-from ..sweeps.sweeping import sweep
 
 # %% auto 0
-__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'SPEC', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs', 'run',
-           'analyse', 'checks', 'table', 'plot']
+__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'analyse', 'checks',
+           'table', 'plot']
 
 # %% ../../nbs/claims/04_epoch_budget.ipynb 7
 # The margins, declared before the runs they judge (each: value, reason). Accuracies are fractions.
@@ -55,12 +53,6 @@ PRESETS = {
                             seed=[0, 1, 2, 3, 4]), margins=MARGINS),
 }
 
-def configs(preset: str = 'smoke', **overrides): return preset_configs(PRESETS, preset, **overrides)
-
-def run(preset: str = 'smoke', *, store=None, progress: bool = True, **overrides) -> pd.DataFrame:
-    "Run (or resume from `store`) the epoch-budget sweep."
-    return sweep(configs(preset, **overrides), store=store, progress=progress)
-
 # Power (`contract.check_power`), declared before the next run: the parts each preset cannot power at its
 # scale, from a pilot (the committed verdict at that preset); the parts not named are declared powered.
 PRESETS['gpu']['underpowered'] = {
@@ -96,7 +88,6 @@ SPECS = [
     Spec('optima-inside-grid', 'no optimal LR (for accuracy or for loss) sits on an edge of the grid', 'threshold',
          'count of optimal LRs on the lowest or highest grid value equals 0', design=True),
 ]
-SPEC = {s.id: s for s in SPECS}
 
 # %% ../../nbs/claims/04_epoch_budget.ipynb 11
 def analyse(df: pd.DataFrame, margins: dict | None = None) -> dict:
@@ -110,25 +101,19 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
     "The claim's checks, one per spec, on the summary of `analyse`."
     a, l, ep = s['acc'], s['loss'], s['epochs']
     span = ep[-1] / ep[0]
-    out = [stats.Check('budgets-span', SPEC['budgets-span'].statement, 'threshold', span, (np.nan, np.nan),
-                       margins['budgets-span'], span >= margins['budgets-span'], detail=f'{ep} epochs')]
+    out = [margins.check('budgets-span', span, (np.nan, np.nan), margins['budgets-span'],
+                         span >= margins['budgets-span'], detail=f'{ep} epochs')]
     fa, fl = a['lr_fit_seed'], l['lr_fit_seed']   # each seed's own optima, [seed, budget]
-    out.append(stats.seed_ratio('loss-lr-falls', fl[:, 0], fl[:, -1], above=margins['loss-lr-falls'],
-                                statement=SPEC['loss-lr-falls'].statement,
-                                detail=f"loss-optimal LRs on the grid (all seeds) {[f'{v:g}' for v in l['lr']]}"))
-    out.append(stats.seed_ratio('acc-lr-falls-less', fa[:, 0] / fa[:, -1], fl[:, 0] / fl[:, -1],
-                                below=margins['acc-lr-falls-less'], statement=SPEC['acc-lr-falls-less'].statement))
-    lo_m, hi_m = margins['acc-lr-nearly-constant']
-    out.append(stats.seed_ratio('acc-lr-nearly-constant', fa[:, 0], fa[:, -1], above=lo_m, below=hi_m,
-                                statement=SPEC['acc-lr-nearly-constant'].statement,
-                                detail=f"test-optimal LRs on the grid (all seeds) {[f'{v:g}' for v in a['lr']]}"))
+    out.append(margins.seed_ratio('loss-lr-falls', fl[:, 0], fl[:, -1], bound='above',
+                                  detail=f"loss-optimal LRs on the grid (all seeds) {[f'{v:g}' for v in l['lr']]}"))
+    out.append(margins.seed_ratio('acc-lr-falls-less', fa[:, 0] / fa[:, -1], fl[:, 0] / fl[:, -1], bound='below'))
+    out.append(margins.seed_ratio('acc-lr-nearly-constant', fa[:, 0], fa[:, -1], bound='between',
+                                  detail=f"test-optimal LRs on the grid (all seeds) {[f'{v:g}' for v in a['lr']]}"))
     acc = a['test_acc']
-    out.append(stats.differs('acc-rises', acc[:, -1], acc[:, 0], margin=margins['acc-rises'],
-                             statement=SPEC['acc-rises'].statement, detail=f'{ep[-1]:g} vs {ep[0]:g} epochs'))
-    out.append(stats.equivalent('acc-saturates', acc[:, -1], acc[:, -2], margin=margins['acc-saturates'],
-                                statement=SPEC['acc-saturates'].statement, detail=f'{ep[-1]:g} vs {ep[-2]:g} epochs'))
-    out.append(grid_edge_check(SPEC['optima-inside-grid'], np.r_[a['lr'], l['lr']], s['lr_grid'],
-                               detail=f"grid {s['lr_grid'][0]:g}…{s['lr_grid'][1]:g}"))
+    out.append(margins.differs('acc-rises', acc[:, -1], acc[:, 0], detail=f'{ep[-1]:g} vs {ep[0]:g} epochs'))
+    out.append(margins.equivalent('acc-saturates', acc[:, -1], acc[:, -2], detail=f'{ep[-1]:g} vs {ep[-2]:g} epochs'))
+    out.append(margins.grid_edge('optima-inside-grid', np.r_[a['lr'], l['lr']], s['lr_grid'],
+                                 detail=f"grid {s['lr_grid'][0]:g}…{s['lr_grid'][1]:g}"))
     return out
 
 # %% ../../nbs/claims/04_epoch_budget.ipynb 12
@@ -199,7 +184,7 @@ DEVIATIONS = [
 
 CLAIM = Claim(name='epoch-budget', title='The optimal learning rate vs the epoch budget',
               paper='Smith, Elsen & De 2020, *On the Generalization Benefit of Noise in SGD*, arXiv 2006.15081, §5',
-              notebook='claims/04_epoch_budget.ipynb', specs=SPECS, presets=PRESETS, run=run, analyse=analyse,
+              notebook='claims/04_epoch_budget.ipynb', specs=SPECS, presets=PRESETS, analyse=analyse,
               checks=checks,
               plot=plot, table=table, known_failures=KNOWN_FAILURES, criteria_changes=CRITERIA_CHANGES,
-              deviations=DEVIATIONS, configs=configs)
+              deviations=DEVIATIONS)

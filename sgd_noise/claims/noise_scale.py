@@ -19,9 +19,9 @@ from ..core.metrics import loss_fn
 from ..core.training import train
 
 # %% auto 0
-__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'SPEC', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM',
-           'noise_scale_from_norms', 'gradient_noise_scale', 'regression_problem', 'track', 'regimes_store', 'run',
-           'analyse', 'checks', 'table', 'plot']
+__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'noise_scale_from_norms',
+           'gradient_noise_scale', 'regression_problem', 'track', 'regimes_store', 'run', 'analyse', 'checks', 'table',
+           'plot']
 
 # %% ../../nbs/claims/05_noise_scale.ipynb 7
 def noise_scale_from_norms(g2_small: float, g2_big: float, b_small: int, b_big: int) -> dict:
@@ -147,7 +147,6 @@ SPECS = [
          'threshold', "per seed, the median B_simple over the constant-LR phase (after step 0); 95% t-interval over "
                       "seeds of their logs within [transition / margin, margin × next batch size]"),
 ]
-SPEC = {s.id: s for s in SPECS}
 
 # %% ../../nbs/claims/05_noise_scale.ipynb 16
 def analyse(r: dict, margins: dict | None = None) -> dict:
@@ -166,15 +165,13 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
     by = lambda d: [d[d.seed == sd] if 'seed' in d else d for sd in s['seeds']]
     first = [d.B_simple.iloc[0] if len(d) >= 2 else np.nan for d in by(m)]
     last = [d.B_simple.iloc[-1] if len(d) >= 2 else np.nan for d in by(m)]
-    grows = stats.seed_ratio('b-simple-grows', last, first, above=margins['b-simple-grows'],
-                             statement=SPEC['b-simple-grows'].statement,
-                             detail=f"{len(m)} of {s['n_evals']} evaluations measurable after step 0")
+    grows = margins.seed_ratio('b-simple-grows', last, first, bound='above',
+                               detail=f"{len(m)} of {s['n_evals']} evaluations measurable after step 0")
     f = margins['b-simple-predicts-transition']
     meds = [float(np.median(d.B_simple)) if len(d) else np.nan for d in by(c)]
-    pred = stats.seed_ratio('b-simple-predicts-transition', meds, np.ones(len(meds)),
-                            above=s['transition'] / f, below=f * s['transition_next'],
-                            statement=SPEC['b-simple-predicts-transition'].statement,
-                            detail=f"transition between B={s['transition']} and {s['transition_next']}; "
+    pred = margins.seed_ratio('b-simple-predicts-transition', meds, np.ones(len(meds)),
+                              above=s['transition'] / f, below=f * s['transition_next'],
+                              detail=f"transition between B={s['transition']} and {s['transition_next']}; "
                                    f"median B_simple over the phase per seed {[round(v) for v in meds if v == v]}")
     return [grows, dataclasses.replace(pred, kind='threshold')]
 

@@ -17,9 +17,9 @@ from .contract import Claim, Spec, save_figure
 from ..core.config import pick_preset
 
 # %% auto 0
-__all__ = ['MARGINS', 'SETTINGS', 'PRESETS', 'SPECS', 'SPEC', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM',
-           'problem', 'transition', 'stationary_cov', 'stationary_loss', 'sde_loss', 'simulate', 'run', 'analyse',
-           'checks', 'table', 'plot', 'cloud', 'cloud_widget']
+__all__ = ['MARGINS', 'SETTINGS', 'PRESETS', 'SPECS', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'problem',
+           'transition', 'stationary_cov', 'stationary_loss', 'sde_loss', 'simulate', 'run', 'analyse', 'checks',
+           'table', 'plot', 'cloud', 'cloud_widget']
 
 # %% ../../nbs/claims/07_sde_quadratic.ipynb 6
 def problem(d: int = 4, lam_max: float = 4.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -102,7 +102,6 @@ SPECS = [
     Spec('momentum-temperature', 'with momentum the temperature is η/(B(1−m))', 'ratio',
          'exact loss with momentum m at η(1−m) / plain loss at η, within 1 ± margin'),
 ]
-SPEC = {s.id: s for s in SPECS}
 
 # Power (`contract.check_power`), declared before the next run: the parts each preset cannot power at its
 # scale, from a pilot (the committed verdict at that preset); the parts not named are declared powered.
@@ -133,36 +132,35 @@ def analyse(raw: dict, margins: dict | None = None) -> dict:
                           'sde': [sde_loss(Sigma, e, 1) for e in grid]})
     return dict(raw, table=pd.DataFrame(rows), curve=curve, seeds=[0])
 
-def _mc_check(id, s, keys, margin):
-    parts = []
+def _mc_check(margins, id, s, keys):
+    margin, parts = margins[id], []
     for k in keys:
         r = s['table'].set_index('setting').loc[k]
         mean, lo, hi, n = stats.t_interval(s['mc'][k])
-        parts.append(stats.interval_check(id, mean / r.exact, (lo / r.exact, hi / r.exact), kind='equivalent', n=n,
-                                          above=1 - margin, below=1 + margin, statement=SPEC[id].statement,
-                                          detail=f'{k}: simulated {mean:.5g}, exact {r.exact:.5g}'))
+        parts.append(margins.interval_check(id, mean / r.exact, (lo / r.exact, hi / r.exact), kind='equivalent', n=n,
+                                            above=1 - margin, below=1 + margin,
+                                            detail=f'{k}: simulated {mean:.5g}, exact {r.exact:.5g}'))
     worst = min(parts, key=lambda c: (c.holds, -abs(c.estimate - 1)))
-    return stats.Check(id, SPEC[id].statement, 'equivalent', worst.estimate, worst.interval, worst.margin,
-                       False, worst.n, outcome=stats.combine([c.outcome for c in parts]),
-                       detail='; '.join(c.detail for c in parts))
+    return margins.check(id, worst.estimate, worst.interval, worst.margin, False, n=worst.n,
+                         outcome=stats.combine([c.outcome for c in parts]), detail='; '.join(c.detail for c in parts))
 
-def _ratio(id, r, margin, *, within=True):
-    lo, hi = (1 - margin, 1 + margin) if within else (margin, None)
-    return stats.interval_check(id, r, (r, r), kind='ratio', above=lo, below=hi, statement=SPEC[id].statement,
-                                detail='exact closed forms: no sampling error')
+def _ratio(margins, id, r, *, within=True):
+    lo, hi = (1 - margins[id], 1 + margins[id]) if within else (margins[id], None)
+    return margins.interval_check(id, r, (r, r), kind='ratio', above=lo, below=hi,
+                                  detail='exact closed forms: no sampling error')
 
 def checks(s: dict, margins: dict) -> list[stats.Check]:
     "The claim's checks, one per spec."
     H, Sigma = s['H'], s['Sigma']
     (e0, b0), (e1, b1), m = SETTINGS['small'], SETTINGS['edge'], SETTINGS['momentum']
     L = lambda e, b, mom=0.0: stationary_loss(H, Sigma, e, b, mom)
-    return [_mc_check('mc-matches-exact', s, ['small'], margins['mc-matches-exact']),
-            _mc_check('mc-matches-exact-near-edge', s, ['edge', 'edge-2x'], margins['mc-matches-exact-near-edge']),
-            _mc_check('mc-matches-exact-momentum', s, ['momentum'], margins['mc-matches-exact-momentum']),
-            _ratio('invariant-small-lr', L(2 * e0, 2 * b0) / L(e0, b0), margins['invariant-small-lr']),
-            _ratio('sde-small-lr', L(e0, b0) / sde_loss(Sigma, e0, b0), margins['sde-small-lr']),
-            _ratio('breaks-near-edge', L(2 * e1, 2 * b1) / L(e1, b1), margins['breaks-near-edge'], within=False),
-            _ratio('momentum-temperature', L(e0 * (1 - m), b0, m) / L(e0, b0), margins['momentum-temperature'])]
+    return [_mc_check(margins, 'mc-matches-exact', s, ['small']),
+            _mc_check(margins, 'mc-matches-exact-near-edge', s, ['edge', 'edge-2x']),
+            _mc_check(margins, 'mc-matches-exact-momentum', s, ['momentum']),
+            _ratio(margins, 'invariant-small-lr', L(2 * e0, 2 * b0) / L(e0, b0)),
+            _ratio(margins, 'sde-small-lr', L(e0, b0) / sde_loss(Sigma, e0, b0)),
+            _ratio(margins, 'breaks-near-edge', L(2 * e1, 2 * b1) / L(e1, b1), within=False),
+            _ratio(margins, 'momentum-temperature', L(e0 * (1 - m), b0, m) / L(e0, b0))]
 
 def table(s: dict) -> pd.DataFrame:
     "Exact, SDE and simulated stationary losses at every tested setting."

@@ -25,8 +25,7 @@ from ..core.training import get_data
 from ..core.metrics import FINISHED
 
 # %% auto 0
-__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'SPEC', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs', 'run',
-           'checks']
+__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs', 'run', 'checks']
 
 # %% ../../nbs/claims/06_sharp_flat.ipynb 11
 _MEASURE = dict(
@@ -190,7 +189,6 @@ SPECS = [
     Spec('larger-lr-generalises', 'counterpoint: LB at 5x the LR generalises as well as SB', 'equivalent',
          'TOST: 90% CI of test acc(SB) − test acc(LB-5xLR), paired, within ±margin'),
 ]
-SPEC = {s.id: s for s in SPECS}
 
 # %% ../../nbs/claims/06_sharp_flat.ipynb 22
 def _paired(runs, regime, col, log=False):
@@ -202,8 +200,7 @@ def _paired(runs, regime, col, log=False):
 def _net_checks(runs, rises, margins) -> list[stats.Check]:
     "The checks of one network, in the specs' order."
     P = lambda reg, col, log=False: _paired(runs, reg, col, log)
-    def diff(id, a, b): return stats.differs(id, a, b, margin=margins[id], statement=SPEC[id].statement)
-    def equal(id, a, b): return stats.equivalent(id, a, b, margin=margins[id], statement=SPEC[id].statement)
+    diff, equal = margins.differs, margins.equivalent
     out = [equal('matched-loss', P('LB', 'train_loss', True), P('SB', 'train_loss', True)),
            equal('train-acc-equal', P('LB', 'train_acc'), P('SB', 'train_acc')),
            diff('lb-generalises-worse', P('SB', 'test_acc'), P('LB', 'test_acc')),
@@ -211,15 +208,13 @@ def _net_checks(runs, rises, margins) -> list[stats.Check]:
            diff('lb-sharper-eps', P('LB', 'sharp_0.001_full', True), P('SB', 'sharp_0.001_full', True))]
     sub = [c for c in runs.columns if c.startswith('sharp_0.001_p') and not c.endswith('_stop')]
     out.append(diff('lb-sharper-subspace', P('LB', sub[0], True), P('SB', sub[0], True)) if sub else
-               stats.Check('lb-sharper-subspace', SPEC['lb-sharper-subspace'].statement, 'differs', np.nan,
-                           (np.nan, np.nan), margins['lb-sharper-subspace'], False, outcome='not testable',
-                           detail='not measured'))
+               margins.check('lb-sharper-subspace', np.nan, (np.nan, np.nan), margins['lb-sharper-subspace'], False,
+                             outcome='not testable', detail='not measured'))
     r = np.log10(rises.rise_lb / rises.rise_sb).to_numpy(float) if len(rises) else np.array([])
     r = r[np.isfinite(r)]
     m, lo, hi, n = stats.t_interval(r)
-    out.append(stats.interval_check('line-steeper-at-lb', 10 ** m, (10 ** lo, 10 ** hi), kind='ratio', n=n,
-                                    above=margins['line-steeper-at-lb'], statement=SPEC['line-steeper-at-lb'].statement,
-                                    detail=f"per-seed ratios {[round(float(10 ** v), 2) for v in r]}"))
+    out.append(margins.interval_check('line-steeper-at-lb', 10 ** m, (10 ** lo, 10 ** hi), kind='ratio', n=n,
+                                      bound='above', detail=f"per-seed ratios {[round(float(10 ** v), 2) for v in r]}"))
     out.append(diff('larger-lr-flatter', P('SB', 'top_eig', True), P('LB-5xLR', 'top_eig', True)))
     out.append(equal('larger-lr-generalises', P('SB', 'test_acc'), P('LB-5xLR', 'test_acc')))
     for c in out:

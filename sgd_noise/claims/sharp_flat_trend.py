@@ -21,7 +21,7 @@ from ..core.records import progress_bar
 from ..core.metrics import FINISHED
 
 # %% auto 0
-__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'SPEC', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs', 'run',
+__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs', 'run',
            'analyse', 'checks', 'table', 'plot']
 
 # %% ../../nbs/claims/11_sharp_flat_trend.ipynb 6
@@ -136,8 +136,6 @@ SPECS = [
 ]
 
 # %% ../../nbs/claims/11_sharp_flat_trend.ipynb 8
-SPEC = {s.id: s for s in SPECS}
-
 # Power (`contract.check_power`), declared before the next run: the parts each preset cannot power at its
 # scale, from a pilot (the committed verdict at that preset); the parts not named are declared powered.
 PRESETS['smoke']['underpowered'] = {}   # pilot: the committed smoke verdict
@@ -156,27 +154,26 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
     runs = s['runs']
     ok = runs[runs.status.isin(FINISHED)]
     missed = ok[~ok.reached_target]
-    reach = stats.Check('all-reach-target', SPEC['all-reach-target'].statement, 'threshold', float(len(missed)),
-                        (np.nan, np.nan), margins['all-reach-target'], len(missed) <= margins['all-reach-target'],
-                        len(ok), detail=f'{len(ok)} runs, {len(runs) - len(ok)} diverged; missed: '
-                                        f'{[(r.part, r.batch_size, r.seed) for r in missed.itertuples()]}')
+    reach = margins.check('all-reach-target', float(len(missed)), (np.nan, np.nan), margins['all-reach-target'],
+                          len(missed) <= margins['all-reach-target'], n=len(ok),
+                          detail=f'{len(ok)} runs, {len(runs) - len(ok)} diverged; missed: '
+                                 f'{[(r.part, r.batch_size, r.seed) for r in missed.itertuples()]}')
     t, w = ok[ok.part == 'trend'], s['warm'][s['warm'].status.isin(FINISHED)]
-    rc = lambda id, d, x, y, **kw: stats.rank_correlation(id, d, x, y, statement=SPEC[id].statement, **kw)
+    rc = margins.rank_correlation
     def gain(id, a, b):
         sel = lambda part, bs: ok[(ok.part == part) & (ok.batch_size == bs)].set_index('seed').test_acc
         x, y = sel(*a), sel(*b)
         sd = sorted(set(x.index) & set(y.index))
-        return stats.differs(id, x.reindex(sd).to_numpy(float), y.reindex(sd).to_numpy(float), margin=margins[id],
-                             statement=SPEC[id].statement,
-                             detail=f'{np.mean(x.reindex(sd)):.4f} vs {np.mean(y.reindex(sd)):.4f} (means)')
+        return margins.differs(id, x.reindex(sd).to_numpy(float), y.reindex(sd).to_numpy(float),
+                               detail=f'{np.mean(x.reindex(sd)):.4f} vs {np.mean(y.reindex(sd)):.4f} (means)')
     lo, hi = s['b_min'], s['b_max']
     return [reach,
-            rc('sharper-top-eig', t, 'batch_size', 'top_eig', above=margins['sharper-top-eig']),
-            rc('sharper-trace', t, 'batch_size', 'trace', above=margins['sharper-trace']),
-            rc('sharper-eps', t, 'batch_size', 'eps_sharpness', above=margins['sharper-eps']),
-            rc('accuracy-falls', t, 'batch_size', 'test_acc', below=margins['accuracy-falls']),
-            rc('warm-start-accuracy-rises', w, 'warm_epochs', 'test_acc', above=margins['warm-start-accuracy-rises']),
-            rc('warm-start-flatter', w, 'warm_epochs', 'top_eig', below=margins['warm-start-flatter']),
+            rc('sharper-top-eig', t, 'batch_size', 'top_eig', bound='above'),
+            rc('sharper-trace', t, 'batch_size', 'trace', bound='above'),
+            rc('sharper-eps', t, 'batch_size', 'eps_sharpness', bound='above'),
+            rc('accuracy-falls', t, 'batch_size', 'test_acc', bound='below'),
+            rc('warm-start-accuracy-rises', w, 'warm_epochs', 'test_acc', bound='above'),
+            rc('warm-start-flatter', w, 'warm_epochs', 'top_eig', bound='below'),
             gain('augmentation-helps-small', ('augment', lo), ('trend', lo)),
             gain('augmentation-helps-large', ('augment', hi), ('trend', hi)),
             gain('gap-remains-with-augmentation', ('augment', lo), ('augment', hi))]

@@ -10,14 +10,12 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .contract import GPU_SCALE, Claim, Spec, grid_edge_check, save_figure
+from .contract import GPU_SCALE, Claim, Spec, save_figure
 from ..sweeps.analysis import tuned
-from ..sweeps.grids import preset_configs
-from ..sweeps.sweeping import sweep
 
 # %% auto 0
-__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'SPEC', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs', 'run',
-           'analyse', 'checks', 'table', 'plot']
+__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'analyse', 'checks',
+           'table', 'plot']
 
 # %% ../../nbs/claims/03_step_budget.ipynb 7
 # The margins, declared before the runs they judge (each: value, reason). Accuracies are fractions.
@@ -52,12 +50,6 @@ PRESETS = {
                             seed=[0, 1, 2, 3, 4]), margins=MARGINS),
 }
 
-def configs(preset: str = 'smoke', **overrides): return preset_configs(PRESETS, preset, **overrides)
-
-def run(preset: str = 'smoke', *, store=None, progress: bool = True, **overrides) -> pd.DataFrame:
-    "Run (or resume from `store`) the step-budget sweep."
-    return sweep(configs(preset, **overrides), store=store, progress=progress)
-
 # Power (`contract.check_power`), declared before the next run: the parts each preset cannot power at its
 # scale, from a pilot (the committed verdict at that preset); the parts not named are declared powered.
 PRESETS['gpu']['underpowered'] = {
@@ -85,7 +77,6 @@ SPECS = [
     Spec('optima-inside-grid', 'no optimal LR (for accuracy or for loss) sits on an edge of the grid', 'threshold',
          'count of optimal LRs on the lowest or highest grid value equals 0', design=True),
 ]
-SPEC = {s.id: s for s in SPECS}
 
 # %% ../../nbs/claims/03_step_budget.ipynb 11
 def analyse(df: pd.DataFrame, margins: dict | None = None) -> dict:
@@ -107,21 +98,18 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
     "The claim's checks, one per spec, on the summary of `analyse`."
     a, l, bs, n = s['acc'], s['loss'], s['batch_sizes'], len(s['seeds'])
     d, peaks = _acc_fall(a['test_acc'])
-    fall = stats.differs('acc-falls-at-largest', d, np.zeros_like(d), statement=SPEC['acc-falls-at-largest'].statement,
-                         margin=margins['acc-falls-at-largest'],
-                         detail=f"B_peak per seed (chosen on the other seeds) {[bs[k] for k in peaks]}; B_max={bs[-1]}")
-    loss = stats.differs('loss-lower-at-largest', np.log10(l['train_loss'][:, s['peak']]),
-                         np.log10(l['train_loss'][:, -1]),
-                         statement=SPEC['loss-lower-at-largest'].statement, margin=margins['loss-lower-at-largest'],
-                         detail=f"loss {np.nanmean(l['train_loss'][:, s['peak']]):.4f} at B={bs[s['peak']]} vs "
+    fall = margins.differs('acc-falls-at-largest', d, np.zeros_like(d),
+                           detail=f"B_peak per seed (chosen on the other seeds) {[bs[k] for k in peaks]}; "
+                                  f"B_max={bs[-1]}")
+    loss = margins.differs('loss-lower-at-largest', np.log10(l['train_loss'][:, s['peak']]),
+                           np.log10(l['train_loss'][:, -1]),
+                           detail=f"loss {np.nanmean(l['train_loss'][:, s['peak']]):.4f} at B={bs[s['peak']]} vs "
                                 f"{np.nanmean(l['train_loss'][:, -1]):.4f} at B={bs[-1]}")
     x = np.log2(np.array(bs, float))
-    (lo_m, hi_m) = margins['lr-sublinear']
-    slope = stats.seed_slope('lr-sublinear', [x] * n, [np.log2(f) for f in a['lr_fit_seed']],
-                             statement=SPEC['lr-sublinear'].statement, above=lo_m, below=hi_m,
-                             detail=f"test-optimal LRs (all seeds) {[f'{v:g}' for v in a['lr']]}")
-    edge = grid_edge_check(SPEC['optima-inside-grid'], np.r_[a['lr'], l['lr']], s['lr_grid'],
-                           detail=f"loss-optimal LRs {[f'{v:g}' for v in l['lr']]}; "
+    slope = margins.seed_slope('lr-sublinear', [x] * n, [np.log2(f) for f in a['lr_fit_seed']], bound='between',
+                               detail=f"test-optimal LRs (all seeds) {[f'{v:g}' for v in a['lr']]}")
+    edge = margins.grid_edge('optima-inside-grid', np.r_[a['lr'], l['lr']], s['lr_grid'],
+                             detail=f"loss-optimal LRs {[f'{v:g}' for v in l['lr']]}; "
                                   f"grid {s['lr_grid'][0]:g}…{s['lr_grid'][1]:g}")
     return [fall, loss, slope, edge]
 
@@ -199,7 +187,7 @@ DEVIATIONS = [
 
 CLAIM = Claim(name='step-budget', title='A constant step budget: large batches optimise better, generalise worse',
               paper='Smith, Elsen & De 2020, *On the Generalization Benefit of Noise in SGD*, arXiv 2006.15081, §4',
-              notebook='claims/03_step_budget.ipynb', specs=SPECS, presets=PRESETS, run=run, analyse=analyse,
+              notebook='claims/03_step_budget.ipynb', specs=SPECS, presets=PRESETS, analyse=analyse,
               checks=checks,
               plot=plot, table=table, known_failures=KNOWN_FAILURES, criteria_changes=CRITERIA_CHANGES,
-              deviations=DEVIATIONS, configs=configs)
+              deviations=DEVIATIONS)

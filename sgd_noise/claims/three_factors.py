@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.ticker import NullFormatter
 
 from . import stats
-from .contract import Claim, Spec, all_of, save_figure
+from .contract import Claim, Spec, save_figure
 from ..core.config import pick_preset
 from ..curvature.sharpness import curvature, curvature_subset
 from ..sweeps.group import train_models
@@ -21,7 +21,7 @@ from ..core.training import get_data
 from ..core.metrics import FINISHED
 
 # %% auto 0
-__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'SPEC', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs', 'run',
+__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs', 'run',
            'analyse', 'checks', 'table', 'plot']
 
 # %% ../../nbs/claims/10_three_factors.ipynb 6
@@ -140,7 +140,6 @@ SPECS = [
     Spec('mismatched-cycle-differs', 'a cyclic batch size on another η/B path (4× the LR) ends elsewhere', 'differs',
          'paired t 95% CI of the final training loss(mismatched) − (cyclic LR) outside ± margin'),
 ]
-SPEC = {s.id: s for s in SPECS}
 
 # %% ../../nbs/claims/10_three_factors.ipynb 12
 def configs(preset: str = 'smoke') -> dict[str, list[TrainConfig]]:
@@ -212,9 +211,9 @@ def _pair(runs, eta0, beta, col):
     seeds = sorted(set(a.index) & set(b.index))
     return a.reindex(seeds).to_numpy(float), b.reindex(seeds).to_numpy(float)
 
-def _spearman(id, runs, x, y, *, above=None, below=None):
+def _spearman(margins, id, runs, x, y, bound):
     "Spearman ρ(x, y) over every run, with a jackknife interval over seeds (a seed's runs are left out together)."
-    return stats.rank_correlation(id, runs, x, y, statement=SPEC[id].statement, above=above, below=below)
+    return margins.rank_correlation(id, runs, x, y, bound=bound)
 
 # %% ../../nbs/claims/10_three_factors.ipynb 16
 def checks(s: dict, margins: dict) -> list[stats.Check]:
@@ -228,10 +227,10 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
             for b in betas:
                 a, c = _pair(ok, e, b, col)
                 f = np.log if log else (lambda v: v)
-                parts.append(stats.equivalent(f'η₀={e:g},β={b:g}', f(a), f(c), statement=SPEC[id].statement,
+                parts.append(stats.equivalent(f'η₀={e:g},β={b:g}', f(a), f(c), statement=margins.statement(id),
                                               margin=margins[id]))
-        return all_of(id, parts, statement=SPEC[id].statement)
-    curve_parts = []
+        return margins.all_of(id, parts)
+    curve_parts, cid = [], 'invariant-curves'
     cv = s['curves'][s['curves'].part == 'scaling']
     for e in eta0s:
         for b in betas:
@@ -244,26 +243,25 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
                 c = one[one['eval'] == k].set_index('seed').test_loss
                 sd = sorted(set(a.index) & set(c.index))
                 curve_parts.append(stats.equivalent(f'η₀={e:g},β={b:g},eval {k}', a.reindex(sd).to_numpy(float),
-                                                    c.reindex(sd).to_numpy(float), margin=margins['invariant-curves'],
-                                                    statement=SPEC['invariant-curves'].statement))
+                                                    c.reindex(sd).to_numpy(float), margin=margins[cid],
+                                                    statement=margins.statement(cid)))
     out = [inv('invariant-accuracy', 'test_acc'), inv('invariant-top-eig', 'top_eig', log=True),
            inv('invariant-trace', 'trace', log=True),
-           all_of('invariant-curves', curve_parts, statement=SPEC['invariant-curves'].statement)]
+           margins.all_of(cid, curve_parts)]
     sc = runs[runs.part == 'scaling'].copy()
     sc['acc_or_chance'] = sc.test_acc.where(sc.status.isin(FINISHED), 0.1)
     e_hi, b_max = max(eta0s) if eta0s else np.nan, sc.beta.max()
     a1, am = _pair(sc, e_hi, b_max, 'acc_or_chance')[::-1]
-    out.append(stats.differs('breaks-at-largest', a1, am, statement=SPEC['breaks-at-largest'].statement,
-                             margin=margins['breaks-at-largest'],
-                             detail=f'η₀={e_hi:g}, β={b_max:g}: {int((sc[sc.beta == b_max].status != "ok").sum())} '
+    out.append(margins.differs('breaks-at-largest', a1, am,
+                               detail=f'η₀={e_hi:g}, β={b_max:g}: {int((sc[sc.beta == b_max].status != "ok").sum())} '
                                     f'diverged run(s)'))
     r = ok[ok.part == 'ratios']
-    out += [_spearman('wider-top-eig', r, 'ratio', 'top_eig', below=margins['wider-top-eig']),
-            _spearman('wider-trace', r, 'ratio', 'trace', below=margins['wider-trace']),
-            _spearman('accuracy-does-not-fall', r, 'ratio', 'test_acc', above=margins['accuracy-does-not-fall'])]
+    out += [_spearman(margins, 'wider-top-eig', r, 'ratio', 'top_eig', 'below'),
+            _spearman(margins, 'wider-trace', r, 'ratio', 'trace', 'below'),
+            _spearman(margins, 'accuracy-does-not-fall', r, 'ratio', 'test_acc', 'above')]
     m = ok[ok.part == 'memorise']
-    out += [_spearman('memorises-less', m, 'ratio', 'memorised', below=margins['memorises-less']),
-            _spearman('clean-test-better', m, 'ratio', 'test_acc', above=margins['clean-test-better'])]
+    out += [_spearman(margins, 'memorises-less', m, 'ratio', 'memorised', 'below'),
+            _spearman(margins, 'clean-test-better', m, 'ratio', 'test_acc', 'above')]
     return out + _cyclic_checks(s, margins)
 
 # %% ../../nbs/claims/10_three_factors.ipynb 17
@@ -279,8 +277,8 @@ def _cyclic_checks(s, margins):
             ep = cv[(cv.arm == 'cyclic-lr') & (cv['eval'] == k)].epoch.mean()
             parts.append(stats.equivalent(f'cycle {k} (epoch {ep:.3g})', a.reindex(sd).to_numpy(float),
                                           b.reindex(sd).to_numpy(float), margin=margins[id],
-                                          statement=SPEC[id].statement))
-        return all_of(id, parts, statement=SPEC[id].statement)
+                                          statement=margins.statement(id)))
+        return margins.all_of(id, parts)
     r = s['runs'][s['runs'].part == 'cyclic']
     a, b = (r[r.arm == arm].set_index('seed').train_loss for arm in ('mismatched', 'cyclic-lr'))
     sd = sorted(set(a.index) & set(b.index))
@@ -289,9 +287,8 @@ def _cyclic_checks(s, margins):
     # "differs, either way, by more than mg": holds when the interval lies beyond ±mg, contradicted when it lies
     # inside [−mg, mg]
     side = 'holds' if lo > mg or hi < -mg else 'contradicted' if -mg <= lo and hi <= mg else 'inconclusive'
-    away = stats.interval_check('mismatched-cycle-differs', m, (lo, hi), kind='differs', n=n,
-                                statement=SPEC['mismatched-cycle-differs'].statement,
-                                outcome=side if n >= 2 else 'not testable',
+    away = margins.interval_check('mismatched-cycle-differs', m, (lo, hi), kind='differs', n=n,
+                                  outcome=side if n >= 2 else 'not testable',
                                 **(dict(above=mg) if m >= 0 else dict(below=-mg)),
                                 detail=f'final training loss {np.nanmean(a):.4f} (mismatched) vs {np.nanmean(b):.4f}')
     return [curve('cyclic-b-matches-loss', 'test_loss'), curve('cyclic-b-matches-accuracy', 'test_acc'), away]

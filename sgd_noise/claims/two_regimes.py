@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .contract import GPU_SCALE, Claim, Spec, all_of, grid_edge_check, save_figure
+from .contract import GPU_SCALE, Claim, Spec, save_figure
 from ..core.config import pick_preset
 from ..sweeps.analysis import seed_stats, tuned
 from ..sweeps.grids import grid
@@ -18,7 +18,7 @@ from ..sweeps.sweeping import sweep
 from ..core.config import TrainConfig
 
 # %% auto 0
-__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'SPEC', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs', 'run',
+__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs', 'run',
            'analyse', 'checks', 'table', 'plot', 'heatmap']
 
 # %% ../../nbs/claims/02_two_regimes.ipynb 7
@@ -145,30 +145,29 @@ def analyse(df: pd.DataFrame, margins: dict) -> dict:
                 lr_grid=(float(df.lr.min()), float(df.lr.max())))
 
 # %% ../../nbs/claims/02_two_regimes.ipynb 25
-def _slope_check(id, s, cols, margins, need, **side):
+def _slope_check(id, s, cols, margins, need, side):
     """The t-interval over seeds of per-seed slopes of log2 lr_fit on log2 B over the batch sizes `cols` (plain SGD);
     not testable with fewer than `need` batch sizes."""
     fits, bs = s['by_momentum'][0.0]['lr_fit_seed'], np.log2(np.array(s['batch_sizes'], float))
     b = [s['batch_sizes'][c] for c in cols]
     if len(cols) < need:
-        return stats.Check(id, SPEC[id].statement, 'slope', np.nan, (np.nan, np.nan), margins[id], False,
-                           outcome='not testable', detail=f'the regime holds B={b}: fewer than {need} batch sizes')
-    return stats.seed_slope(id, [bs[cols]] * len(fits), [np.log2(f[cols]) for f in fits], statement=SPEC[id].statement,
-                            detail=f'over B={b}', **{k: margins[id] for k in side.values()})
+        return margins.check(id, np.nan, (np.nan, np.nan), margins[id], False,
+                             outcome='not testable', detail=f'the regime holds B={b}: fewer than {need} batch sizes')
+    return margins.seed_slope(id, [bs[cols]] * len(fits), [np.log2(f[cols]) for f in fits], bound=side,
+                              detail=f'over B={b}')
 
 def checks(s: dict, margins: dict) -> list[stats.Check]:
     "The claim's checks, one per spec, on the summary of `analyse`."
     p, bs, nf = s['by_momentum'][0.0], s['batch_sizes'], s['n_flat']
     small, large = list(range(nf)), list(range(s.get('first_out', nf), len(bs)))   # shown in each regime
-    flat = all_of('flat-small-batch', s['equivalence'][:2], statement=SPEC['flat-small-batch'].statement)
-    grows = _slope_check('lr-grows-linearly', s, small, margins, 3, side='above')
-    stops = _slope_check('lr-stops-growing', s, large, margins, 2, side='below')
-    falls = stats.differs('acc-falls-large-batch', p['test_acc'][:, 0], p['test_acc'][:, -1],
-                          margin=margins['acc-falls-large-batch'],
-                          statement=SPEC['acc-falls-large-batch'].statement, detail=f'B={bs[0]} vs B={bs[-1]}')
+    flat = margins.all_of('flat-small-batch', s['equivalence'][:2])
+    grows = _slope_check('lr-grows-linearly', s, small, margins, 3, 'above')
+    stops = _slope_check('lr-stops-growing', s, large, margins, 2, 'below')
+    falls = margins.differs('acc-falls-large-batch', p['test_acc'][:, 0], p['test_acc'][:, -1],
+                            detail=f'B={bs[0]} vs B={bs[-1]}')
     optima = np.concatenate([r['lr'] for r in s['by_momentum'].values()])
-    edge = grid_edge_check(SPEC['optima-inside-grid'], optima, s['lr_grid'],
-                           detail='; '.join(f'momentum {m:g}: {[f"{v:g}" for v in r["lr"]]}'
+    edge = margins.grid_edge('optima-inside-grid', optima, s['lr_grid'],
+                             detail='; '.join(f'momentum {m:g}: {[f"{v:g}" for v in r["lr"]]}'
                                             for m, r in s['by_momentum'].items()) + f" (grid {s['lr_grid']})")
     out = [flat, grows, stops, falls, edge]
     mom = [m for m in s['by_momentum'] if m > 0]
@@ -176,10 +175,9 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
     eq = [stats.equivalent(f'b{bs[j]}', q['test_acc'][:, j], p['test_acc'][:, j],
                            margin=margins['momentum-equal-small'], statement=f'B={bs[j]}')
           for j in small] if q is not None else []
-    out.append(all_of('momentum-equal-small', eq, statement=SPEC['momentum-equal-small'].statement))
+    out.append(margins.all_of('momentum-equal-small', eq))
     gain = (q['test_acc'][:, large].mean(1), p['test_acc'][:, large].mean(1)) if q is not None and large else ([], [])
-    out.append(stats.differs('momentum-better-large', *gain, margin=margins['momentum-better-large'],
-                             statement=SPEC['momentum-better-large'].statement, detail=f'B={[bs[j] for j in large]}'))
+    out.append(margins.differs('momentum-better-large', *gain, detail=f'B={[bs[j] for j in large]}'))
     return out
 
 # %% ../../nbs/claims/02_two_regimes.ipynb 27
@@ -241,8 +239,6 @@ def heatmap(df: pd.DataFrame, path=None, metric='test_acc', momentum=0.0):
     return save_figure(fig, path)
 
 # %% ../../nbs/claims/02_two_regimes.ipynb 36
-SPEC = {s.id: s for s in SPECS}
-
 # Checks that did not hold when this repository ran a preset, with what was measured (see "What this run found")
 KNOWN_FAILURES = {
     'gpu': {'lr-grows-linearly': 'over B = 32 … 512 the slope of log2 ε* on log2 B was 0.52 (95% CI -0.05 to 0.63): '
