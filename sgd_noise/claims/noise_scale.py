@@ -19,7 +19,7 @@ from ..core.metrics import loss_fn
 from ..core.training import train
 
 # %% auto 0
-__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'noise_scale_from_norms',
+__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'noise_scale_from_norms',
            'gradient_noise_scale', 'regression_problem', 'track', 'regimes_store', 'run', 'analyse', 'checks', 'table',
            'plot']
 
@@ -198,15 +198,6 @@ def plot(s: dict, path=None, title='gradient noise scale vs the transition'):
     return save_figure(fig, path)
 
 # %% ../../nbs/claims/05_noise_scale.ipynb 17
-# Checks that did not hold when this repository ran a preset, with what was measured (see "What this run found")
-KNOWN_FAILURES = {
-    'smoke': {'b-simple-grows': 'B_simple grew 118x (89 -> 10541), but the last estimate is at the noise floor '
-                                'of |G|² (bootstrap SE 22713), so the 95% interval of the growth is 1.7-8107x',
-              'b-simple-predicts-transition': 'median 206 over the constant-LR phase (95% CI 89-326) '
-                                              'against a window of 32-256 around the transition at B=64…128: '
-                                              'the upper end is outside'},
-}
-
 CRITERIA_CHANGES = [
     dict(date='2026-12-05', check='b-simple-grows, b-simple-predicts-transition',
          old='one tracked run (seed 0): growth from two evaluations with their minibatch-bootstrap SEs; a percentile '
@@ -237,7 +228,7 @@ CLAIM = Claim(name='noise-scale', title='The gradient noise scale predicts the t
                     'arXiv 1812.06162, §2 and App. A; with SED20 (arXiv 2006.15081) §3',
               notebook='claims/05_noise_scale.ipynb', specs=SPECS, presets=PRESETS, run=run, analyse=analyse,
               checks=checks,
-              plot=plot, table=table, known_failures=KNOWN_FAILURES, criteria_changes=CRITERIA_CHANGES,
+              plot=plot, table=table, criteria_changes=CRITERIA_CHANGES,
               deviations=DEVIATIONS,
               # the sweep, and the tracked runs (one per seed)
               configs=lambda p: two_regimes.configs(p) + two_regimes.configs(p)[:len(PRESETS[p].get('seeds', [0]))])

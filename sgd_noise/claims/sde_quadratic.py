@@ -17,9 +17,9 @@ from .contract import Claim, Spec, save_figure
 from ..core.config import pick_preset
 
 # %% auto 0
-__all__ = ['MARGINS', 'SETTINGS', 'PRESETS', 'SPECS', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'problem',
-           'transition', 'stationary_cov', 'stationary_loss', 'sde_loss', 'simulate', 'run', 'analyse', 'checks',
-           'table', 'plot', 'cloud', 'cloud_widget']
+__all__ = ['MARGINS', 'SETTINGS', 'PRESETS', 'SPECS', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'problem', 'transition',
+           'stationary_cov', 'stationary_loss', 'sde_loss', 'simulate', 'run', 'analyse', 'checks', 'table', 'plot',
+           'cloud', 'cloud_widget']
 
 # %% ../../nbs/claims/07_sde_quadratic.ipynb 6
 def problem(d: int = 4, lam_max: float = 4.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -183,7 +183,6 @@ def plot(s: dict, path=None, title='SGD on a quadratic: exact, SDE and simulated
     return save_figure(fig, path)
 
 # %% ../../nbs/claims/07_sde_quadratic.ipynb 16
-KNOWN_FAILURES = {}
 CRITERIA_CHANGES = [
     dict(date='2026-11-26', check='momentum-temperature, mc-matches-exact-momentum',
          old='(a slip in the code) momentum at raw η = 0.005, i.e. effective η·λ_max = 0.2, '
@@ -201,7 +200,7 @@ CLAIM = Claim(name='sde-quadratic', title='The SDE behind η/B, exactly: SGD on 
                     'Minima in SGD*, arXiv 1711.04623, §3',
               notebook='claims/07_sde_quadratic.ipynb', specs=SPECS, presets=PRESETS, run=run, analyse=analyse,
               checks=checks,
-              plot=plot, table=table, known_failures=KNOWN_FAILURES, criteria_changes=CRITERIA_CHANGES,
+              plot=plot, table=table, criteria_changes=CRITERIA_CHANGES,
               deviations=DEVIATIONS, configs=lambda p: [])
 
 # %% ../../nbs/claims/07_sde_quadratic.ipynb 24

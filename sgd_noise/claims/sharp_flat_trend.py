@@ -21,8 +21,8 @@ from ..core.records import progress_bar
 from ..core.metrics import FINISHED
 
 # %% auto 0
-__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs', 'run',
-           'analyse', 'checks', 'table', 'plot']
+__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs', 'run', 'analyse', 'checks',
+           'table', 'plot']
 
 # %% ../../nbs/claims/11_sharp_flat_trend.ipynb 6
 def _digits(hidden, target, cap=3000, **kw):
@@ -213,21 +213,6 @@ def plot(s: dict, path=None, title='sharp and flat: the trend'):
     return save_figure(fig, path)
 
 # %% ../../nbs/claims/11_sharp_flat_trend.ipynb 12
-# Checks that did not hold when this repository ran a preset, with what was measured (see "What this run found")
-KNOWN_FAILURES = {
-    'smoke': {
-        'sharper-eps': 'ε-sharpness (ε = 1e-3) showed no trend with B: ρ = −0.03 (95% CI −0.28 to 0.30), while λ_max '
-                       '(ρ = 0.93) and the trace (ρ = 0.97) rose with B',
-        'accuracy-falls': 'at matched training loss (0.05) the digits MLP showed no generalisation gap: ρ(B, test '
-                          'accuracy) = 0.02 (CI −0.40 to 0.43)',
-        'warm-start-accuracy-rises': 'warm starts lowered λ_max (ρ = −0.97) but did not raise test accuracy: ρ = 0.17 '
-                                     '(CI −0.33 to 0.44); there was no gap to close',
-        'augmentation-helps-small': 'augmentation moved the small batch from 96.9% to 97.3% (difference 0.4 points, '
-                                    'CI −1.2 to 2.0)',
-        'gap-remains-with-augmentation': 'with augmentation the small batch was 0.2 points *less* accurate than the '
-                                         'large one (CI −1.3 to 0.9): there was no gap before augmentation either',
-    },
-}
 CRITERIA_CHANGES = []
 DEVIATIONS = [
     'smoke: the 8x8 digits and a 64-32-32-10 MLP with plain SGD instead of KMN17\'s networks (C1 … C4, F1, F2) with '
@@ -243,7 +228,7 @@ CLAIM = Claim(name='sharp-flat-trend', title='Sharpness against the batch size a
               paper='Keskar, Mudigere, Nocedal, Smelyanskiy & Tang 2017, *On Large-Batch Training for Deep Learning: '
                     'Generalization Gap and Sharp Minima*, arXiv 1609.04836, §2–§4',
               notebook='claims/11_sharp_flat_trend.ipynb', specs=SPECS, presets=PRESETS, run=run, analyse=analyse,
-              checks=checks, plot=plot, table=table, known_failures=KNOWN_FAILURES, criteria_changes=CRITERIA_CHANGES,
+              checks=checks, plot=plot, table=table, criteria_changes=CRITERIA_CHANGES,
               deviations=DEVIATIONS,
               configs=lambda p: [c for part in configs(p).values() for item in part
                                  for c in (item[1:] if isinstance(item, tuple) else (item,)) if c is not None])

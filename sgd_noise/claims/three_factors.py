@@ -21,8 +21,8 @@ from ..core.training import get_data
 from ..core.metrics import FINISHED
 
 # %% auto 0
-__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'KNOWN_FAILURES', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs', 'run',
-           'analyse', 'checks', 'table', 'plot']
+__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs', 'run', 'analyse', 'checks',
+           'table', 'plot']
 
 # %% ../../nbs/claims/10_three_factors.ipynb 6
 def _mlp(n_train, n_test, hidden, epochs, n_evals=5):
@@ -350,18 +350,6 @@ def plot(s: dict, path=None, title='three factors'):
     return save_figure(fig, path)
 
 # %% ../../nbs/claims/10_three_factors.ipynb 19
-# Checks that did not hold when this repository ran a preset, with what was measured (see "What this run found")
-KNOWN_FAILURES = {
-    'smoke': {
-        'invariant-accuracy': 'at η₀ = 0.04, β = 4 the accuracy difference was 0.4 points, but with five seeds its 90% '
-                              'interval (−1.4 to 2.2 points) reaches past the 2-point margin: not shown equivalent',
-        'breaks-at-largest': 'at η₀ = 0.04, β = 32 (B = 512, η = 1.28) accuracy fell 5.3 points on average, but the '
-                             '95% interval (−1.4 to 12.0) includes no fall: not a significant break',
-        'memorises-less': 'every run at η ≥ 0.1 fitted all the wrong labels (100%) within 100 epochs; only η = 0.4 '
-                          '(η·λ_max/2 ≈ 0.7) fitted fewer (74%), and η ≤ 0.05 had not finished fitting: ρ = +0.33',
-        'clean-test-better': 'clean test accuracy peaked at η = 0.05 (52.6%) and fell to 40% at η = 0.4: ρ = −0.40',
-    },
-}
 CRITERIA_CHANGES = [
     dict(date='2026-11-26', check='all', old='smoke: 10 epochs for every part (memorisation 30), three seeds',
          new='smoke: 20 epochs (scaling), 40 (ratios), 100 (memorisation), five seeds; margins unchanged',
@@ -383,5 +371,5 @@ CLAIM = Claim(name='three-factors',
               paper='Jastrzębski, Kenton, Arpit, Ballas, Fischer, Bengio & Storkey 2017, *Three Factors Influencing '
                     'Minima in SGD*, arXiv 1711.04623, §4',
               notebook='claims/10_three_factors.ipynb', specs=SPECS, presets=PRESETS, run=run, analyse=analyse,
-              checks=checks, plot=plot, table=table, known_failures=KNOWN_FAILURES, criteria_changes=CRITERIA_CHANGES,
+              checks=checks, plot=plot, table=table, criteria_changes=CRITERIA_CHANGES,
               deviations=DEVIATIONS, configs=lambda p: [c for cs in configs(p).values() for c in cs])
