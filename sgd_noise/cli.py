@@ -312,7 +312,8 @@ def main(argv=None) -> int:
             _parser().print_help(); return 0
         for name, c in claims().items():
             known = {p: sorted(c.recorded(p)) for p in c.presets if c.recorded(p)}
-            print(f"{name}: presets {', '.join(c.presets)}" + (f"; not holding in the committed verdicts: {known}" if known else ''))
+            print(f"{name}: presets {', '.join(c.presets)}"
+                  + (f"; not holding in the committed verdicts: {known}" if known else ''))
         return 0
     except ValueError as e:
         print(f'sgd-noise: error: {e}', file=sys.stderr)
