@@ -16,12 +16,21 @@ def colab_url(nb: str) -> str:
 
 
 def test_every_notebook_is_in_the_toc_in_course_order():
+    "The course opens with the playground and the claims; each claim's parts sit under it; the library is an appendix."
     toc = yaml.safe_load((ROOT / 'nbs' / '_toc.yml').read_text())
-    files = [toc['root']] + [c['file'] for part in toc['parts'] for c in part['chapters']]
-    assert sorted(files) == NBS
-    for part in toc['parts']:   # a part is a folder of nbs/ (the tools sit at the top), its notebooks in number order
-        chapters = [c['file'] for c in part['chapters']]
-        assert chapters == sorted(chapters) and len({f.rpartition('/')[0] for f in chapters}) == 1, part['caption']
+    chapters = [c for part in toc['parts'] for c in part['chapters']]
+    files = [toc['root']] + [f for c in chapters for f in [c['file']] + [s['file'] for s in c.get('sections', [])]]
+    assert sorted(files) == NBS and len(files) == len(set(files))
+    parts = [[c['file'] for c in part['chapters']] for part in toc['parts']]
+    assert parts[0] == ['course/01_playground'], 'the first hands-on lesson comes first'
+    claims = [str(Path(c.notebook).with_suffix('')) for c in __import__('sgd_noise.claims').claims.claims().values()]
+    assert parts[1] == claims, 'then every claim, in number order'
+    for c in chapters:   # a claim's parts (06a, 06b, ...) are sections of the claim whose number they share
+        for s in c.get('sections', []):
+            assert s['file'].startswith(c['file'].split('_')[0]) and s['file'] > c['file'], (c['file'], s['file'])
+    library = [f for part in parts[2:] for f in part if not f.startswith('claims/')]
+    assert all(toc['parts'][k]['caption'].startswith('Appendix') for k in range(len(parts))
+               if any(f in library for f in parts[k])), 'the library notebooks form the appendix'
 
 
 def test_every_notebook_has_a_colab_link_in_the_readme_and_the_index():
