@@ -22,9 +22,10 @@ def test_every_notebook_is_in_the_toc_in_course_order():
     files = [toc['root']] + [f for c in chapters for f in [c['file']] + [s['file'] for s in c.get('sections', [])]]
     assert sorted(files) == NBS and len(files) == len(set(files))
     parts = [[c['file'] for c in part['chapters']] for part in toc['parts']]
-    assert parts[0] == ['course/01_playground'], 'the first hands-on lesson comes first'
+    assert parts[0] == ['notation'], 'the front matter: notation, glossary, bibliography'
+    assert parts[1] == ['course/01_playground'], 'the first hands-on lesson comes next'
     claims = [str(Path(c.notebook).with_suffix('')) for c in __import__('sgd_noise.claims').claims.claims().values()]
-    assert parts[1] == claims, 'then every claim, in number order'
+    assert parts[2] == claims, 'then every claim, in number order'
     for c in chapters:   # a claim's parts (06a, 06b, ...) are sections of the claim whose number they share
         for s in c.get('sections', []):
             assert s['file'].startswith(c['file'].split('_')[0]) and s['file'] > c['file'], (c['file'], s['file'])

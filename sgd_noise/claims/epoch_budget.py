@@ -29,7 +29,7 @@ MARGINS = {
     'acc-saturates': (0.02, '2 points: doubling the budget early on gains 5–20 points; at saturation it gains none'),
 }
 
-_LRS = [0.1 * 2.0 ** k for k in range(-7, 3)]  # with momentum 0.9: effective LRs ε/(1−m) of 2^-7 … 2^2
+_LRS = [0.1 * 2.0 ** k for k in range(-7, 3)]  # with momentum 0.9: effective LRs η/(1−m) of 2^-7 … 2^2
 
 PRESETS = {
     'tiny': dict(base=dict(dataset='mnist1d', model='mlp', n_train=512, n_test=256, batch_size=32, n_evals=1,

@@ -24,7 +24,7 @@ MARGINS = {
     'lr-sublinear': ((0.0, 1.0), 'grows (slope > 0) but less than linearly (slope < 1), each at 95%'),
 }
 
-_LRS = [0.1 * 2.0 ** k for k in range(-4, 5)]  # with momentum 0.9: effective LRs ε/(1−m) of 2^-4 … 2^4
+_LRS = [0.1 * 2.0 ** k for k in range(-4, 5)]  # with momentum 0.9: effective LRs η/(1−m) of 2^-4 … 2^4
 
 PRESETS = {
     'tiny': dict(base=dict(dataset='mnist1d', model='mlp', n_train=512, n_test=256, steps=20, n_evals=1, momentum=0.9,
@@ -71,7 +71,7 @@ SPECS = [
          'accuracy', 'differs', 'paired t 95% CI of log10 loss(B_peak) − log10 loss(B_max), each at its '
                                 'loss-tuned LR, above the margin'),
     Spec('lr-sublinear', 'the test-optimal LR grows with B, but sublinearly', 'slope',
-         '95% t-interval over seeds of per-seed slopes of log2 ε* on log2 B (all batch sizes) within the margin '
+         '95% t-interval over seeds of per-seed slopes of log2 η* on log2 B (all batch sizes) within the margin '
          '(lo, hi)'),
     Spec('optima-inside-grid', 'no optimal LR (for accuracy or for loss) sits on an edge of the grid', 'threshold',
          'count of optimal LRs on the lowest or highest grid value equals 0', design=True),

@@ -97,7 +97,7 @@ SPECS = [
     Spec('flat-small-batch', 'test accuracy is the same at the three smallest batch sizes', 'equivalent',
          'TOST: 95% CI of the paired difference acc(B) − acc(B₀) within ±margin, for the 2nd and 3rd batch sizes'),
     Spec('lr-grows-linearly', 'in the noise-dominated regime the optimal LR grows in proportion to B', 'slope',
-         '95% t-interval over seeds of per-seed slopes of log2 ε* on log2 B over the regime (≥ 3 batch sizes) '
+         '95% t-interval over seeds of per-seed slopes of log2 η* on log2 B over the regime (≥ 3 batch sizes) '
          'above the margin'),
     Spec('lr-stops-growing', 'past the transition the optimal LR stops growing', 'slope',
          '95% t-interval over seeds of per-seed slopes over the batch sizes past the transition (≥ 2) below the '
@@ -205,7 +205,7 @@ def plot(s: dict, path=None, title='two regimes of SGD'):
         lab = 'plain SGD' if m == 0 else f'momentum {m:g}'
         axs[0].errorbar(d.batch_size, d.test_acc, yerr=[d.test_acc - d.ci_lo, d.ci_hi - d.test_acc], marker='o',
                         capsize=3, label=lab, color=f'C{k}')
-        axs[1].plot(d.batch_size, d.lr_fit, 'o-', label=f'{lab}: optimal ε/(1−m)', color=f'C{k}')
+        axs[1].plot(d.batch_size, d.lr_fit, 'o-', label=f'{lab}: optimal η/(1−m)', color=f'C{k}')
     b = t[t.momentum == 0]
     axs[0].set(xscale='log', xlabel='batch size B', ylabel='best test accuracy',
                title='test accuracy at the best LR (95% CI)')

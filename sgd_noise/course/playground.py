@@ -22,7 +22,7 @@ __all__ = ['BATCH_SIZES', 'EFF_LRS', 'SHARP', 'FLAT', 'temperature', 'Stopped', 
 
 # %% ../../nbs/course/01_playground.ipynb 5
 def temperature(lr: float, batch_size: int, momentum: float = 0.0) -> float:
-    "The SDE temperature of SGD, ε/(B(1−m)) (Smith & Le 2018; Smith, Elsen & De 2020)."
+    "The SDE temperature of SGD, η/(B(1−m)) (Smith & Le 2018; Smith, Elsen & De 2020)."
     return lr / (batch_size * (1 - momentum))
 
 # %% ../../nbs/course/01_playground.ipynb 8
@@ -71,7 +71,7 @@ class Playground:
 # %% ../../nbs/course/01_playground.ipynb 11
 def _label(r: dict) -> str:
     c = r['config']
-    return f"B={c['batch_size']} ε/(1−m)={c['lr'] / (1 - c['momentum']):.3g} m={c['momentum']:g}"
+    return f"B={c['batch_size']} η/(1−m)={c['lr'] / (1 - c['momentum']):.3g} m={c['momentum']:g}"
 
 def plot_runs(shown: list[dict]) -> Figure:
     "Training loss and test accuracy against epochs for `shown` runs (a Figure, safe to draw off the main thread)."
@@ -101,7 +101,7 @@ def _table(shown: list[dict]) -> str:
                    f"<td>{temperature(r['config']['lr'], r['config']['batch_size'], r['config']['momentum']):.3g}</td>"
                    f"<td>{r['status']}</td><td>{r['final'].get('train_loss', float('nan')):.4f}</td>"
                    f"<td>{r['final'].get('test_acc', float('nan')):.3f}</td></tr>" for r in shown)
-    return ('<table><tr><th>run</th><th>T = ε/(B(1−m))</th><th>status</th><th>train loss</th><th>test acc</th></tr>'
+    return ('<table><tr><th>run</th><th>T = η/(B(1−m))</th><th>status</th><th>train loss</th><th>test acc</th></tr>'
             + rows + '</table>')
 
 def _widget(self, epochs_max: int = 60):
@@ -111,7 +111,7 @@ def _widget(self, epochs_max: int = 60):
     self.sliders = dict(
         batch_size=widgets.SelectionSlider(options=sorted({b for b in BATCH_SIZES if b < n} | {n}), value=32,
                                            description='B'),
-        eff_lr=widgets.SelectionSlider(options=[(f'{v:.3g}', v) for v in EFF_LRS], value=0.5, description='ε/(1−m)'),
+        eff_lr=widgets.SelectionSlider(options=[(f'{v:.3g}', v) for v in EFF_LRS], value=0.5, description='η/(1−m)'),
         momentum=widgets.SelectionSlider(options=[0.0, 0.5, 0.9, 0.95], value=0.0, description='momentum'),
         epochs=widgets.IntSlider(value=10, min=1, max=epochs_max, description='epochs'))
     self.buttons = dict(train=widgets.Button(description='Train', button_style='primary'),
@@ -181,7 +181,7 @@ def in_flat_basin(p: np.ndarray) -> np.ndarray:
 
 # %% ../../nbs/course/01_playground.ipynb 22
 def landscape_widget():
-    "Sliders for ε, B and momentum over the toy landscape, redrawn as they move."
+    "Sliders for η, B and momentum over the toy landscape, redrawn as they move."
     import ipywidgets as widgets
     xs = np.linspace(-2.5, 3, 120); X, Y = np.meshgrid(xs, np.linspace(-1.8, 1.8, 80))
     Z = toy_loss(np.stack([X, Y], -1))
@@ -192,7 +192,7 @@ def landscape_widget():
         ax.contour(X, Y, Z, levels=20, cmap='viridis', linewidths=0.7)
         ax.plot(p[:, 0], p[:, 1], '.', color='C3', ms=3, alpha=0.6)
         ax.set_title(f'{in_flat_basin(p).mean():.0%} of 256 chains in the flat basin; '
-                     f'T = ε/(B(1−m)) = {temperature(lr, 2 ** log2_batch, momentum):.2g}', fontsize=9)
+                     f'T = η/(B(1−m)) = {temperature(lr, 2 ** log2_batch, momentum):.2g}', fontsize=9)
         image.value = _png(fig)
     controls = widgets.interactive(draw, lr=widgets.FloatLogSlider(value=0.02, base=10, min=-3, max=-0.5, step=0.1),
                                    log2_batch=widgets.IntSlider(value=4, min=0, max=10, description='log2 B'),
@@ -201,7 +201,7 @@ def landscape_widget():
 
 # %% ../../nbs/course/01_playground.ipynb 25
 def explore_sweep(store, metric: str = 'test_acc'):
-    "Sliders over a stored two-regimes sweep: `metric` vs effective LR at a batch size and momentum; ε* vs B."
+    "Sliders over a stored two-regimes sweep: `metric` vs effective LR at a batch size and momentum; η* vs B."
     import ipywidgets as widgets
     df = results_frame(ResultStore(store).results())
     if not len(df): raise ValueError(f"{store} holds no runs: run the two-regimes sweep first (claims/02_two_regimes)")
