@@ -37,8 +37,8 @@ def test_every_preset_declares_every_margin_with_a_reason(name):
         assert list(pre.index) == [s.id for s in c.specs]
         for s in c.specs:
             if s.kind in TESTED_KINDS:
-                assert s.id in c.presets[preset]['margins'], (name, preset, s.id)
-                assert len(c.presets[preset]['margins'][s.id][1]) > 10, 'every margin has a reason'
+                assert s.id in c.declared_margins(preset), (name, preset, s.id)
+                assert len(c.declared_margins(preset)[s.id][1]) > 10, 'every margin has a reason'
     for preset, known in c.known_failures.items():
         assert set(known) <= {s.id for s in c.specs} and preset in c.presets
     with pytest.raises(ValueError, match='unknown preset'): c.preset('huge')

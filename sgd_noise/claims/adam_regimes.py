@@ -30,14 +30,14 @@ MARGINS = {
 
 PRESETS = {
     # plumbing only (unit tests, the CLI test): seconds, far too small to test the claim
-    'tiny': dict(sgd='tiny', adam_lrs=[2.0 ** k for k in (-10, -7, -4)], margins=MARGINS),
+    'tiny': dict(sgd='tiny', adam_lrs=[2.0 ** k for k in (-10, -7, -4)]),
     # CPU scale: the two-regimes smoke runs (MLP 40-256-256-10, MNIST-1D 4000, 20 epochs, B = 16 … 4000, 5 seeds)
-    'smoke': dict(sgd='smoke', adam_lrs=[2.0 ** k for k in range(-12, -2)], margins=MARGINS),
+    'smoke': dict(sgd='smoke', adam_lrs=[2.0 ** k for k in range(-12, -2)]),
     # the gpu scale (`contract.GPU_SCALE`): the two-regimes gpu runs (a 1-D conv net with ghost batch norm, 16,000
     # examples, 10 epochs, B = 32 … 4096)
-    'gpu': dict(sgd='gpu', adam_lrs=[2.0 ** k for k in range(-13, -3)], margins=MARGINS),
+    'gpu': dict(sgd='gpu', adam_lrs=[2.0 ** k for k in range(-13, -3)]),
     # the paper's network (SED20 Fig. 1: WRN-16-4, ghost batch norm, CIFAR-10, 200 epochs); for a GPU
-    'paper': dict(sgd='paper', adam_lrs=[2.0 ** k for k in range(-14, -4)], margins=MARGINS),
+    'paper': dict(sgd='paper', adam_lrs=[2.0 ** k for k in range(-14, -4)]),
 }
 
 def configs(preset: str = 'smoke', **overrides) -> dict[str, list[TrainConfig]]:
@@ -181,5 +181,5 @@ CLAIM = Claim(name='adam-regimes', title='Adam helps only in the curvature-domin
               paper='Smith, Elsen & De 2020, arXiv 2006.15081 (ICML talk, "Why is SGD so hard to beat?"); '
                     'Zhang et al. 2019, *Which Algorithmic Choices Matter at Which Batch Sizes?*, arXiv 1907.04164, §4',
               notebook='claims/12_adam_regimes.ipynb', specs=SPECS, presets=PRESETS, run=run, analyse=analyse,
-              checks=checks, plot=plot, table=table, criteria_changes=CRITERIA_CHANGES,
+              checks=checks, plot=plot, table=table, criteria_changes=CRITERIA_CHANGES, margin_table=MARGINS,
               deviations=DEVIATIONS, configs=all_configs)

@@ -70,22 +70,22 @@ MARGINS = {
 }
 
 PRESETS = {
-    'tiny': dict(toy=dict(chains=200, steps=400), margins=MARGINS,
+    'tiny': dict(toy=dict(chains=200, steps=400),
                  net=dict(base=_base(512, 256, (32,), 2), lr_large=1.25, lr_small=0.1, seeds=[0, 1],
                           n_curvature=128, trace_samples=9)),
     # the toy at 4000 chains × 8000 steps; the 40-128-128-10 MLP on 4000 MNIST-1D examples, B = 32, 20 epochs,
     # plain SGD at η = 1.25 (large: past it the last iterate degrades, η = 2 collapses some seeds) and η = 0.1
-    'smoke': dict(toy=dict(chains=4000, steps=8000), margins=MARGINS,
+    'smoke': dict(toy=dict(chains=4000, steps=8000),
                   net=dict(base=_base(4000, 1000, (128, 128), 20), lr_large=1.25, lr_small=0.1, seeds=[0, 1, 2, 3, 4],
                            n_curvature=1000, trace_samples=99)),
     # the gpu scale: a 512-512 MLP on 16,000 MNIST-1D examples, 10 seeds
-    'gpu': dict(toy=dict(chains=20000, steps=20000), margins=MARGINS,
+    'gpu': dict(toy=dict(chains=20000, steps=20000),
                 net=dict(base=dict(_base(16000, 4000, (512, 512), 20), device='auto'), lr_large=1.25, lr_small=0.1,
                          seeds=list(range(10)), n_curvature=2000, trace_samples=99)),
     # NKMW23 §5 trains ResNets and WRN-28-10 on CIFAR-10/100 with averaging from the middle of training; their exact
     # step sizes and budgets could not be read here (**unverified**): WRN-16-4 on CIFAR-10, SGD with momentum 0.9,
     # L2 5e-4, crop-flip, 200 epochs, B = 128, a large constant step 0.2 against 0.05
-    'paper': dict(toy=dict(chains=20000, steps=20000), margins=MARGINS,
+    'paper': dict(toy=dict(chains=20000, steps=20000),
                   net=dict(base=dict(dataset='cifar10', model='wrn', model_kwargs={'depth': 16, 'width': 4},
                                      batch_size=128, epochs=200, n_evals=10, momentum=0.9, weight_decay=5e-4,
                                      schedule='constant', augment='crop-flip', device='auto'),
@@ -245,6 +245,6 @@ CLAIM = Claim(name='averaged-sgd', title='Averaged SGD: a large step, then the a
                     'towards Flat Regions* (AISTATS 2024: *Why is parameter averaging beneficial in SGD?*), '
                     'arXiv 2302.09376, §3–§5',
               notebook='claims/08_averaging.ipynb', specs=SPECS, presets=PRESETS, run=run, analyse=analyse,
-              checks=checks,
+              checks=checks, margin_table=MARGINS,
               plot=plot, table=table, criteria_changes=CRITERIA_CHANGES,
               deviations=DEVIATIONS, configs=configs)

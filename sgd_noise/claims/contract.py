@@ -96,11 +96,12 @@ class Claim:
     paper: str                  # the citation: authors, title, arXiv id, section or figure
     notebook: str               # the notebook that presents it, e.g. 'claims/02_two_regimes.ipynb'
     specs: list                 # [Spec], the checks in order
-    presets: dict               # name -> preset dict; each has 'margins': {spec id: (value, reason)}
+    presets: dict               # name -> preset dict (its own 'margins' replace `margin_table` for it)
     analyse: Callable           # analyse(raw) -> summary dict
     checks: Callable            # checks(summary, margins) -> [Check], one per spec
     plot: Callable              # plot(summary, path=None, title=...) -> matplotlib figure
     table: Callable             # table(summary) -> DataFrame, the result table written to CSV
+    margin_table: dict = field(default_factory=dict)      # {spec id: (value, reason)}, declared once for every preset
     known_failures: dict = field(default_factory=dict)    # preset -> {spec id: what was measured}, only for a preset
                                                           # with no committed verdict: see `recorded`
     criteria_changes: list = field(default_factory=list)  # dicts: date, check, old, new, why
@@ -124,8 +125,8 @@ class Claim:
             if bad:
                 raise ValueError(f"claim {self.name}: known failures of preset {p!r} name unknown checks {sorted(bad)}")
         for p, d in self.presets.items():
-            for key in ('margins', 'underpowered'):
-                bad = set(d.get(key, {})) - set(ids)
+            for key, table in (('margins', self.declared_margins(p)), ('underpowered', d.get('underpowered', {}))):
+                bad = set(table) - set(ids)
                 if bad:
                     raise ValueError(f"claim {self.name}: preset {p!r} declares {key} for unknown checks {sorted(bad)}")
 
@@ -135,7 +136,11 @@ class Claim:
 
     def margins(self, preset: str) -> Margins:
         "{spec id: margin value} declared by `preset`, with the check builders of `Margins`."
-        return Margins({k: v[0] for k, v in self.preset(preset).get('margins', {}).items()}, self.specs)
+        return Margins({k: v[0] for k, v in self.declared_margins(preset).items()}, self.specs)
+
+    def declared_margins(self, preset: str) -> dict:
+        "{spec id: (value, reason)} for `preset`: its own 'margins' if it has any, else the claim's `margin_table`."
+        return self.preset(preset).get('margins', self.margin_table)
 
     def underpowered(self, preset: str) -> dict:
         "{spec id: why}: the parts `preset` declares it cannot power (see `check_power`)."
@@ -177,7 +182,7 @@ def _fmt_margin(v) -> str:
 def preregistration(claim: Claim, preset: str) -> pd.DataFrame:
     """The checks of `claim` as declared for `preset`: id, kind, statement, test, margin and its reason, and the outcome
     of each in the committed verdict of `preset` ('—' where none is committed)."""
-    m = claim.preset(preset).get('margins', {})
+    m = claim.declared_margins(preset)
     done = committed_outcomes(claim, preset) or {}
     rows = [dict(id=s.id, kind=s.kind, statement=s.statement, test=s.test,
                  margin=_fmt_margin(m[s.id][0]) if s.id in m else '—', reason=m[s.id][1] if s.id in m else '',

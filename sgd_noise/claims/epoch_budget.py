@@ -34,22 +34,22 @@ _LRS = [0.1 * 2.0 ** k for k in range(-7, 3)]  # with momentum 0.9: effective LR
 PRESETS = {
     'tiny': dict(base=dict(dataset='mnist1d', model='mlp', n_train=512, n_test=256, batch_size=32, n_evals=1,
                            momentum=0.9, weight_decay=5e-4),
-                 axes=dict(epochs=[1, 2, 4], lr=_LRS[3:9], seed=[0, 1]), margins=MARGINS),
+                 axes=dict(epochs=[1, 2, 4], lr=_LRS[3:9], seed=[0, 1])),
     # the course MLP on MNIST-1D, B=32, SGD with momentum 0.9 and L2 5e-4 as in SED20, budgets 1…32 epochs, 5 seeds
     'smoke': dict(base=dict(dataset='mnist1d', model='mlp', n_train=4000, n_test=1000, batch_size=32, n_evals=2,
                             momentum=0.9, weight_decay=5e-4),
-                  axes=dict(epochs=[1, 2, 4, 8, 16, 32], lr=_LRS, seed=[0, 1, 2, 3, 4]), margins=MARGINS),
+                  axes=dict(epochs=[1, 2, 4, 8, 16, 32], lr=_LRS, seed=[0, 1, 2, 3, 4])),
     # the gpu scale (`contract.GPU_SCALE`): the 1-D conv net with ghost batch norm on 16,000 MNIST-1D examples,
     # B=64 as in SED20, momentum 0.9, L2 5e-4, budgets 1 … 32 epochs, LRs 0.1·2^-8 … 0.1·2^2, five seeds
     'gpu': dict(base=dict(GPU_SCALE, batch_size=64, n_evals=2, momentum=0.9, weight_decay=5e-4),
                 axes=dict(epochs=[1, 2, 4, 8, 16, 32], lr=[0.1 * 2.0 ** k for k in range(-8, 3)],
-                          seed=[0, 1, 2, 3, 4]), margins=MARGINS),
+                          seed=[0, 1, 2, 3, 4])),
     # SED20 §5: WRN-16-4, ghost batch norm, B=64, momentum 0.9, L2 5e-4, augmentation; budgets 1…128 epochs; a GPU
     'paper': dict(base=dict(dataset='cifar10', model='wrn', model_kwargs={'norm': 'ghost', 'ghost_batch_size': 64},
                             batch_size=64, momentum=0.9, weight_decay=5e-4, n_evals=10, device='auto',
                             augment='crop-flip'),
                   axes=dict(epochs=[1, 2, 4, 8, 16, 32, 64, 128], lr=[0.1 * 2.0 ** k for k in range(-10, 2)],
-                            seed=[0, 1, 2, 3, 4]), margins=MARGINS),
+                            seed=[0, 1, 2, 3, 4])),
 }
 
 # Power (`contract.check_power`), declared before the next run: the parts each preset cannot power at its
@@ -175,6 +175,6 @@ DEVIATIONS = [
 CLAIM = Claim(name='epoch-budget', title='The optimal learning rate vs the epoch budget',
               paper='Smith, Elsen & De 2020, *On the Generalization Benefit of Noise in SGD*, arXiv 2006.15081, §5',
               notebook='claims/04_epoch_budget.ipynb', specs=SPECS, presets=PRESETS, analyse=analyse,
-              checks=checks,
+              checks=checks, margin_table=MARGINS,
               plot=plot, table=table, criteria_changes=CRITERIA_CHANGES,
               deviations=DEVIATIONS)

@@ -87,12 +87,12 @@ MARGINS = {
 }
 
 PRESETS = {
-    'tiny': dict(b_small=16, b_big=256, n_batches=4, n_evals=2, seeds=[0], margins=MARGINS),
+    'tiny': dict(b_small=16, b_big=256, n_batches=4, n_evals=2, seeds=[0]),
     # five tracked runs (seeds 0-4): the seed is the unit of every interval, as in the other claims
-    'smoke': dict(b_small=32, b_big=2000, n_batches=12, n_evals=10, seeds=[0, 1, 2, 3, 4], margins=MARGINS),
-    'gpu': dict(b_small=64, b_big=4096, n_batches=16, n_evals=10, seeds=[0, 1, 2, 3, 4],
-                margins=MARGINS),  # on the two-regimes gpu sweep
-    'paper': dict(b_small=64, b_big=4096, n_batches=16, n_evals=10, seeds=[0, 1, 2, 3, 4], margins=MARGINS),
+    'smoke': dict(b_small=32, b_big=2000, n_batches=12, n_evals=10, seeds=[0, 1, 2, 3, 4]),
+    # on the two-regimes gpu sweep
+    'gpu': dict(b_small=64, b_big=4096, n_batches=16, n_evals=10, seeds=[0, 1, 2, 3, 4]),
+    'paper': dict(b_small=64, b_big=4096, n_batches=16, n_evals=10, seeds=[0, 1, 2, 3, 4]),
 }
 
 def track(cfg: TrainConfig, *, b_small: int, b_big: int, n_batches: int, seed: int = 0,
@@ -227,7 +227,7 @@ CLAIM = Claim(name='noise-scale', title='The gradient noise scale predicts the t
               paper='McCandlish, Kaplan, Amodei et al. 2018, *An Empirical Model of Large-Batch Training*, '
                     'arXiv 1812.06162, §2 and App. A; with SED20 (arXiv 2006.15081) §3',
               notebook='claims/05_noise_scale.ipynb', specs=SPECS, presets=PRESETS, run=run, analyse=analyse,
-              checks=checks,
+              checks=checks, margin_table=MARGINS,
               plot=plot, table=table, criteria_changes=CRITERIA_CHANGES,
               deviations=DEVIATIONS,
               # the sweep, and the tracked runs (one per seed)

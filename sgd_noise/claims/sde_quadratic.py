@@ -79,11 +79,11 @@ MARGINS = {
 SETTINGS = dict(small=(0.005, 1), edge=(0.2, 1), momentum=0.9)   # (η, B); scaled by 2 in the invariance tests
 
 PRESETS = {
-    'tiny': dict(problem=dict(d=2), chains=200, steps=400, margins=MARGINS),
-    'smoke': dict(problem=dict(d=4), chains=4000, steps=3000, margins=MARGINS),
-    'paper': dict(problem=dict(d=16), chains=20000, steps=20000, margins=MARGINS),
+    'tiny': dict(problem=dict(d=2), chains=200, steps=400),
+    'smoke': dict(problem=dict(d=4), chains=4000, steps=3000),
+    'paper': dict(problem=dict(d=16), chains=20000, steps=20000),
     # NumPy: the paper scale, no GPU needed
-    'gpu': dict(problem=dict(d=16), chains=20000, steps=20000, margins=MARGINS),
+    'gpu': dict(problem=dict(d=16), chains=20000, steps=20000),
 }
 
 SPECS = [
@@ -199,7 +199,7 @@ CLAIM = Claim(name='sde-quadratic', title='The SDE behind η/B, exactly: SGD on 
               paper='Jastrzębski, Kenton, Arpit, Ballas, Fischer, Bengio & Storkey 2017, *Three Factors Influencing '
                     'Minima in SGD*, arXiv 1711.04623, §3',
               notebook='claims/07_sde_quadratic.ipynb', specs=SPECS, presets=PRESETS, run=run, analyse=analyse,
-              checks=checks,
+              checks=checks, margin_table=MARGINS,
               plot=plot, table=table, criteria_changes=CRITERIA_CHANGES,
               deviations=DEVIATIONS, configs=lambda p: [])
 

@@ -71,20 +71,20 @@ PRESETS = {
     'tiny': dict(networks={'mlp': dict(base=dict(_MNIST1D, n_train=400, n_test=200, n_evals=2,
                                                  model_kwargs={'hidden': (32, 32)}),
                                        regimes=_regimes(16, 40, 0.1, 2, target_loss=1.0))},
-                 seeds=[0, 1], margins=MARGINS,
+                 seeds=[0, 1],
                  measure=dict(_MEASURE, n_curvature=200, subspace_dim=10, sharpness_maxiter=3, trace_samples=6,
                               alphas=5, surface_n=3)),
     # CPU scale: MLP 40-256-256-10 on MNIST-1D, SB=32, LB=400 (10%), plain SGD, constant LR 0.1, every regime trained
     # to a training loss of 0.05 (all three got below it in earlier runs: 0.026, 0.035, 0.026), five seeds
     'smoke': dict(networks={'mlp': dict(base=dict(_MNIST1D, n_evals=8),
                                         regimes=_regimes(32, 400, 0.1, 40, target_loss=0.05))},
-                  seeds=[0, 1, 2, 3, 4], margins=MARGINS, measure=dict(_MEASURE, surface_span=0.25)),
+                  seeds=[0, 1, 2, 3, 4], measure=dict(_MEASURE, surface_span=0.25)),
     # the gpu scale: the 40-512-512-10 MLP (curvature needs no batch norm) on 16,000 MNIST-1D examples, SB=64,
     # LB=1600 (10%), plain SGD at LR 0.1, each to a training loss of 0.05; curvature on 4000 examples
     'gpu': dict(networks={'mlp': dict(base=dict(_MNIST1D, n_train=16000, n_test=4000, n_evals=8, device='auto',
                                                 model_kwargs={'hidden': (512, 512)}),
                                       regimes=_regimes(64, 1600, 0.1, 40, target_loss=0.05))},
-                seeds=[0, 1, 2, 3, 4], margins=MARGINS, measure=dict(_MEASURE, n_curvature=4000, chunk_size=1000,
+                seeds=[0, 1, 2, 3, 4], measure=dict(_MEASURE, n_curvature=4000, chunk_size=1000,
                                                                       surface_span=0.25)),
     # KMN17 for a GPU: SB=256, LB=10% of the training set; F1 approximated by a 784-512-512-10 MLP on MNIST, C1 on
     # CIFAR-10; plain SGD (KMN17 used ADAM); LR 0.1 untuned; curvature on 5000 examples in chunks of 1000
@@ -93,7 +93,7 @@ PRESETS = {
                              n_evals=10, device='auto'), regimes=_regimes(256, 6000, 0.1, 100, target_loss=0.01)),
         'C1': dict(base=dict(dataset='cifar10', model='c1', schedule='constant', n_evals=10, device='auto'),
                    regimes=_regimes(256, 5000, 0.1, 100, target_loss=0.02))},
-                  seeds=[0, 1, 2, 3, 4], margins=MARGINS,
+                  seeds=[0, 1, 2, 3, 4],
                   measure=dict(_MEASURE, n_curvature=5000, chunk_size=1000, alphas=61, surface_n=25)),
 }
 
@@ -256,6 +256,6 @@ CLAIM = Claim(name='sharp-flat', title='Large batches find sharp minima and gene
               paper='Keskar, Mudigere, Nocedal, Smelyanskiy & Tang 2017, *On Large-Batch Training for Deep Learning: '
                     'Generalization Gap and Sharp Minima*, arXiv 1609.04836, §2–3, Tables 2–3, Fig. 3',
               notebook='claims/06_sharp_flat.ipynb', specs=SPECS, presets=PRESETS, run=run, analyse=analyse,
-              checks=checks,
+              checks=checks, margin_table=MARGINS,
               plot=plot, table=table, criteria_changes=CRITERIA_CHANGES, deviations=DEVIATIONS,
               configs=lambda p: [c for regs in configs(p).values() for cs in regs.values() for c in cs])

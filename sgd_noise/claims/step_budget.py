@@ -29,24 +29,23 @@ _LRS = [0.1 * 2.0 ** k for k in range(-4, 5)]  # with momentum 0.9: effective LR
 PRESETS = {
     'tiny': dict(base=dict(dataset='mnist1d', model='mlp', n_train=512, n_test=256, steps=20, n_evals=1, momentum=0.9,
                            weight_decay=5e-4),
-                 axes=dict(batch_size=[16, 64, 256], lr=_LRS[1:7], seed=[0, 1]), margins=MARGINS),
+                 axes=dict(batch_size=[16, 64, 256], lr=_LRS[1:7], seed=[0, 1])),
     # a 1000-step budget: 4 epochs at B=16, 256 at B=1024 (SED20's 9765 steps are 200 epochs at B=1024); a
     # 40-128-128-10 MLP, SGD with momentum 0.9 and L2 5e-4 as in SED20, five seeds
     'smoke': dict(base=dict(dataset='mnist1d', model='mlp', model_kwargs={'hidden': (128, 128)}, n_train=4000,
                             n_test=1000, steps=1000, n_evals=2, momentum=0.9, weight_decay=5e-4),
-                  axes=dict(batch_size=[16, 32, 64, 128, 256, 512, 1024], lr=_LRS, seed=[0, 1, 2, 3, 4]),
-                  margins=MARGINS),
+                  axes=dict(batch_size=[16, 32, 64, 128, 256, 512, 1024], lr=_LRS, seed=[0, 1, 2, 3, 4])),
     # the gpu scale (`contract.GPU_SCALE`): the 1-D conv net with ghost batch norm on 16,000 MNIST-1D examples,
     # 1000 steps (2 epochs at B=32, 128 at B=2048), momentum 0.9, L2 5e-4, LRs 0.1·2^-6 … 0.1·2^4, five seeds
     'gpu': dict(base=dict(GPU_SCALE, steps=1000, n_evals=2, momentum=0.9, weight_decay=5e-4),
                 axes=dict(batch_size=[2 ** k for k in range(5, 12)], lr=[0.1 * 2.0 ** k for k in range(-6, 5)],
-                          seed=[0, 1, 2, 3, 4]), margins=MARGINS),
+                          seed=[0, 1, 2, 3, 4])),
     # SED20 §4: WRN-16-4, ghost batch norm, momentum 0.9, L2 5e-4, 9765 steps, augmentation on; for a GPU
     'paper': dict(base=dict(dataset='cifar10', model='wrn', model_kwargs={'norm': 'ghost', 'ghost_batch_size': 64},
                             momentum=0.9, weight_decay=5e-4, steps=9765, n_evals=10, device='auto',
                             augment='crop-flip'),
                   axes=dict(batch_size=[2 ** k for k in range(4, 15)], lr=[0.1 * 2.0 ** k for k in range(-8, 5)],
-                            seed=[0, 1, 2, 3, 4]), margins=MARGINS),
+                            seed=[0, 1, 2, 3, 4])),
 }
 
 # Power (`contract.check_power`), declared before the next run: the parts each preset cannot power at its
@@ -177,6 +176,6 @@ DEVIATIONS = [
 CLAIM = Claim(name='step-budget', title='A constant step budget: large batches optimise better, generalise worse',
               paper='Smith, Elsen & De 2020, *On the Generalization Benefit of Noise in SGD*, arXiv 2006.15081, §4',
               notebook='claims/03_step_budget.ipynb', specs=SPECS, presets=PRESETS, analyse=analyse,
-              checks=checks,
+              checks=checks, margin_table=MARGINS,
               plot=plot, table=table, criteria_changes=CRITERIA_CHANGES,
               deviations=DEVIATIONS)

@@ -121,14 +121,14 @@ def _base(n_train, n_test, epochs, **kw):
 _MEASURE = dict(n_curvature=1000, trace_samples=99, distance=0.5, n_dirs=5, line_points=21)
 PRESETS = {
     'tiny': dict(base=_base(256, 128, 2, model_kwargs={'channels': 8, 'norm': 'bn'}), swa_start=0.5, swa_lr=0.025,
-                 seeds=[0, 1], margins=MARGINS, **dict(_MEASURE, n_curvature=128, trace_samples=9, line_points=5)),
+                 seeds=[0, 1], **dict(_MEASURE, n_curvature=128, trace_samples=9, line_points=5)),
     # the 1-D conv net with batch norm (3 conv layers of 32 channels) on 4000 MNIST-1D examples, 20 epochs of B = 64,
     # SGD with momentum 0.9 and L2 5e-4 at 0.05; SWA from 75% of the budget at 0.025, averaging once an epoch
-    'smoke': dict(base=_base(4000, 1000, 20), swa_start=0.75, swa_lr=0.025, seeds=[0, 1, 2, 3, 4], margins=MARGINS,
+    'smoke': dict(base=_base(4000, 1000, 20), swa_start=0.75, swa_lr=0.025, seeds=[0, 1, 2, 3, 4],
                   **_MEASURE),
     # the gpu scale: the 5-layer conv net (ghost batch norm of 64) on 16,000 MNIST-1D examples, 40 epochs, 8 seeds
     'gpu': dict(base=dict(_base(16000, 4000, 40), **{k: GPU_SCALE[k] for k in ('model_kwargs', 'device')}),
-                swa_start=0.75, swa_lr=0.025, seeds=list(range(8)), margins=MARGINS, **dict(_MEASURE,
+                swa_start=0.75, swa_lr=0.025, seeds=list(range(8)), **dict(_MEASURE,
                                                                                             n_curvature=2000)),
     # SWA18 §4 / the README of timgaripov/swa: VGG-16 and WRN-28-10 on CIFAR-10/100, B = 128, momentum 0.9, L2 5e-4,
     # crop and flip; SGD budget 200 epochs, SWA from 75% of it (**unverified**, from memory of the README: lr_init
@@ -138,12 +138,12 @@ PRESETS = {
     'paper': dict(base=dict(dataset='cifar100', model='wrn', model_kwargs={'depth': 16, 'width': 4}, batch_size=128,
                             epochs=200, n_evals=10, lr=0.1, momentum=0.9, weight_decay=5e-4, schedule='swa18',
                             augment='crop-flip', device='auto'),
-                  swa_start=0.75, swa_lr=0.05, seeds=[0, 1, 2], margins=MARGINS, **dict(_MEASURE, n_curvature=2000)),
+                  swa_start=0.75, swa_lr=0.05, seeds=[0, 1, 2], **dict(_MEASURE, n_curvature=2000)),
     'paper-vgg16': dict(base=dict(dataset='cifar100', model='vgg', model_kwargs={'depth': 16}, batch_size=128,
                                   epochs=200, n_evals=10, lr=0.05,
                                   momentum=0.9, weight_decay=5e-4, schedule='swa18', augment='crop-flip',
                                   device='auto'),
-                        swa_start=0.75, swa_lr=0.01, seeds=[0, 1, 2], margins=MARGINS,
+                        swa_start=0.75, swa_lr=0.01, seeds=[0, 1, 2],
                         **dict(_MEASURE, n_curvature=2000)),
 }
 
@@ -243,5 +243,5 @@ CLAIM = Claim(name='swa', title='Stochastic weight averaging: as accurate, flatt
               paper='Izmailov, Podoprikhin, Garipov, Vetrov & Wilson 2018, *Averaging Weights Leads to Wider Optima '
                     'and Better Generalization*, UAI 2018, arXiv 1803.05407, §3–§4',
               notebook='claims/09_swa.ipynb', specs=SPECS, presets=PRESETS, run=run, analyse=analyse, checks=checks,
-              plot=plot, table=table, criteria_changes=CRITERIA_CHANGES,
+              plot=plot, table=table, criteria_changes=CRITERIA_CHANGES, margin_table=MARGINS,
               deviations=DEVIATIONS, configs=configs)

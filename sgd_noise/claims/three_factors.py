@@ -59,8 +59,7 @@ PRESETS = {
     'tiny': dict(base=_mlp(512, 256, (32,), 2, n_evals=2), memorise=_mlp(512, 256, (32,), 2, n_evals=1),
                  b0=16, eta0s=[0.02], betas=[1, 2, 4], b_ratios=32, etas=[0.05, 0.2], memorise_etas=[0.05, 0.2],
                  label_noise=0.25, seeds=[0, 1], invariant_betas=[2], n_curvature=128, trace_samples=9,
-                 cyclic=dict(base=_mlp(512, 256, (32,), 4), b=16, eta=0.05, factor=4, cycle_epochs=1, mismatch=4),
-                 margins=MARGINS),
+                 cyclic=dict(base=_mlp(512, 256, (32,), 4), b=16, eta=0.05, factor=4, cycle_epochs=1, mismatch=4)),
     # the 40-128-128-10 MLP on 4000 MNIST-1D examples; scaling: B = 16β, η = η₀β for β = 1 … 32 at two ratios
     # (η₀ = 0.01 and 0.04), 20 epochs; ratios: η/B at B = 32 over η = 0.0125 … 0.2, 40 epochs; memorisation: 25%
     # wrong labels, B = 32, η = 0.025 … 0.4, 100 epochs; cyclic: phases of 2 epochs, LR 0.05 × (1, ¼) at B = 32
@@ -70,7 +69,7 @@ PRESETS = {
                   b0=16, eta0s=[0.01, 0.04], betas=[1, 2, 4, 8, 16, 32], b_ratios=32,
                   etas=[0.0125 * 2 ** k for k in range(5)], memorise_etas=[0.025 * 2 ** k for k in range(5)],
                   label_noise=0.25, seeds=[0, 1, 2, 3, 4], invariant_betas=[2, 4], n_curvature=1000, trace_samples=30,
-                  cyclic=_CYCLIC_SMALL, margins=MARGINS),
+                  cyclic=_CYCLIC_SMALL),
     # the gpu scale: a 512-512 MLP on 16,000 MNIST-1D examples, 20 epochs, five seeds
     'gpu': dict(base=dict(_mlp(16000, 4000, (512, 512), 20), device='auto'),
                 memorise=dict(_mlp(16000, 4000, (512, 512), 60, n_evals=2), device='auto'),
@@ -78,8 +77,7 @@ PRESETS = {
                 etas=[0.0125 * 2 ** k for k in range(5)], memorise_etas=[0.025 * 2 ** k for k in range(5)],
                 label_noise=0.25, seeds=[0, 1, 2, 3, 4], invariant_betas=[2, 4, 8], n_curvature=2000,
                 trace_samples=99, cyclic=dict(_CYCLIC_SMALL, base=dict(_mlp(16000, 4000, (512, 512), 20),
-                                                                       device='auto')),
-                margins=MARGINS),
+                                                                       device='auto'))),
     # JKA17: ResNet-32 and VGG-11 on CIFAR-10, plain SGD at a constant LR, 200 epochs; cyclic batch sizes between
     # 128 and 640 (**unverified**: the budget, the grids, the cycle length and their networks' details are our
     # reading); 'paper' trains ResNet-32, 'paper-vgg11' VGG-11
@@ -87,8 +85,7 @@ PRESETS = {
                   b0=32, eta0s=[0.01, 0.05], betas=[1, 2, 4, 8, 16], b_ratios=128,
                   etas=[0.0125 * 2 ** k for k in range(5)], memorise_etas=[0.0125 * 2 ** k for k in range(5)],
                   label_noise=0.25, seeds=[0, 1, 2], invariant_betas=[2, 4], n_curvature=2000, trace_samples=30,
-                  cyclic=dict(base=_RESNET32, b=128, eta=0.05, factor=5, cycle_epochs=10, mismatch=4),
-                  margins=MARGINS),
+                  cyclic=dict(base=_RESNET32, b=128, eta=0.05, factor=5, cycle_epochs=10, mismatch=4)),
 }
 
 # the paper preset with VGG-11 in place of ResNet-32
@@ -371,5 +368,5 @@ CLAIM = Claim(name='three-factors',
               paper='Jastrzębski, Kenton, Arpit, Ballas, Fischer, Bengio & Storkey 2017, *Three Factors Influencing '
                     'Minima in SGD*, arXiv 1711.04623, §4',
               notebook='claims/10_three_factors.ipynb', specs=SPECS, presets=PRESETS, run=run, analyse=analyse,
-              checks=checks, plot=plot, table=table, criteria_changes=CRITERIA_CHANGES,
+              checks=checks, plot=plot, table=table, criteria_changes=CRITERIA_CHANGES, margin_table=MARGINS,
               deviations=DEVIATIONS, configs=lambda p: [c for cs in configs(p).values() for c in cs])
