@@ -45,7 +45,10 @@ def test_plan_splits_only_what_does_not_fit():
     assert plan_group(CFGS, MLP, (40,), 'mlp', free=2**20).eval_chunk == 1
     # the loop engine trains members one at a time; unknown free memory: nothing to plan by
     assert plan_group(CFGS, MLP, (40,), 'loop', free=2**20).members == 3000
-    assert plan_group(CFGS, MLP, (40,), 'mlp', free=None).members in (3000, plan_group(CFGS, MLP, (40,), 'mlp').members)
+    # free=None measures the free memory now, as the default does; it moves by a few MB between two readings (a CI run
+    # read 613 members, then 614), so the two plans agree to within 2%
+    now, again = plan_group(CFGS, MLP, (40,), 'mlp', free=None).members, plan_group(CFGS, MLP, (40,), 'mlp').members
+    assert now == again == 3000 or abs(now - again) <= max(2, 0.02 * again)
     assert GroupPlan(10, 3, 64, 1, 1).to_dict()['chunks'] == 4
 
 
