@@ -7,9 +7,9 @@ __all__ = ['reraise_swallowed_interrupts', 'main']
 
 # %% ../nbs/91_launch.ipynb 3
 def reraise_swallowed_interrupts():
-    """Make a Ctrl-C that Python could only print ("Exception ignored in: ... KeyboardInterrupt", when it lands inside a
-    callback such as an import lock's) an interrupt again: the signal is sent once more, 10 ms later from a thread (sent at
-    once, it would land inside this hook, where it could only be printed too), to land outside the callback."""
+    """Make a Ctrl-C that Python could only print ("Exception ignored in: ... KeyboardInterrupt", when it lands inside
+    a callback such as an import lock's) an interrupt again: the signal is sent once more, 10 ms later from a thread
+    (sent at once, it would land inside this hook, where it could only be printed too), to land outside the callback."""
     import os, signal, sys, threading
     def hook(unraisable):
         if issubclass(unraisable.exc_type, KeyboardInterrupt):
