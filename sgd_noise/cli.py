@@ -18,6 +18,7 @@ from .core.models import MODELS
 from .sweeps.store import ResultStore, check_writable
 from .core.config import SCHEDULES, SPEED_DEFAULTS, TrainConfig, resolve_device, validate
 from .core.training import train
+from .course.exercises import write_course
 
 # %% auto 0
 __all__ = ['INTERRUPTED', 'main']
@@ -120,6 +121,11 @@ def _parser() -> argparse.ArgumentParser:
     sv = sub.add_parser('salvage', help='copy the runs of a damaged results store that can still be read to a new one')
     sv.add_argument('store', help='the damaged store (only read)')
     sv.add_argument('new', help='the new store to write (must not exist)')
+    co = sub.add_parser('course', help='write an nbgrader course folder: one assignment per notebook with exercises')
+    co.add_argument('out', help='the course folder to write (created; existing assignments are overwritten)')
+    co.add_argument('--nbs', default='nbs', help="the course's notebook folder")
+    co.add_argument('--notebook', action='append', metavar='NAME',
+                    help='only this notebook, e.g. claims/05_noise_scale (repeatable); default: every one with exercises')
     return p
 
 # %% ../nbs/90_cli.ipynb 6
@@ -182,6 +188,15 @@ def _complete(a, store) -> bool:
     if not cfgs: return False
     done = ResultStore(store).finished()
     return all(c.config_id in done for c in cfgs)
+
+def _course(a) -> int:
+    "Write the nbgrader course folder and say how to release and grade an assignment."
+    written = write_course(a.out, src=a.nbs, notebooks=a.notebook)
+    print(f"{len(written)} assignments in {a.out}/source: {', '.join(p.parent.name for p in written)}")
+    print(f"in {a.out}: `nbgrader generate_assignment NAME` releases one; `nbgrader autograde NAME` grades "
+          "submitted/STUDENT/NAME/")
+    return 0
+
 
 # %% ../nbs/90_cli.ipynb 7
 def _run_counts(raw, table) -> dict:
@@ -297,6 +312,7 @@ INTERRUPTED = {
     'reproduce': 'sgd-noise reproduce: interrupted; finished runs are kept in the results store and a rerun resumes',
     'report': 'sgd-noise report: interrupted; the README is as it was, or the new table is written whole',
     'salvage': 'sgd-noise salvage: interrupted; the damaged store was only read: delete the new store and rerun',
+    'course': 'sgd-noise course: interrupted; rerun it (it overwrites what it wrote)',
 }
 
 # %% ../nbs/90_cli.ipynb 9
@@ -308,6 +324,7 @@ def main(argv=None) -> int:
         if a.command == 'reproduce': return _reproduce(a)
         if a.command == 'report': return _report(a)
         if a.command == 'salvage': return _salvage(a)
+        if a.command == 'course': return _course(a)
         if a.command is None:
             _parser().print_help(); return 0
         for name, c in claims().items():
