@@ -20,11 +20,12 @@ from ..core.records import environment
 from ..core.config import pick_preset
 
 # %% auto 0
-__all__ = ['GPU_SCALE', 'PLUMBING_PRESETS', 'POWER_SHARE', 'POWER_ORDER', 'TABLE_START', 'TABLE_END', 'Spec', 'Margins', 'Claim',
-           'claims', 'get_claim', 'preregistration', 'criteria_changes', 'run_checks', 'verdict_lines',
-           'committed_outcomes', 'regressions', 'label', 'verdict', 'all_of', 'findings', 'power_scale', 'check_power',
-           'power_line', 'cpu_name', 'verdict_record', 'save_verdict', 'load_verdicts', 'claims_table',
-           'readme_with_table', 'save_figure', 'edge_optima', 'grid_edge_check', 'notebook_preset', 'committed_run']
+__all__ = ['GPU_SCALE', 'PLUMBING_PRESETS', 'POWER_SHARE', 'POWER_ORDER', 'TABLE_START', 'TABLE_END', 'MIN_LEGEND_FONT', 'Spec',
+           'Margins', 'Claim', 'claims', 'get_claim', 'preregistration', 'criteria_changes', 'run_checks',
+           'verdict_lines', 'committed_outcomes', 'regressions', 'label', 'verdict', 'all_of', 'findings',
+           'power_scale', 'check_power', 'power_line', 'cpu_name', 'verdict_record', 'save_verdict', 'load_verdicts',
+           'claims_table', 'readme_with_table', 'figure_problems', 'batch_axis', 'save_figure', 'edge_optima',
+           'grid_edge_check', 'notebook_preset', 'committed_run']
 
 # %% ../../nbs/claims/01_contract.ipynb 5
 @dataclass(frozen=True)
@@ -436,8 +437,58 @@ def readme_with_table(readme: str, table: str) -> str:
     return head + TABLE_START + '\n' + table + '\n' + TABLE_END + rest.split(TABLE_END, 1)[1]
 
 # %% ../../nbs/claims/01_contract.ipynb 24
+MIN_LEGEND_FONT = 8
+
+def _is_batch_axis(ax) -> bool:
+    label = ax.get_xlabel().strip().lower()
+    return ax.get_xscale() == 'log' and ('batch' in label or label.split(' ')[0] in ('b', '*b*', '$b$'))
+
+def figure_problems(fig) -> list[str]:
+    """What keeps a reader from reading `fig`: a panel without a title (the figure's own title counts) or without
+    axis labels, two y-axes on one panel, a legend below 8 points, a log batch-size axis that does not label every
+    batch size plotted (up to 8), a heatmap without values in its cells. Empty when there is nothing to fix."""
+    from matplotlib.collections import QuadMesh
+    from matplotlib.image import AxesImage
+    fig.canvas.draw()   # tick labels exist only once drawn
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != '<colorbar>' and ax.has_data()]
+    has_suptitle = fig._suptitle is not None and fig._suptitle.get_text().strip()
+    out = []
+    for k, ax in enumerate(panels):
+        name = f"panel {k + 1} ({ax.get_title() or 'untitled'})"
+        if not (ax.get_title().strip() or has_suptitle): out.append(f'{name}: no title')
+        if not ax.get_xlabel().strip() or not ax.get_ylabel().strip(): out.append(f'{name}: an axis without a label')
+        twins = [o for o in panels if o is not ax and o.bbox.bounds == ax.bbox.bounds]
+        if twins and k < panels.index(twins[0]): out.append(f'{name}: two y-axes on one panel')
+        leg = ax.get_legend()
+        if leg is not None and any(t.get_fontsize() < MIN_LEGEND_FONT for t in leg.get_texts()):
+            out.append(f'{name}: legend below {MIN_LEGEND_FONT} points')
+        if _is_batch_axis(ax):
+            lo, hi = sorted(ax.get_xlim())
+            xs = {round(float(x), 6) for line in ax.get_lines() for x in line.get_xdata() if lo <= float(x) <= hi}
+            labelled = [t for t in ax.get_xticklabels() if t.get_text().strip() and lo <= t.get_position()[0] <= hi]
+            if len(labelled) < min(len(xs), 8): out.append(f'{name}: {len(labelled)} labelled batch sizes of {len(xs)}')
+        if any(isinstance(a, (AxesImage, QuadMesh)) for a in ax.get_children()) and not ax.texts:
+            out.append(f'{name}: a heatmap without values in its cells')
+    return out
+
+def batch_axis(ax, batch_sizes, label: str = 'batch size B'):
+    "A log₂ x-axis that labels every batch size in `batch_sizes` (the grid a figure plots) and nothing else."
+    from matplotlib.ticker import FixedLocator, NullLocator
+    bs = sorted({int(b) for b in batch_sizes})
+    ax.set_xscale('log', base=2)
+    ax.xaxis.set_major_locator(FixedLocator(bs)); ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticks(bs, [str(b) for b in bs], fontsize=8 if len(bs) > 8 else None)
+    ax.set_xlabel(label)
+    return ax
+
 def save_figure(fig, path=None, dpi: int = 100):
-    "Save `fig` to `path` (if given; its folder is created) and return it."
+    """Save `fig` to `path` (if given; its folder is created) and return it. What `figure_problems` finds is a
+    warning, or an error where `SGD_NOISE_STRICT_FIGURES=1` (the test suite sets it)."""
+    problems = figure_problems(fig)
+    if problems:
+        msg = f"figure {path or ''}: " + '; '.join(problems)
+        if os.environ.get('SGD_NOISE_STRICT_FIGURES') == '1': raise ValueError(msg)
+        import warnings; warnings.warn(msg, stacklevel=2)
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=dpi)
