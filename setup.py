@@ -1,8 +1,10 @@
 """Packaging for nbdev 2: everything is read from settings.ini (nbdev_new's template cannot be fetched offline)."""
-import shlex
+import shlex, shutil
 from configparser import ConfigParser
+from pathlib import Path
 
 import setuptools
+from setuptools.command.build_py import build_py
 
 cfg = ConfigParser(delimiters=['='])
 cfg.read('settings.ini', encoding='utf-8')
@@ -14,6 +16,21 @@ for key in 'version description keywords author author_email'.split():
 requirements = shlex.split(cfg.get('requirements', ''))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
 lib_path = cfg['lib_path']
+
+
+
+class BuildWithVerdicts(build_py):
+    """Ship the committed verdicts and gpu runs (`verdicts/*.json`, `verdicts/runs/`) inside the package, as
+    `sgd_noise/verdicts/`: the notebooks read them (`claims.contract.committed_run`) where no clone is beside the
+    package, as after `pip install` or on Colab. In a clone (an editable install) they are read from `verdicts/`."""
+    def run(self):
+        super().run()
+        dst = Path(self.build_lib) / lib_path / 'verdicts'
+        for src in [*Path('verdicts').glob('*.json'), *Path('verdicts', 'runs').glob('*')]:
+            out = dst / src.relative_to('verdicts')
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, out)
+
 
 setuptools.setup(
     name=cfg['lib_name'],
@@ -35,4 +52,5 @@ setuptools.setup(
         'nbdev': [f'{lib_path}={lib_path}._modidx:d'],
     },
     zip_safe=False,
+    cmdclass={'build_py': BuildWithVerdicts},
 )

@@ -16,7 +16,7 @@ CLAIM_NOTEBOOKS = [str(Path(c.notebook).with_suffix('')) for c in claims().value
 
 @pytest.mark.parametrize('answer, expected, opts, ok', [
     (64, 64, {}, True), (63.5, 64, dict(rel=0.01), True), (60, 64, dict(rel=0.01), False), ('64', 64, {}, False),
-    (float('nan'), 64, {}, False), (True, 1, {}, False), (' Yes', {'yes', 'y'}, {}, True), ('maybe', 'yes', {}, False),
+    (float('nan'), 64, {}, False), (float('nan'), float('nan'), {}, True), (1.0, float('nan'), {}, False), (True, 1, {}, False), (' Yes', {'yes', 'y'}, {}, True), ('maybe', 'yes', {}, False),
     ((0.25, 'yes'), (0.25, 'yes'), {}, True), ((0.25,), (0.25, 'yes'), {}, False), (object(), 3, {}, False),
     ([1, 2], 5, {}, False), (5, [1, 2], {}, False), (None, 64, {}, False), (..., 64, {}, False)])
 def test_expect_passes_right_answers_and_never_names_the_expected_value(answer, expected, opts, ok):

@@ -221,9 +221,12 @@ def verdict_lines(checks: list[Check], known: dict | None = None) -> list[str]:
 PLUMBING_PRESETS = ('tiny',)  # presets that test the code path, not the claim
 
 def _repo_verdicts() -> Path:
-    "The committed verdicts of a clone of the course: `verdicts/` beside the package (`SGD_NOISE_COMMITTED` overrides)."
-    pkg = importlib.util.find_spec('sgd_noise').origin   # .../sgd_noise/__init__.py (an editable install: the clone)
-    return Path(os.environ.get('SGD_NOISE_COMMITTED') or Path(pkg).resolve().parents[1] / 'verdicts')
+    """The committed verdicts (and `runs/`, their gpu stores): `verdicts/` of the clone the package sits in, else the
+    copy that the wheel ships inside the package (`sgd_noise/verdicts/`, see setup.py); `SGD_NOISE_COMMITTED`
+    overrides."""
+    if os.environ.get('SGD_NOISE_COMMITTED'): return Path(os.environ['SGD_NOISE_COMMITTED'])
+    pkg = Path(importlib.util.find_spec('sgd_noise').origin).resolve().parent   # an editable install: the clone's
+    return pkg.parent / 'verdicts' if (pkg.parent / 'verdicts').is_dir() else pkg / 'verdicts'
 
 def committed_outcomes(claim: Claim, preset: str, folder=None) -> dict | None:
     """{check id: outcome} of the committed verdict of `claim` at `preset` (`folder/CLAIM-PRESET.json`, by default
@@ -511,11 +514,12 @@ def notebook_preset() -> tuple[str, str, str]:
     return (env('SGD_NOISE_PRESET', 'smoke'), env('SGD_NOISE_VERDICTS', '../../results/verdicts'),
             env('SGD_NOISE_IMAGES', '../../results/images'))
 
-def committed_run(claim: Claim, preset: str, folder='../../verdicts/runs'):
-    """(raw results, summary) of the committed runs of `preset`, read from `folder/CLAIM-PRESET.sqlite`: the
-    notebooks show the `gpu` runs this way on any machine. It trains nothing: a store that lacks runs of the preset
-    is a one-line error saying how many, and how to finish them."""
-    path = Path(folder) / f'{claim.name}-{preset}.sqlite'
+def committed_run(claim: Claim, preset: str, folder=None):
+    """(raw results, summary) of the committed runs of `preset`, read from `folder/CLAIM-PRESET.sqlite` (default: the
+    committed `verdicts/runs/`, which the wheel ships too, so a pip install or Colab has them): the notebooks show
+    the `gpu` runs this way on any machine. It trains nothing: a store that lacks runs of the preset is a one-line
+    error saying how many, and how to finish them."""
+    path = Path(folder if folder is not None else _repo_verdicts() / 'runs') / f'{claim.name}-{preset}.sqlite'
     if not path.is_file():
         raise ValueError(f"no committed runs at {path}: "
                          f"run `sgd-noise reproduce {claim.name} --preset {preset} --store {path}`")

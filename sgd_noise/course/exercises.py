@@ -27,8 +27,9 @@ def _matches(answer, expected, tol, rel) -> bool:
         return str(answer).strip().lower() in {v.strip().lower() for v in accepted}
     if isinstance(expected, bool): return isinstance(answer, bool) and answer == expected
     if isinstance(expected, numbers.Number):
-        return isinstance(answer, numbers.Number) and not isinstance(answer, bool) and math.isfinite(float(answer)) \
-            and _close(answer, expected, tol, rel)
+        if not isinstance(answer, numbers.Number) or isinstance(answer, bool): return False
+        if not math.isfinite(float(expected)): return math.isnan(float(expected)) and math.isnan(float(answer))
+        return math.isfinite(float(answer)) and _close(answer, expected, tol, rel)
     if isinstance(expected, (list, tuple)):
         return len(answer) == len(expected) and all(_matches(a, e, tol, rel) for a, e in zip(answer, expected))
     return answer == expected
