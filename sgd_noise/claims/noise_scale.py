@@ -79,8 +79,8 @@ def regression_problem(d: int = 20, n: int = 200_000, sigma: float = 0.5, delta_
 
 # %% ../../nbs/claims/05_noise_scale.ipynb 13
 MARGINS = {
-    'b-simple-grows': (2.0, 'McCandlish et al. see the noise scale grow by an order of magnitude; '
-                            'a doubling is the least'),
+    'b-simple-grows': (2.0, 'McCandlish et al. (abstract) find that the noise scale increases as the loss '
+                            'decreases over a training run; a doubling is the least we call growth'),
     'b-simple-predicts-transition': (2.0, "one grid step (a factor of 2) either side of the sweep's "
                                           "transition interval: "
                                           'the sweep locates the transition only to one step of its grid'),
@@ -181,20 +181,26 @@ def table(s: dict) -> pd.DataFrame:
     cols = ['step', 'epoch', 'lr', 'train_loss', 'test_acc', 'G2', 'trS', 'B_simple', 'B_simple_se']
     return h[(['seed'] if 'seed' in h else []) + cols]
 
-def plot(s: dict, path=None, title='gradient noise scale vs the transition'):
-    "B_simple during training (± its bootstrap standard error) beside the transition interval the sweep found."
+def plot(s: dict, path=None, title='B_simple during training beside the transition'):
+    """B_simple during training (± its bootstrap standard error) beside the transition interval the sweep found; the
+    figure's title states where the median over the constant-LR phase fell against that interval."""
     h = s['history']
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
     for k, (sd, d) in enumerate(h.groupby('seed') if 'seed' in h else [(s['config'].seed, h)]):
         ax.errorbar(d.epoch, d.B_simple, yerr=d.B_simple_se, marker='o', capsize=3, alpha=0.7, color=f'C{k % 10}',
                     label='B_simple during training, one line per seed' if k == 0 else None)
     ax.axhspan(s['transition'], s['transition_next'], color='C3', alpha=0.2,
                label=f"transition from the sweep: B={s['transition']}…{s['transition_next']}")
+    found = 'B_simple not measurable over the constant-LR phase'
     if len(s['constant']):
         med = float(np.median(s['constant'].B_simple))
         ax.axhline(med, color='k', ls='--', label=f"median over the constant-LR phase (all seeds): {med:.0f}")
-    ax.set(yscale='log', xlabel='epoch', ylabel='batch size', title=title); ax.legend(fontsize=8)
-    fig.tight_layout()
+        where = ('above' if med > s['transition_next'] else 'below' if med < s['transition'] else 'within')
+        found = (f"median B_simple over the constant-LR phase: {med:.0f}, {where} the sweep's transition "
+                 f"B={s['transition']}…{s['transition_next']}")
+    ax.set(yscale='log', xlabel='epoch', ylabel='batch size (B_simple, transition)', title=title)
+    ax.legend(fontsize=8)
+    fig.suptitle(found, fontsize=10); fig.tight_layout()
     return save_figure(fig, path)
 
 # %% ../../nbs/claims/05_noise_scale.ipynb 17

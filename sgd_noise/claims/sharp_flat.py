@@ -18,7 +18,7 @@ from ..curvature.sharpness import curvature_subset, loss_surface_2d
 
 from ..curvature.landscape import interpolate
 from .sharp_measure import RUN_KEYS, check_measure_keys, interpolation_rises, measure
-from .sharp_reading import analyse, plot, table
+from .sharp_reading import analyse, found, plot, table
 from ..sweeps.group import train_group
 from ..core.config import TrainConfig
 from ..core.training import get_data
@@ -30,9 +30,9 @@ __all__ = ['MARGINS', 'PRESETS', 'SPECS', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLA
 # %% ../../nbs/claims/06_sharp_flat.ipynb 11
 _MEASURE = dict(
     n_curvature=1000,      # fixed training examples the curvature is measured on (the same for every model)
-    eps=(1e-3, 5e-4),      # KMN17's two box sizes for the ε-sharpness
-    subspace_dim=100,      # KMN17's random subspace (A: n x 100, N(0, 1) entries, seed 0, the same for every model)
-    sharpness_maxiter=10,  # L-BFGS-B iterations (the public reimplementations' budget); the value is a lower bound
+    eps=(1e-3, 5e-4),      # two box sizes for the ε-sharpness (the course's choice)
+    subspace_dim=100,      # the random subspace (A: n x 100, N(0, 1) entries, seed 0, the same for every model)
+    sharpness_maxiter=10,  # L-BFGS-B iterations; the value found is a lower bound on the maximum
     trace_samples=12,      # Hessian-vector products for the trace (Hutch++: thirds to sketch, take exactly, probe)
     chunk_size=None,       # examples per chunk in the curvature estimators (None: all at once)
     alphas=31,             # points of the 1-D interpolation on [-1, 2]

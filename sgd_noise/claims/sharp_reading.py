@@ -13,7 +13,7 @@ from .contract import save_figure
 from ..core.metrics import FINISHED
 
 # %% auto 0
-__all__ = ['analyse', 'plot', 'table']
+__all__ = ['analyse', 'found', 'plot', 'table']
 
 # %% ../../nbs/claims/06b_sharp_reading.ipynb 5
 _METRICS = ['train_loss', 'train_acc', 'test_loss', 'test_acc', 'top_eig', 'trace', 'stability', 'epochs_done']
@@ -65,9 +65,20 @@ def analyse(result: dict, margins: dict | None = None) -> dict:
 # %% ../../nbs/claims/06b_sharp_reading.ipynb 7
 _COLORS = {'SB': 'C0', 'LB': 'C3', 'LB-5xLR': 'C2'}
 
-def plot(s: dict, path=None, title='sharp and flat minima (KMN17)'):
+def found(s: dict) -> str:
+    """What the run found, per network, from the seed means of `s['best']`: LB's top eigenvalue against SB's (a
+    factor) and the difference in test accuracy (points); the title of the figure."""
+    b, out = s['best'].set_index(['network', 'regime']), []
+    for net in s['networks']:
+        if (net, 'SB') not in b.index or (net, 'LB') not in b.index: continue
+        sb, lb = b.loc[(net, 'SB')], b.loc[(net, 'LB')]
+        out.append(f"{net}: LB's top eigenvalue {lb.top_eig / sb.top_eig:.2g}× SB's, "
+                   f"test accuracy {100 * (lb.test_acc - sb.test_acc):+.1f} points (same LR, seed means)")
+    return '; '.join(out) or 'no SB/LB pair measured'
+
+def plot(s: dict, path=None, title=None):
     ("Per network: the SB→LB interpolation (loss, accuracy), top eigenvalue vs test accuracy per seed, "
-     "and the 2-D slices.")
+     "and the 2-D slices; the figure's title (`title`, else `found(s)`) states what the run found.")
     nets = list(s['networks'])
     fig, axs = plt.subplots(2 * len(nets), 3, figsize=(13, 7.2 * len(nets)), squeeze=False)
     for k, net in enumerate(nets):
@@ -82,7 +93,7 @@ def plot(s: dict, path=None, title='sharp and flat minima (KMN17)'):
             for a in ax[:2]:
                 for x0, reg in [(0, 'SB'), (1, 'LB')]:
                     a.axvline(x0, color=_COLORS[reg], alpha=0.5, label=f'{reg} solution')
-                a.set_xlabel('α in α·θ_LB + (1−α)·θ_SB'); a.legend(fontsize=7)
+                a.set_xlabel('α in α·θ_LB + (1−α)·θ_SB'); a.legend(fontsize=8)
             ax[0].set(ylabel='cross-entropy', title=f'{net}: SB → LB (same LR), seed {int(runs.seed.min())}')
             ax[1].set(ylabel='accuracy', title='accuracy along the line')
         if 'top_eig' in runs:
@@ -91,7 +102,9 @@ def plot(s: dict, path=None, title='sharp and flat minima (KMN17)'):
                               label=f"{reg} (B={d.batch_size.iloc[0]}, lr={d.lr.iloc[0]:g})")
             ax[2].set(xscale='log', xlabel='top Hessian eigenvalue (curvature subset)', ylabel='test accuracy',
                       title='top eigenvalue vs test accuracy, per seed')
-            ax[2].legend(fontsize=7)
+            ticks = np.geomspace(*ax[2].get_xlim(), 5)[1:-1]   # a few plain labels, whatever decades the data span
+            ax[2].set_xticks(ticks, [f'{t:.3g}' for t in ticks]); ax[2].minorticks_off()
+            ax[2].legend(fontsize=8)
         surf = r['surfaces']
         lo = min(v['losses'].min() for v in surf.values()) if surf else 1e-3
         hi = max(v['losses'].max() for v in surf.values()) if surf else 10
@@ -102,7 +115,7 @@ def plot(s: dict, path=None, title='sharp and flat minima (KMN17)'):
             a.plot(0, 0, 'o', color=_COLORS.get(reg, 'k'))
             a.set(title=f'{net} {reg}: 2-D slice (filter-normalised)', xlabel='β', ylabel='α')
         for a in axs[2 * k + 1][len(surf):]: a.axis('off')
-    fig.suptitle(title); fig.tight_layout()
+    fig.suptitle(title or found(s)); fig.tight_layout()
     return save_figure(fig, path)
 
 def table(s: dict) -> pd.DataFrame:
