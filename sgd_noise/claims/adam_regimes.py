@@ -10,14 +10,14 @@ import numpy as np
 import pandas as pd
 
 from . import stats, two_regimes
-from .contract import Claim, Spec, save_figure
+from .contract import Claim, Spec, batch_axis, save_figure
 from ..core.config import pick_preset
 from ..sweeps.sweeping import sweep
 from ..core.config import TrainConfig
 
 # %% auto 0
 __all__ = ['MARGINS', 'PRESETS', 'SPECS', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs', 'run', 'analyse', 'checks',
-           'table', 'lr_slopes', 'plot', 'all_configs']
+           'table', 'lr_slopes', 'headline', 'plot', 'all_configs']
 
 # %% ../../nbs/claims/12_adam_regimes.ipynb 6
 # The margins, declared before the runs they judge (each: value, reason). Accuracies are fractions.
@@ -133,11 +133,17 @@ def lr_slopes(s: dict) -> pd.DataFrame:
            for a in ('sgd', 'adam')}
     return pd.DataFrame([dict(arm=a, slope=v, over=f"B={s['batch_sizes'][:nf]}") for a, v in out.items()])
 
-def plot(s: dict, path=None, title='Adam against SGD in the two regimes'):
-    ("Best test accuracy per arm; the optimal LR relative to the smallest batch's; the paired gain; "
-     "SGD's regimes shaded.")
+def headline(s: dict) -> str:
+    "What the figure shows this run found, from the summary: Adam − SGD at the smallest and largest B, SGD's regime."
     t = table(s)
-    fig, axs = plt.subplots(1, 3, figsize=(14, 3.6))
+    return (f"Adam − SGD: {t.gain.iloc[0]:+.3f} at B={t.batch_size.iloc[0]}, {t.gain.iloc[-1]:+.3f} at "
+            f"B={t.batch_size.iloc[-1]}; SGD shown not worse than its best up to B={s['transition']}")
+
+def plot(s: dict, path=None, title=None):
+    ("Best test accuracy per arm; the optimal LR relative to the smallest batch's; the paired gain; "
+     "SGD's regimes shaded. The suptitle is `headline(s)` (after `title`, if given).")
+    t = table(s)
+    fig, axs = plt.subplots(1, 3, figsize=(15, 4.2))
     for k, (a, lab) in enumerate((('sgd', 'plain SGD'), ('adam', 'Adam'))):
         acc = t[f'{a}_acc']
         axs[0].errorbar(t.batch_size, acc, yerr=[acc - t[f'{a}_lo'], t[f'{a}_hi'] - acc], marker='o', capsize=3,
@@ -149,14 +155,14 @@ def plot(s: dict, path=None, title='Adam against SGD in the two regimes'):
     axs[2].errorbar(t.batch_size, t.gain, yerr=[t.gain - t.gain_lo, t.gain_hi - t.gain], marker='o', capsize=3,
                     color='C2')
     axs[2].axhline(0, color='k', lw=0.8)
-    axs[0].set(xscale='log', xlabel='batch size B', ylabel='best test accuracy', title='test accuracy at the best LR')
-    axs[1].set(xscale='log', yscale='log', xlabel='batch size B', ylabel='optimal LR / optimal LR at the smallest B',
-               title='optimal learning rate')
-    axs[2].set(xscale='log', xlabel='batch size B', ylabel='Adam − SGD (paired, 95% CI)', title="Adam's gain")
+    axs[0].set(ylabel='best test accuracy', title='test accuracy at the best LR')
+    axs[1].set(yscale='log', ylabel='optimal LR / optimal LR at the smallest B', title='optimal learning rate')
+    axs[2].set(ylabel='Adam − SGD (paired, 95% CI)', title="Adam's gain")
     for ax in axs:
+        batch_axis(ax, s['batch_sizes'])
         ax.axvspan(s['batch_sizes'][0], s['transition'], color='C2', alpha=0.12, label="SGD's noise regime")
-        ax.legend(fontsize=7)
-    fig.suptitle(title); fig.tight_layout()
+        ax.legend(fontsize=8)
+    fig.suptitle(headline(s) if title is None else f'{title}: {headline(s)}', fontsize=10); fig.tight_layout()
     return save_figure(fig, path)
 
 # %% ../../nbs/claims/12_adam_regimes.ipynb 20
@@ -179,7 +185,8 @@ DEVIATIONS = [
 
 CLAIM = Claim(name='adam-regimes', title='Adam helps only in the curvature-dominated regime',
               paper='Smith, Elsen & De 2020, arXiv 2006.15081 (ICML talk, "Why is SGD so hard to beat?"); '
-                    'Zhang et al. 2019, *Which Algorithmic Choices Matter at Which Batch Sizes?*, arXiv 1907.04164, §4',
+                    'Zhang et al. 2019, *Which Algorithmic Choices Matter at Which Batch Sizes?*, '
+                    'arXiv 1907.04164, §4',
               notebook='claims/12_adam_regimes.ipynb', specs=SPECS, presets=PRESETS, run=run, analyse=analyse,
               checks=checks, plot=plot, table=table, criteria_changes=CRITERIA_CHANGES, margin_table=MARGINS,
               deviations=DEVIATIONS, configs=all_configs)

@@ -22,10 +22,10 @@ from ..core.config import pick_preset
 # %% auto 0
 __all__ = ['GPU_SCALE', 'PLUMBING_PRESETS', 'POWER_SHARE', 'POWER_ORDER', 'TABLE_START', 'TABLE_END', 'MIN_LEGEND_FONT', 'Spec',
            'Margins', 'Claim', 'claims', 'get_claim', 'preregistration', 'criteria_changes', 'run_checks',
-           'verdict_lines', 'committed_outcomes', 'regressions', 'label', 'verdict', 'all_of', 'findings',
-           'power_scale', 'check_power', 'power_line', 'cpu_name', 'verdict_record', 'save_verdict', 'load_verdicts',
-           'claims_table', 'readme_with_table', 'figure_problems', 'batch_axis', 'save_figure', 'edge_optima',
-           'grid_edge_check', 'notebook_preset', 'committed_run']
+           'verdict_lines', 'committed_checks', 'committed_outcomes', 'regressions', 'label', 'verdict', 'all_of',
+           'findings', 'power_scale', 'check_power', 'power_line', 'cpu_name', 'verdict_record', 'save_verdict',
+           'load_verdicts', 'claims_table', 'readme_with_table', 'figure_problems', 'batch_axis', 'save_figure',
+           'edge_optima', 'grid_edge_check', 'notebook_preset', 'committed_run']
 
 # %% ../../nbs/claims/01_contract.ipynb 5
 @dataclass(frozen=True)
@@ -150,10 +150,8 @@ class Claim:
     def recorded(self, preset: str, folder=None) -> dict:
         """{spec id: the check's line} for the checks that did not hold in the committed verdict of `preset` (what this
         repository measured there, generated from that run); `known_failures` where no verdict is committed."""
-        path = Path(folder or _repo_verdicts()) / f'{self.name}-{preset}.json'
-        try: checks = [Check.from_dict(c) for c in json.loads(path.read_text()).get('checks', [])]
-        except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
-            return dict(self.known_failures.get(preset, {}))
+        checks = committed_checks(self, preset, folder)
+        if checks is None: return dict(self.known_failures.get(preset, {}))
         return {c.id: c.line() for c in checks if c.outcome != 'holds'}
 
     def spec(self, id: str) -> Spec:
@@ -228,13 +226,18 @@ def _repo_verdicts() -> Path:
     pkg = Path(importlib.util.find_spec('sgd_noise').origin).resolve().parent   # an editable install: the clone's
     return pkg.parent / 'verdicts' if (pkg.parent / 'verdicts').is_dir() else pkg / 'verdicts'
 
+def committed_checks(claim: Claim, preset: str, folder=None) -> list[Check] | None:
+    """The checks of the committed verdict of `claim` at `preset` (`folder/CLAIM-PRESET.json`, by default the
+    committed verdicts), or None when there is none or it cannot be read: the one reader of a verdict file."""
+    path = Path(folder or _repo_verdicts()) / f'{claim.name}-{preset}.json'
+    try: return [Check.from_dict(c) for c in json.loads(path.read_text()).get('checks', [])]
+    except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError): return None
+
 def committed_outcomes(claim: Claim, preset: str, folder=None) -> dict | None:
     """{check id: outcome} of the committed verdict of `claim` at `preset` (`folder/CLAIM-PRESET.json`, by default
     the clone's `verdicts/`), or None when there is none or it cannot be read."""
-    path = Path(folder or _repo_verdicts()) / f'{claim.name}-{preset}.json'
-    try: d = json.loads(path.read_text())
-    except (OSError, ValueError, UnicodeDecodeError): return None
-    return {c['id']: c.get('outcome') or ('holds' if c.get('holds') else 'inconclusive') for c in d.get('checks', [])}
+    checks = committed_checks(claim, preset, folder)
+    return None if checks is None else {c.id: c.outcome for c in checks}
 
 def regressions(claim: Claim, checks: list[Check], preset: str, committed: dict | None = None) -> list[str]:
     """The checks that are contradicted now although they held in the committed verdict (`committed`: {id: outcome});

@@ -14,17 +14,18 @@ from .contract import GPU_SCALE, Claim, Spec, save_figure
 from ..sweeps.analysis import tuned
 
 # %% auto 0
-__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'analyse', 'checks', 'table', 'plot']
+__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'analyse', 'checks', 'table', 'headline',
+           'plot']
 
 # %% ../../nbs/claims/04_epoch_budget.ipynb 7
 # The margins, declared before the runs they judge (each: value, reason). Accuracies are fractions.
 MARGINS = {
     'budgets-span': (16, 'SED20 multiply the budget by 128; a 16× range is the least in which a 4× fall can show'),
-    'loss-lr-falls': (4.0, 'SED20: about 16× over 128×, a slope of −4/7 in log–log, i.e. 7× over 32×; '
-                           '4× leaves room'),
+    'loss-lr-falls': (4.0, 'a marked fall: SED20 (§5) find the loss-optimal LR falling steadily with the budget; '
+                           '4× over a 32× range is a slope of −0.4 in log–log'),
     'acc-lr-falls-less': (1.0, 'the ratio (test-optimal fall) / (loss-optimal fall) must be below 1'),
-    'acc-lr-nearly-constant': ((0.25, 4.0), 'SED20: the test-optimal LR fell about 2× over 128×; the interval '
-                                            'must lie within a 4× fall and a 4× rise'),
+    'acc-lr-nearly-constant': ((0.25, 4.0), 'SED20 (§5): the test-optimal LR moves much less than the '
+                                            'loss-optimal one; the interval must lie within a 4× fall and a 4× rise'),
     'acc-rises': (0.02, '2 points: more epochs must buy a real gain before saturation can mean anything'),
     'acc-saturates': (0.02, '2 points: doubling the budget early on gains 5–20 points; at saturation it gains none'),
 }
@@ -127,10 +128,19 @@ def table(s: dict) -> pd.DataFrame:
                          train_loss=np.nanmean(l['train_loss'][:, j])))
     return pd.DataFrame(rows)
 
-def plot(s: dict, path=None, title='optimal LR vs epoch budget'):
-    "Both optimal learning rates (between grid points) and the best test accuracy (95% CI) against the budget."
+def headline(s: dict) -> str:
+    "What the figure shows this run found, from the summary: how far each optimal LR moved, and the best accuracy."
     t = table(s)
-    fig, axs = plt.subplots(1, 2, figsize=(10, 3.6))
+    e0, e1 = t.epochs.iloc[0], t.epochs.iloc[-1]
+    move = lambda c: t[c].iloc[-1] / t[c].iloc[0]
+    return (f"from {e0:g} to {e1:g} epochs the loss-optimal LR changed ×{move('lr_loss_fit'):.2g}, the test-optimal "
+            f"×{move('lr_acc_fit'):.2g}; best test accuracy {np.nanmax(t.test_acc):.3f}")
+
+def plot(s: dict, path=None, title=None):
+    """Both optimal learning rates (between grid points) and the best test accuracy (95% CI) against the budget.
+    The suptitle is `headline(s)` (after `title`, if given)."""
+    t = table(s)
+    fig, axs = plt.subplots(1, 2, figsize=(10, 3.8))
     axs[0].plot(t.epochs, t.lr_acc_fit, 'o-', label='maximises test accuracy')
     axs[0].plot(t.epochs, t.lr_loss_fit, 's--', label='minimises training loss')
     axs[0].set(xscale='log', yscale='log', xlabel='epoch budget', ylabel='optimal effective LR', title='optimal LR',
@@ -138,7 +148,9 @@ def plot(s: dict, path=None, title='optimal LR vs epoch budget'):
     axs[1].errorbar(t.epochs, t.test_acc, yerr=[t.test_acc - t.ci_lo, t.ci_hi - t.test_acc], marker='o', capsize=3)
     axs[1].set(xscale='log', xlabel='epoch budget', ylabel='best test accuracy',
                title='test accuracy at the optimal LR (95% CI)')
-    fig.suptitle(title); fig.tight_layout()
+    for ax in axs:   # every budget labelled
+        ax.set_xticks(list(t.epochs), [f'{e:g}' for e in t.epochs]); ax.xaxis.set_minor_locator(plt.NullLocator())
+    fig.suptitle(headline(s) if title is None else f'{title}: {headline(s)}', fontsize=10); fig.tight_layout()
     return save_figure(fig, path)
 
 # %% ../../nbs/claims/04_epoch_budget.ipynb 14

@@ -10,11 +10,12 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .contract import GPU_SCALE, Claim, Spec, save_figure
+from .contract import GPU_SCALE, Claim, Spec, batch_axis, save_figure
 from ..sweeps.analysis import tuned
 
 # %% auto 0
-__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'analyse', 'checks', 'table', 'plot']
+__all__ = ['MARGINS', 'PRESETS', 'SPECS', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'analyse', 'checks', 'table', 'headline',
+           'plot']
 
 # %% ../../nbs/claims/03_step_budget.ipynb 7
 # The margins, declared before the runs they judge (each: value, reason). Accuracies are fractions.
@@ -123,22 +124,29 @@ def table(s: dict) -> pd.DataFrame:
                          train_loss_std=np.nanstd(l['train_loss'][:, j], ddof=1)))
     return pd.DataFrame(rows)
 
-def plot(s: dict, path=None, title='constant step budget'):
-    "Test accuracy (LR tuned for it, 95% CI), training loss (LR tuned for it) and both optimal LRs against B."
+def headline(s: dict) -> str:
+    "What the figure shows this run found, from the summary: the peak of accuracy, its gap to B_max, the lowest loss."
     t = table(s)
-    fig, axs = plt.subplots(1, 3, figsize=(13, 3.5))
+    j, k = int(np.nanargmax(t.test_acc.to_numpy())), int(np.nanargmin(t.train_loss.to_numpy()))
+    return (f"test accuracy peaks at B={t.batch_size[j]} ({t.test_acc[j]:.3f}), B={t.batch_size.iloc[-1]} is "
+            f"{t.test_acc.iloc[-1] - t.test_acc[j]:+.3f} from it; training loss is lowest at B={t.batch_size[k]}")
+
+def plot(s: dict, path=None, title=None):
+    """Test accuracy (LR tuned for it, 95% CI), training loss (LR tuned for it) and both optimal LRs against B.
+    The suptitle is `headline(s)` (after `title`, if given)."""
+    t = table(s)
+    fig, axs = plt.subplots(1, 3, figsize=(14, 4))
     axs[0].errorbar(t.batch_size, t.test_acc, yerr=[t.test_acc - t.ci_lo, t.ci_hi - t.test_acc], marker='o', capsize=3)
-    axs[0].set(xscale='log', xlabel='batch size B', ylabel='best test accuracy',
-               title='test accuracy (LR tuned for it)')
+    axs[0].set(ylabel='best test accuracy', title='test accuracy (LR tuned for it)')
     axs[1].errorbar(t.batch_size, t.train_loss, yerr=t.train_loss_std.fillna(0), marker='o', capsize=3, color='C1')
-    axs[1].set(xscale='log', yscale='log', xlabel='batch size B', ylabel='lowest training loss',
-               title='training loss (LR tuned for it)')
+    axs[1].set(yscale='log', ylabel='lowest training loss', title='training loss (LR tuned for it)')
     axs[2].plot(t.batch_size, s['acc']['lr_fit'], 'o-', label='best test accuracy')
     axs[2].plot(t.batch_size, s['loss']['lr_fit'], 's--', label='lowest training loss')
     axs[2].plot(t.batch_size, s['acc']['lr_fit'][0] * t.batch_size / t.batch_size.iloc[0], 'k:', label='∝ B')
-    axs[2].set(xscale='log', yscale='log', xlabel='batch size B', ylabel='optimal effective LR', title='optimal LR',
+    axs[2].set(yscale='log', ylabel='optimal effective LR', title='optimal LR',
                ylim=(s['lr_grid'][0] / 2, s['lr_grid'][1] * 2)); axs[2].legend(fontsize=8)
-    fig.suptitle(title); fig.tight_layout()
+    for ax in axs: batch_axis(ax, s['batch_sizes'])
+    fig.suptitle(headline(s) if title is None else f'{title}: {headline(s)}', fontsize=10); fig.tight_layout()
     return save_figure(fig, path)
 
 # %% ../../nbs/claims/03_step_budget.ipynb 14

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .contract import GPU_SCALE, Claim, Spec, save_figure
+from .contract import GPU_SCALE, Claim, Spec, batch_axis, save_figure
 from ..core.config import pick_preset
 from ..sweeps.analysis import seed_stats, tuned
 from ..sweeps.grids import grid
@@ -19,12 +19,12 @@ from ..core.config import TrainConfig
 
 # %% auto 0
 __all__ = ['MARGINS', 'PRESETS', 'SPECS', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLAIM', 'configs', 'run', 'analyse', 'checks',
-           'table', 'plot', 'heatmap']
+           'table', 'headline', 'plot', 'heatmap']
 
 # %% ../../nbs/claims/02_two_regimes.ipynb 7
 # The margins, declared before the runs they judge (each: value, reason). Accuracies are fractions.
 MARGINS = {
-    'flat-small-batch': (0.02, '2 points: well under the 5-40-point falls the claim is about, above the ~1-point '
+    'flat-small-batch': (0.02, '2 points: well under the falls of many points the claim is about, above the ~1-point '
                                'paired seed noise of 1000 test examples'),
     'lr-grows-linearly': (0.5, 'linear scaling has slope 1, square-root scaling 0.5: the interval must exclude √B'),
     'lr-stops-growing': (0.5, 'the same boundary from the other side: growth slower than √B counts as stopped'),
@@ -196,30 +196,42 @@ def table(s: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 # %% ../../nbs/claims/02_two_regimes.ipynb 30
-def plot(s: dict, path=None, title='two regimes of SGD'):
-    "Best test accuracy (95% CI over seeds) and the optimal effective LR against B, per momentum; the regimes marked."
+def headline(s: dict) -> str:
+    "What the figure shows this run found, from the summary: plain SGD's best B and accuracy, its regime's extent."
     t = table(s)
-    fig, axs = plt.subplots(1, 2, figsize=(10, 3.6))
+    p = t[t.momentum == 0].reset_index(drop=True)
+    j = int(np.nanargmax(p.test_acc.to_numpy()))
+    out = (f"plain SGD: best test accuracy {p.test_acc[j]:.3f} at B={p.batch_size[j]}; shown not worse than it up to "
+           f"B={s['transition']}")
+    if s.get('first_out', len(s['batch_sizes'])) < len(s['batch_sizes']):
+        out += f", shown worse from B={s['batch_sizes'][s['first_out']]}"
+    return out
+
+def plot(s: dict, path=None, title=None):
+    """Best test accuracy (95% CI over seeds) and the optimal effective LR against B, per momentum; the regimes
+    marked. The suptitle is `headline(s)` (after `title`, if given)."""
+    t = table(s)
+    fig, axs = plt.subplots(1, 2, figsize=(11, 4.2))
     for k, (m, d) in enumerate(t.groupby('momentum')):
         lab = 'plain SGD' if m == 0 else f'momentum {m:g}'
         axs[0].errorbar(d.batch_size, d.test_acc, yerr=[d.test_acc - d.ci_lo, d.ci_hi - d.test_acc], marker='o',
                         capsize=3, label=lab, color=f'C{k}')
         axs[1].plot(d.batch_size, d.lr_fit, 'o-', label=f'{lab}: optimal η/(1−m)', color=f'C{k}')
     b = t[t.momentum == 0]
-    axs[0].set(xscale='log', xlabel='batch size B', ylabel='best test accuracy',
-               title='test accuracy at the best LR (95% CI)')
+    axs[0].set(ylabel='best test accuracy', title='test accuracy at the best LR (95% CI)')
     axs[1].plot(b.batch_size, b.lr_fit.iloc[0] * b.batch_size / b.batch_size.iloc[0], 'k:',
                 label='∝ B (linear scaling)')
-    axs[1].set(xscale='log', yscale='log', xlabel='batch size B', ylabel='optimal effective LR', title='optimal LR',
+    axs[1].set(yscale='log', ylabel='optimal effective LR', title='optimal LR',
                ylim=(s['lr_grid'][0] / 2, s['lr_grid'][1] * 2))
     for ax in axs:
+        batch_axis(ax, s['batch_sizes'])
         ax.axvspan(s['batch_sizes'][0], s['transition'], color='C2', alpha=0.12,
                    label='noise-dominated (shown not worse)')
         if s.get('first_out', len(s['batch_sizes'])) < len(s['batch_sizes']):
             ax.axvspan(s['batch_sizes'][s['first_out']], s['batch_sizes'][-1], color='C3', alpha=0.08,
                        label='curvature-dominated (shown worse)')
-        ax.legend(fontsize=7)
-    fig.suptitle(title); fig.tight_layout()
+        ax.legend(fontsize=8)
+    fig.suptitle(headline(s) if title is None else f'{title}: {headline(s)}', fontsize=10); fig.tight_layout()
     return save_figure(fig, path)
 
 # %% ../../nbs/claims/02_two_regimes.ipynb 33
@@ -234,7 +246,12 @@ def heatmap(df: pd.DataFrame, path=None, metric='test_acc', momentum=0.0):
     ax.set_yticks(range(len(m.index)), m.index)
     ax.set(xlabel='effective learning rate', ylabel='batch size',
            title=f'{metric}, momentum {momentum:g} (mean over seeds; blank: diverged)')
-    fig.colorbar(im); fig.tight_layout()
+    lo, hi = np.nanmin(m.values), np.nanmax(m.values)
+    for (i, j), v in np.ndenumerate(m.values):   # the value in every cell, dark text on the light cells
+        if np.isfinite(v):
+            ax.text(j, i, f'{v:.2f}', ha='center', va='center', fontsize=7,
+                    color='k' if v > (lo + hi) / 2 else 'w')
+    fig.colorbar(im, label=metric); fig.tight_layout()
     return save_figure(fig, path)
 
 # %% ../../nbs/claims/02_two_regimes.ipynb 36
