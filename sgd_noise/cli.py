@@ -226,7 +226,7 @@ def _write_outputs(claim, a, s, store, name, raw=None):
         os.makedirs(a.results, exist_ok=True)
         table = claim.table(s)
         table.to_csv(paths['table'], index=False)
-        claim.plot(s, paths['figure'], title=f'{a.claim} ({a.preset} preset)')
+        claim.plot(s, paths['figure'])   # its title states what the run found
         print(table.round(4).to_string(index=False, line_width=100))   # the whole table is in the CSV
         checks = run_checks(claim, s, a.preset)
         for line in verdict_lines(checks, claim.recorded(a.preset)): print(line)
