@@ -125,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument('out', help='the course folder to write (created; existing assignments are overwritten)')
     co.add_argument('--nbs', default='nbs', help="the course's notebook folder")
     co.add_argument('--notebook', action='append', metavar='NAME',
-                    help='only this notebook, e.g. claims/05_noise_scale (repeatable); default: every one with exercises')
+                    help='only this notebook, e.g. claims/05_noise_scale (repeatable; default: all with exercises)')
     return p
 
 # %% ../nbs/90_cli.ipynb 6

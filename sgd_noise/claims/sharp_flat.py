@@ -18,7 +18,7 @@ from ..curvature.sharpness import curvature_subset, loss_surface_2d
 
 from ..curvature.landscape import interpolate
 from .sharp_measure import RUN_KEYS, check_measure_keys, interpolation_rises, measure
-from .sharp_reading import analyse, found, plot, table
+from .sharp_reading import analyse, plot, table
 from ..sweeps.group import train_group
 from ..core.config import TrainConfig
 from ..core.training import get_data
