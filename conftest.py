@@ -4,6 +4,8 @@ import os
 # Progress bars off under test: a kernel that sends thousands of bar updates while a cell runs can overflow
 # the message queue nbval reads after the cell, and nbval then fails the cell with a timeout.
 os.environ.setdefault('SGD_NOISE_PROGRESS', '0')
+# A claim figure that a reader cannot read (claims.contract.figure_problems) is an error under test, not a warning.
+os.environ.setdefault('SGD_NOISE_STRICT_FIGURES', '1')
 
 # Under pytest-xdist (pytest.ini runs one worker per core) each worker, and each notebook kernel it starts, gets
 # its share of the cores. Measured on a 2-core machine: the course's small-batch ensembles take as long on one

@@ -37,42 +37,60 @@ def table(s: dict) -> pd.DataFrame:
     "The network's runs: one row per seed and arm (test loss, accuracy, λ_max, trace, η·λ_max/2)."
     return s['net'].sort_values(['arm', 'seed']).reset_index(drop=True)
 
-def plot(s: dict, path=None, title='averaged SGD'):
-    "The toy (f, F at the large step, where last iterates and averages land), spreads against η, and the network."
-    fig, axs = plt.subplots(1, 3, figsize=(14, 3.8))
+def _finding(s: dict) -> str:
+    "What the figure shows this run found, from the summary: where the averages landed, their spread, the MLP."
+    large, small = ETAS[-1], ETAS[0]
+    last, avg = s['toy'][large, 'sharp']
+    t = s['toy_table'][s['toy_table'].start == 'flat'].set_index('eta')
+    out = (f'toy, η = {large}, from the sharp minimum: {np.mean(avg < s["edge"]):.0%} of the averages and '
+           f'{np.mean(last < s["edge"]):.0%} of the last iterates end in the flat basin; from η = {small} to {large} '
+           f'the sd of the last iterate grows {t.last_sd[large] / t.last_sd[small]:.1f}-fold, of the average '
+           f'{t.avg_sd[large] / t.avg_sd[small]:.1f}-fold')
+    tl = s['wide']['test_loss']
+    if {'last', 'average'} <= set(tl.columns):
+        d = (tl['last'] - tl['average']).dropna()
+        out += f'\nMLP: the average has the lower test loss in {int((d > 0).sum())} of {len(d)} seeds'
+    return out
+
+def plot(s: dict, path=None, title=None):
+    """The toy (f and F at the large step; where last iterates and averages land), spreads against η, and the
+    network. The figure's title (`title`, by default what this run found) states the run's numbers."""
+    fig, axs = plt.subplots(1, 4, figsize=(18, 4.4))
     xs = np.linspace(-3, 3.5, 800)
     large = ETAS[-1]
     ax = axs[0]
     ax.plot(xs, toy_loss(xs), 'k', lw=1, label='f')
     ax.plot(xs, smoothed_loss(xs, large * TOY['noise']), 'C3', label=f'F at η={large} (smoothed)')
+    ax.axvline(s['edge'], color='grey', ls=':', lw=1, label='barrier of f')
+    ax.set(xlabel='x', ylabel='loss', ylim=(-1.5, 4), title='the toy loss f and its smoothing F')
+    ax.legend(fontsize=8, loc='upper left')
     last, avg = s['toy'][large, 'sharp']
     bins = np.linspace(-3, 3.5, 66)
-    ax2 = ax.twinx()
-    ax2.hist(last, bins=bins, alpha=0.35, color='C0', density=True, label='last iterates')
-    ax2.hist(avg, bins=bins, alpha=0.6, color='C2', density=True, label='averages')
-    ax2.set_yticks([])
-    ax.axvline(s['edge'], color='grey', ls=':', lw=1)
-    ax.set(xlabel='x', ylabel='loss', ylim=(-1.5, 4), title=f'toy, η={large}, chains from the sharp minimum')
-    h1, l1 = ax.get_legend_handles_labels(); h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, fontsize=7, loc='upper left')
+    ax = axs[1]
+    ax.hist(last, bins=bins, alpha=0.35, color='C0', density=True, label='last iterates')
+    ax.hist(avg, bins=bins, alpha=0.6, color='C2', density=True, label='averages')
+    ax.axvline(s['edge'], color='grey', ls=':', lw=1, label='barrier of f')
+    ax.set(xlabel='x at the end of the chain', ylabel='density over chains',
+           title=f'η={large}: where chains from the sharp minimum end')
+    ax.legend(fontsize=8, loc='upper left')
     t = s['toy_table'][s['toy_table'].start == 'flat']
-    axs[1].plot(t.eta, t.last_sd, 'o-', label='last iterate')
-    axs[1].plot(t.eta, t.avg_sd, 's-', color='C2', label='average of the second half')
-    axs[1].plot(t.eta, t.last_sd.iloc[0] * np.sqrt(t.eta / t.eta.iloc[0]), 'k:', label='∝ √η')
-    axs[1].set(xscale='log', yscale='log', xlabel='step η', ylabel='sd over chains',
+    axs[2].plot(t.eta, t.last_sd, 'o-', label='last iterate')
+    axs[2].plot(t.eta, t.avg_sd, 's-', color='C2', label='average of the second half')
+    axs[2].plot(t.eta, t.last_sd.iloc[0] * np.sqrt(t.eta / t.eta.iloc[0]), 'k:', label='∝ √η')
+    axs[2].set(xscale='log', yscale='log', xlabel='step η', ylabel='sd over chains',
                title='toy: spread in the flat basin')
-    axs[1].legend(fontsize=7)
+    axs[2].legend(fontsize=8)
     net = s['net']
     for k, arm in enumerate(('small', 'last', 'average')):
         d = net[net.arm == arm]
-        axs[2].scatter(d.top_eig, d.test_loss, color=f'C{k}', label=arm)
+        axs[3].scatter(d.top_eig, d.test_loss, color=f'C{k}', label=arm)
     for seed in s['seeds']:
         d = net[net.seed == seed].set_index('arm')
         if {'last', 'average'} <= set(d.index):
-            axs[2].plot(d.loc[['last', 'average'], 'top_eig'], d.loc[['last', 'average'], 'test_loss'], 'k-', lw=0.5)
-    axs[2].set(xscale='log', xlabel='top Hessian eigenvalue λ_max', ylabel='test loss',
+            axs[3].plot(d.loc[['last', 'average'], 'top_eig'], d.loc[['last', 'average'], 'test_loss'], 'k-', lw=0.5)
+    axs[3].set(xscale='log', xlabel='top Hessian eigenvalue λ_max', ylabel='test loss',
                title='MLP: small step, last iterate, average')
-    axs[2].xaxis.set_minor_formatter(NullFormatter())
-    axs[2].legend(fontsize=7)
-    fig.suptitle(title); fig.tight_layout()
+    axs[3].xaxis.set_minor_formatter(NullFormatter())
+    axs[3].legend(fontsize=8)
+    fig.suptitle(title if title is not None else _finding(s)); fig.tight_layout()
     return save_figure(fig, path)

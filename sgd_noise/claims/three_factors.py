@@ -8,7 +8,6 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import NullFormatter
 
 from . import stats
 from .contract import Claim, Spec, save_figure
@@ -78,9 +77,10 @@ PRESETS = {
                 label_noise=0.25, seeds=[0, 1, 2, 3, 4], invariant_betas=[2, 4, 8], n_curvature=2000,
                 trace_samples=99, cyclic=dict(_CYCLIC_SMALL, base=dict(_mlp(16000, 4000, (512, 512), 20),
                                                                        device='auto'))),
-    # JKA17: ResNet-32 and VGG-11 on CIFAR-10, plain SGD at a constant LR, 200 epochs; cyclic batch sizes between
-    # 128 and 640 (**unverified**: the budget, the grids, the cycle length and their networks' details are our
-    # reading); 'paper' trains ResNet-32, 'paper-vgg11' VGG-11
+    # JKA17's scale: CNNs on CIFAR-10 with plain SGD at a constant LR. Their networks, budgets, grids and cycle
+    # lengths could not be checked here, so every value below is this preset's choice (ResNet-32 and VGG-11,
+    # 200 epochs, a batch size cycling between 128 and 640), not a number from the paper; 'paper' trains
+    # ResNet-32, 'paper-vgg11' VGG-11
     'paper': dict(base=dict(_RESNET32, n_evals=10), memorise=dict(_RESNET32, n_evals=5),
                   b0=32, eta0s=[0.01, 0.05], betas=[1, 2, 4, 8, 16], b_ratios=128,
                   etas=[0.0125 * 2 ** k for k in range(5)], memorise_etas=[0.0125 * 2 ** k for k in range(5)],
@@ -298,10 +298,30 @@ def table(s: dict) -> pd.DataFrame:
     return s['runs'][cols].sort_values(['part', 'ratio', 'batch_size', 'seed']).reset_index(drop=True)
 
 # %% ../../nbs/claims/10_three_factors.ipynb 18
-def plot(s: dict, path=None, title='three factors'):
-    "Learning curves of the rescaled runs; accuracy, λ_max and η·λ_max/2 against β; the ratios; memorisation."
+def _finding(s: dict) -> str:
+    "What the figure shows this run found, from the summary: the rescaled runs, the ratios, memorisation."
+    runs, parts = s['runs'], []
+    ok = runs[runs.status.isin(FINISHED)]
+    sc = runs[runs.part == 'scaling']
+    if len(sc):
+        e = sc.eta0.max(); d = sc[np.isclose(sc.eta0, e)]
+        acc = d.test_acc.where(d.status.isin(FINISHED), 0.1).groupby(d.beta).mean()
+        parts.append(f'η/B = {e / sc.batch_size.min():.2g} rescaled: test accuracy {acc.iloc[0]:.0%} at β = '
+                     f'{acc.index[0]:g}, {acc.iloc[-1]:.0%} at β = {acc.index[-1]:g}')
+    r = ok[ok.part == 'ratios'].groupby('ratio').top_eig.mean()
+    if len(r) > 1:
+        parts.append(f'mean λ_max {r.iloc[0]:.3g} at η/B = {r.index[0]:.2g}, {r.iloc[-1]:.3g} at {r.index[-1]:.2g}')
+    m = ok[ok.part == 'memorise'].groupby('ratio').memorised.mean() if 'memorised' in ok else pd.Series(dtype=float)
+    if len(m) > 1:
+        parts.append(f'wrong labels fitted: {m.iloc[0]:.0%} at η/B = {m.index[0]:.2g}, {m.iloc[-1]:.0%} at '
+                     f'{m.index[-1]:.2g}')
+    return '; '.join(parts[:2]) + ('\n' + '; '.join(parts[2:]) if parts[2:] else '')
+
+def plot(s: dict, path=None, title=None):
+    """Learning curves of the rescaled runs; accuracy and η·λ_max/2 against β; the ratios; memorisation; the cyclic
+    runs. The figure's title (`title`, by default what this run found) states the run's numbers."""
     runs, cv = s['runs'], s['curves']
-    fig, axs = plt.subplots(2, 3, figsize=(15, 7.5)); axs = axs.ravel()
+    fig, axs = plt.subplots(2, 4, figsize=(20, 7.8)); axs = axs.ravel()
     sc = runs[runs.part == 'scaling']
     b0 = sc.batch_size.min()
     for k, e in enumerate(sorted(sc.eta0.dropna().unique())):
@@ -311,27 +331,34 @@ def plot(s: dict, path=None, title='three factors'):
             axs[0].plot(m.index, m.values, color=f'C{k}', alpha=0.3 + 0.7 * j / max(1, d.batch_size.nunique() - 1),
                         label=f'η/B={e / b0:.2g}' if j == 0 else None)
         t = sc[np.isclose(sc.eta0, e)].groupby('beta')
-        axs[1].plot(t.test_acc.mean(), 'o-', color=f'C{k}', label=f'η/B={e / b0:.2g}: test acc')
-        ax = axs[1].twinx() if k == 0 else ax
-        ax.plot(t.stability.mean(), 's:', color=f'C{k}', alpha=0.7)
+        axs[1].plot(t.test_acc.mean(), 'o-', color=f'C{k}', label=f'η/B={e / b0:.2g}')
+        axs[2].plot(t.stability.mean(), 's-', color=f'C{k}', label=f'η/B={e / b0:.2g}')
     axs[0].set(xlabel='epoch', ylabel='test loss (mean over seeds)', title='rescaled runs (darker: larger β)')
-    axs[0].legend(fontsize=7)
-    axs[1].set(xscale='log', xlabel='β (B = βB₀, η = βη₀)', ylabel='test accuracy (o)', title='invariance, breakdown')
-    ax.set_ylabel('η·λ_max/2 (s, dotted)'); ax.axhline(1, color='grey', lw=0.5); axs[1].legend(fontsize=7)
+    betas = sorted(sc.beta.dropna().unique())
+    axs[1].set(ylabel='test accuracy (mean over seeds)', title='invariance and its breakdown: accuracy')
+    axs[2].axhline(1, color='grey', lw=0.5, ls=':', label='stability edge')
+    axs[2].set(yscale='log', ylabel='η·λ_max/2 (mean over seeds)', title='how near the stability edge')
+    for ax in axs[1:3]:
+        ax.set_xscale('log', base=2); ax.set_xticks(betas, [f'{b:g}' for b in betas]); ax.minorticks_off()
+        ax.set_xlabel('β (B = βB₀, η = βη₀)')
     r = runs[(runs.part == 'ratios') & (runs.status.isin(FINISHED))]
-    axs[2].scatter(r.ratio, r.top_eig, c=r.seed, cmap='viridis', s=15)
-    axs[2].set(xscale='log', yscale='log', xlabel='η/B', ylabel='λ_max', title='higher η/B, flatter end point')
+    axs[3].scatter(r.ratio, r.top_eig, c=r.seed, cmap='viridis', s=15)
+    axs[3].set(xscale='log', yscale='log', xlabel='η/B', ylabel='λ_max (one point per run)',
+               title='higher η/B, flatter end point')
     m = runs[(runs.part == 'memorise') & (runs.status.isin(FINISHED))]
     if len(m):
         g = m.groupby('ratio')
-        axs[3].plot(g.memorised.mean(), 'o-', label='accuracy on the wrong labels')
-        axs[3].plot(g.test_acc.mean(), 's-', label='clean test accuracy')
-    axs[3].set(xscale='log', xlabel='η/B', ylabel='accuracy', title='25% wrong labels'); axs[3].legend(fontsize=7)
-    for ax in axs[2:4]: ax.xaxis.set_minor_formatter(NullFormatter())
+        axs[4].plot(g.memorised.mean(), 'o-', label='accuracy on the wrong labels')
+        axs[4].plot(g.test_acc.mean(), 's-', label='clean test accuracy')
+        axs[4].legend(fontsize=8)
+    axs[4].set(xscale='log', xlabel='η/B', ylabel='accuracy (mean over seeds)', title='25% wrong labels')
+    for ax, d in ((axs[3], r), (axs[4], m)):   # a log η/B axis that labels every ratio plotted
+        xs = sorted(d.ratio.dropna().unique())
+        if xs: ax.set_xticks(xs, [f'{x:.2g}' for x in xs], fontsize=8); ax.minorticks_off()
     c = cv[cv.part == 'cyclic']
     for k, (arm, style) in enumerate((('cyclic-lr', 'o-'), ('cyclic-b', 's--'), ('mismatched', '^:'))):
         g = c[c.arm == arm].groupby('eval')
-        axs[4].plot(g.epoch.mean(), g.test_loss.mean(), style, color=f'C{k}', label=arm)
+        axs[5].plot(g.epoch.mean(), g.test_loss.mean(), style, color=f'C{k}', label=arm)
         r = runs[(runs.part == 'cyclic') & (runs.arm == arm)]
         if len(r):
             cfg = r.iloc[0]
@@ -339,11 +366,12 @@ def plot(s: dict, path=None, title='three factors'):
             ep = np.linspace(0, p['base']['epochs'], 400, endpoint=False)
             phase = (ep // p['cycle_epochs']).astype(int) % 2
             ratio = np.where(phase == 0, 1.0, 1 / p['factor']) * cfg.lr / p['b']
-            axs[5].step(ep, ratio, style[1:] or '-', color=f'C{k}', where='post', label=arm)
-    axs[4].set(xlabel='epoch', ylabel='test loss (mean over seeds)', title='cyclic LR vs cyclic batch size')
-    axs[5].set(xlabel='epoch', ylabel='η/B', yscale='log', title='their η/B paths')
-    for ax in axs[4:]: ax.legend(fontsize=7)
-    fig.suptitle(title); fig.tight_layout()
+            axs[6].step(ep, ratio, style[1:] or '-', color=f'C{k}', where='post', label=arm)
+    axs[5].set(xlabel='epoch', ylabel='test loss (mean over seeds)', title='cyclic LR vs cyclic batch size')
+    axs[6].set(xlabel='epoch', ylabel='η/B', yscale='log', title='their η/B paths')
+    for ax in (axs[0], axs[1], axs[2], axs[5], axs[6]): ax.legend(fontsize=8)
+    axs[7].set_visible(False)
+    fig.suptitle(title if title is not None else _finding(s)); fig.tight_layout()
     return save_figure(fig, path)
 
 # %% ../../nbs/claims/10_three_factors.ipynb 19
@@ -360,7 +388,7 @@ DEVIATIONS = [
     'CIFAR-10 for 200 epochs',
     'curvature on a fixed subset of 1000 training examples (Lanczos λ_max; Hutch++ trace with 30 products)',
     'paper: ResNet-32 with 1x1 projection shortcuts (He et al.\'s CIFAR ResNet uses zero-padding ones); VGG-11 with '
-    'the SWA code\'s classifier head, no batch norm (JKA17\'s exact networks are unverified)',
+    'the SWA code\'s classifier head, no batch norm (not checked against JKA17\'s networks)',
 ]
 
 CLAIM = Claim(name='three-factors',
