@@ -11,10 +11,13 @@ NAME = '05_noise_scale'   # a claim notebook whose tiny preset trains in seconds
 
 
 def _nbgrader(course, *args):
-    env = dict(os.environ, SGD_NOISE_PRESET='tiny', SGD_NOISE_PROGRESS='0')
+    # nbgrader runs the `alembic` command by name: the environment's bin/ must be on PATH, as in an activated venv
+    # (the README's test command calls .venv/bin/python without activating it)
+    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get('PATH', '')])
+    env = dict(os.environ, SGD_NOISE_PRESET='tiny', SGD_NOISE_PROGRESS='0', PATH=path)
     r = subprocess.run([sys.executable, '-m', 'nbgrader', *args], cwd=course, env=env, capture_output=True, text=True,
                        timeout=1200)
-    assert r.returncode == 0, (args, r.stdout[-2000:], r.stderr[-3000:])
+    assert r.returncode == 0, f'nbgrader {" ".join(args)} failed:\n{r.stdout[-2000:]}\n{r.stderr[-6000:]}'
     return r
 
 
