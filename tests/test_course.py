@@ -1,8 +1,9 @@
 "The course around the notebooks: the website builds offline, every notebook has a page, a Colab link and an install cell."
-import configparser, re, subprocess, sys
+import configparser, json, re, subprocess, sys
 from pathlib import Path
 
 import nbformat
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,3 +59,39 @@ def test_the_website_builds_offline_with_a_page_per_notebook(tmp_path):
     assert (html / 'searchindex.js').exists() and len(list((html / '_images').glob('*.png'))) >= 10
     page = (html / 'claims' / '02_two_regimes.html').read_text()
     assert re.search(r'<img[^>]+_images/', page) and 'colab.research.google.com' in page
+
+
+CLAIM_NBS = {name: str(Path(c.notebook).with_suffix('')) for name, c in __import__('sgd_noise.claims').claims.claims().items()}
+
+
+def _means(md: str) -> set:
+    "The check ids that a 'What it means if `a` (or `b`) does not hold' paragraph discusses."
+    return {i for head in re.findall(r'\*\*What it means if (.*?)\*\*', md) for i in re.findall(r'`([\w-]+)`', head)}
+
+
+@pytest.mark.parametrize('claim', sorted(CLAIM_NBS))
+def test_every_claim_notebook_is_a_lesson_with_the_harness_at_the_end(claim):
+    """Objectives, prerequisites and time first; display LaTeX; a summary and exercises, two of them code; a paragraph
+    on what it means for every part that does not hold in a committed verdict; the harness (criteria changes, the
+    `tiny` plumbing run, configuration checks) only in the closing 'How this verdict is made' section."""
+    cells = nbformat.read(ROOT / 'nbs' / f'{CLAIM_NBS[claim]}.ipynb', as_version=4).cells
+    front = cells[0].source
+    assert all(w in front for w in ('**Learning objectives.**', '**Prerequisites.**', '**Time.**')), claim
+    md = '\n'.join(c.source for c in cells if c.cell_type == 'markdown')
+    assert '$$' in md, f'{claim}: no display equation'
+    heads = [c.source.splitlines()[0] for c in cells if c.cell_type == 'markdown' and c.source.startswith('## ')]
+    assert heads[-1] == '## How this verdict is made', (claim, heads[-3:])
+    assert '## Summary' in heads and '## Exercises' in heads and heads.index('## Summary') < heads.index('## Exercises')
+    end = max(i for i, c in enumerate(cells) if c.source.startswith('## How this verdict is made'))
+    for c in cells[:end]:
+        if c.cell_type != 'code' or c.source.startswith('#| export'): continue
+        assert 'criteria_changes(' not in c.source and "('tiny'" not in c.source, (claim, c.source[:80])
+    assert any('criteria_changes(CLAIM)' in c.source for c in cells[end:]), claim
+    coding = [c for c in cells if c.cell_type == 'code' and '### BEGIN SOLUTION' in c.source
+              and c.source.lstrip().startswith('def ')]
+    assert len(coding) >= 2, f'{claim}: {len(coding)} coding exercises'
+    for path in sorted((ROOT / 'verdicts').glob(f'{claim}-*.json')):
+        verdict = json.loads(path.read_text())
+        if verdict.get('claim') != claim: continue
+        weak = {c['id'] for c in verdict['checks'] if c['outcome'] != 'holds'}
+        assert weak <= _means(md), f'{claim} ({path.name}): no "What it means if" for {sorted(weak - _means(md))}'

@@ -59,7 +59,7 @@ PRESETS['smoke']['underpowered'] = {
                         '(half the margin) at n=5; about 79 seeds would power it'),
 }
 
-# %% ../../nbs/claims/12_adam_regimes.ipynb 10
+# %% ../../nbs/claims/12_adam_regimes.ipynb 8
 def run(preset: str = 'smoke', *, store=None, sgd_store=None, progress: bool = True, **overrides) -> dict:
     """Run (or resume) both arms: {'sgd': frame, 'adam': frame}, one row per run. The SGD runs go to `sgd_store`
     (e.g. claims/02_two_regimes' store, to reuse its runs), else to `store` with the Adam runs."""
@@ -67,7 +67,7 @@ def run(preset: str = 'smoke', *, store=None, sgd_store=None, progress: bool = T
     return dict(sgd=sweep(cs['sgd'], store=sgd_store or store, progress=progress),
                 adam=sweep(cs['adam'], store=store, progress=progress))
 
-# %% ../../nbs/claims/12_adam_regimes.ipynb 12
+# %% ../../nbs/claims/12_adam_regimes.ipynb 10
 def analyse(raw: dict, margins: dict | None = None) -> dict:
     "Both arms through `two_regimes.analyse`; the per-seed gain (Adam − SGD) at every batch size."
     # SGD's regime is located exactly as claims/02_two_regimes locates it, with its declared margin
@@ -81,7 +81,7 @@ def analyse(raw: dict, margins: dict | None = None) -> dict:
                 transition=arms['sgd']['transition'], gain=adam['test_acc'] - sgd['test_acc'],
                 runs=len(raw['sgd']) + len(raw['adam']))
 
-# %% ../../nbs/claims/12_adam_regimes.ipynb 14
+# %% ../../nbs/claims/12_adam_regimes.ipynb 11
 SPECS = [
     Spec('adam-equal-small', "Adam's best test accuracy equals SGD's in SGD's noise-dominated regime", 'equivalent',
          'TOST: 95% CI of the paired difference (Adam − SGD) within ±margin at every B up to the transition'),
@@ -111,7 +111,7 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
                                detail=f"{a}: {s['arms'][a]['lr_grid']}") for a in ('sgd', 'adam')]
     return [margins.all_of('adam-equal-small', eq), better, grows, margins.all_of('optima-inside-grid', edges)]
 
-# %% ../../nbs/claims/12_adam_regimes.ipynb 18
+# %% ../../nbs/claims/12_adam_regimes.ipynb 13
 def table(s: dict) -> pd.DataFrame:
     "Per batch size: each arm's tuned LR and best test accuracy (95% CI), and the paired gain (Adam − SGD, 95% CI)."
     rows = []
@@ -165,7 +165,7 @@ def plot(s: dict, path=None, title=None):
     fig.suptitle(headline(s) if title is None else f'{title}: {headline(s)}', fontsize=10); fig.tight_layout()
     return save_figure(fig, path)
 
-# %% ../../nbs/claims/12_adam_regimes.ipynb 20
+# %% ../../nbs/claims/12_adam_regimes.ipynb 14
 def all_configs(preset: str = 'smoke', **overrides) -> list[TrainConfig]:
     "Every run of a preset, both arms (what `sweeps/06_cost` prices)."
     return sum(configs(preset, **overrides).values(), [])

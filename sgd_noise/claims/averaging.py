@@ -169,7 +169,7 @@ def run(preset: str = 'smoke', *, store=None, progress: bool = True) -> dict:
     "The toy's chains and the network's runs (`store` unused: minutes on a CPU, nothing to resume at smoke scale)."
     return dict(preset=preset, toy=run_toy(preset), net=run_net(preset, progress=progress))
 
-# %% ../../nbs/claims/08_averaging.ipynb 20
+# %% ../../nbs/claims/08_averaging.ipynb 19
 def _proportion(margins, id, k, n, detail):
     lo, hi = scipy.stats.binomtest(int(k), int(n)).proportion_ci(stats.LEVEL, method='exact')
     return margins.interval_check(id, k / n, (lo, hi), kind='threshold', bound='above', n=int(n), detail=detail)
@@ -185,7 +185,7 @@ def _sd_ratio(margins, id, a, b, *, bound, detail=''):
     return margins.interval_check(id, np.exp(est), (np.exp(lo), np.exp(hi)), kind='ratio', bound=bound, n=len(a),
                                   detail=detail, outcome='' if len(a) >= 3 else 'not testable')
 
-# %% ../../nbs/claims/08_averaging.ipynb 21
+# %% ../../nbs/claims/08_averaging.ipynb 20
 def checks(s: dict, margins: dict) -> list[stats.Check]:
     "The claim's checks, one per spec, on the summary of `analyse`."
     toy, edge, small, large = s['toy'], s['edge'], ETAS[0], ETAS[-1]
@@ -230,7 +230,7 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
             paired('net-avg-flatter-than-small-step', ev, 'small', 'average', log=True)]
     return out
 
-# %% ../../nbs/claims/08_averaging.ipynb 22
+# %% ../../nbs/claims/08_averaging.ipynb 21
 CRITERIA_CHANGES = []
 DEVIATIONS = [
     'the toy is ours (a 1-D parabola with a narrow Gaussian well, Gaussian gradient noise), not one of the paper\'s',

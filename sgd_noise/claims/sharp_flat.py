@@ -120,7 +120,7 @@ PRESETS['smoke']['underpowered'] = {
                               '0.01 (half the margin) at n=5; about 10 seeds would power it'),
 }
 
-# %% ../../nbs/claims/06_sharp_flat.ipynb 17
+# %% ../../nbs/claims/06_sharp_flat.ipynb 15
 def run(preset: str = 'smoke', *, store=None, progress: bool = True, **overrides) -> dict:
     "Train SB, LB and LB-5xLR on every network of `preset`, measure each model; returns everything `analyse` needs."
     cfgs = configs(preset, **overrides)
@@ -168,7 +168,7 @@ def run(preset: str = 'smoke', *, store=None, progress: bool = True, **overrides
                                     seconds=time.perf_counter() - t0)
     return out
 
-# %% ../../nbs/claims/06_sharp_flat.ipynb 20
+# %% ../../nbs/claims/06_sharp_flat.ipynb 18
 SPECS = [
     Spec('matched-loss', 'SB and LB end at the same training loss', 'equivalent',
          'TOST: 90% CI of log10 loss(LB) − log10 loss(SB), paired, within ±margin'),
@@ -190,7 +190,7 @@ SPECS = [
          'TOST: 90% CI of test acc(SB) − test acc(LB-5xLR), paired, within ±margin'),
 ]
 
-# %% ../../nbs/claims/06_sharp_flat.ipynb 22
+# %% ../../nbs/claims/06_sharp_flat.ipynb 20
 def _paired(runs, regime, col, log=False):
     "`col` of `regime` per seed (NaN where the run diverged or was not measured), as an array in seed order."
     d = runs[runs.regime == regime].set_index('seed')[col] if col in runs else pd.Series(dtype=float)
@@ -229,7 +229,7 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
     return [parts[0] if len(parts) == 1 else all_of(parts[0].id, list(parts), statement=parts[0].statement)
             for parts in zip(*per_net)]
 
-# %% ../../nbs/claims/06_sharp_flat.ipynb 24
+# %% ../../nbs/claims/06_sharp_flat.ipynb 22
 CRITERIA_CHANGES = [
     dict(date='2026-11-22', check='line-steeper-at-lb', old='(none)', new='the rise past LB > 2x the rise past SB',
          why='added after seeing the first figure (first seed only)'),

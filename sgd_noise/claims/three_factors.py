@@ -138,7 +138,7 @@ SPECS = [
          'paired t 95% CI of the final training loss(mismatched) − (cyclic LR) outside ± margin'),
 ]
 
-# %% ../../nbs/claims/10_three_factors.ipynb 12
+# %% ../../nbs/claims/10_three_factors.ipynb 11
 def configs(preset: str = 'smoke') -> dict[str, list[TrainConfig]]:
     """The runs of each part: 'scaling' (η and B scaled by β), 'ratios' (η/B at one B), 'memorise' (label noise) and
     'cyclic' (a cyclic LR, a cyclic batch size on the same η/B path, and one on a path at `mismatch` × the LR)."""
@@ -191,7 +191,7 @@ def run(preset: str = 'smoke', *, store=None, progress: bool = True) -> dict:
                        for k, h in enumerate(r['history'])]
     return dict(preset=preset, runs=pd.DataFrame(rows), curves=pd.DataFrame(curves))
 
-# %% ../../nbs/claims/10_three_factors.ipynb 15
+# %% ../../nbs/claims/10_three_factors.ipynb 14
 def analyse(raw: dict, margins: dict | None = None) -> dict:
     "The runs with each scaling run's β; diverged runs' accuracy set to chance for the breakdown check only."
     runs = raw['runs'].copy()
@@ -212,7 +212,7 @@ def _spearman(margins, id, runs, x, y, bound):
     "Spearman ρ(x, y) over every run, with a jackknife interval over seeds (a seed's runs are left out together)."
     return margins.rank_correlation(id, runs, x, y, bound=bound)
 
-# %% ../../nbs/claims/10_three_factors.ipynb 16
+# %% ../../nbs/claims/10_three_factors.ipynb 15
 def checks(s: dict, margins: dict) -> list[stats.Check]:
     "The claim's checks, one per spec."
     runs, p = s['runs'], pick_preset(PRESETS, s['preset'], 'three-factors')
@@ -261,7 +261,7 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
             _spearman(margins, 'clean-test-better', m, 'ratio', 'test_acc', 'above')]
     return out + _cyclic_checks(s, margins)
 
-# %% ../../nbs/claims/10_three_factors.ipynb 17
+# %% ../../nbs/claims/10_three_factors.ipynb 16
 def _cyclic_checks(s, margins):
     "The cyclic part: the cyclic-B curves against the cyclic-LR ones at every evaluation; the mismatched path."
     cv = s['curves'][s['curves'].part == 'cyclic']
@@ -297,7 +297,7 @@ def table(s: dict) -> pd.DataFrame:
             if c in s['runs']]
     return s['runs'][cols].sort_values(['part', 'ratio', 'batch_size', 'seed']).reset_index(drop=True)
 
-# %% ../../nbs/claims/10_three_factors.ipynb 18
+# %% ../../nbs/claims/10_three_factors.ipynb 17
 def _finding(s: dict) -> str:
     "What the figure shows this run found, from the summary: the rescaled runs, the ratios, memorisation."
     runs, parts = s['runs'], []
@@ -374,7 +374,7 @@ def plot(s: dict, path=None, title=None):
     fig.suptitle(title if title is not None else _finding(s)); fig.tight_layout()
     return save_figure(fig, path)
 
-# %% ../../nbs/claims/10_three_factors.ipynb 19
+# %% ../../nbs/claims/10_three_factors.ipynb 18
 CRITERIA_CHANGES = [
     dict(date='2026-11-26', check='all', old='smoke: 10 epochs for every part (memorisation 30), three seeds',
          new='smoke: 20 epochs (scaling), 40 (ratios), 100 (memorisation), five seeds; margins unchanged',

@@ -91,7 +91,7 @@ def run(preset: str = 'smoke', *, store=None, progress: bool = True, **overrides
     "Run (or resume from `store`) the two-regimes sweep; one row per run."
     return sweep(configs(preset, **overrides), store=store, progress=progress)
 
-# %% ../../nbs/claims/02_two_regimes.ipynb 16
+# %% ../../nbs/claims/02_two_regimes.ipynb 15
 SPECS = [
     Spec('flat-small-batch', 'test accuracy is the same at the three smallest batch sizes', 'equivalent',
          'TOST: 95% CI of the paired difference acc(B) − acc(B₀) within ±margin, for the 2nd and 3rd batch sizes'),
@@ -112,7 +112,7 @@ SPECS = [
          'paired t 95% CI of the per-seed mean over B past the transition of (momentum − plain) above the margin'),
 ]
 
-# %% ../../nbs/claims/02_two_regimes.ipynb 18
+# %% ../../nbs/claims/02_two_regimes.ipynb 17
 def _find_regime(acc: np.ndarray, bs: list, margin: float) -> tuple[int, int, list]:
     """The regimes by non-inferiority against the batch size of the highest mean accuracy: how many batch sizes from
     the smallest are all *shown not worse* (the 95% interval of the paired difference lies above −margin), the index
@@ -128,7 +128,7 @@ def _find_regime(acc: np.ndarray, bs: list, margin: float) -> tuple[int, int, li
     out = next((j for j in range(n, len(bs)) if tests[j].outcome == 'contradicted'), len(bs))
     return n, out, tests
 
-# %% ../../nbs/claims/02_two_regimes.ipynb 22
+# %% ../../nbs/claims/02_two_regimes.ipynb 21
 def analyse(df: pd.DataFrame, margins: dict) -> dict:
     "Per momentum: the tuned LR and per-seed accuracy at every B; the regimes of plain SGD (see the declared tests)."
     df = df.assign(lr=df.lr / (1 - df.momentum))
@@ -143,7 +143,7 @@ def analyse(df: pd.DataFrame, margins: dict) -> dict:
                 transition=bs[n_flat - 1], regime_tests=tests, equivalence=flat,
                 lr_grid=(float(df.lr.min()), float(df.lr.max())))
 
-# %% ../../nbs/claims/02_two_regimes.ipynb 25
+# %% ../../nbs/claims/02_two_regimes.ipynb 23
 def _slope_check(id, s, cols, margins, need, side):
     """The t-interval over seeds of per-seed slopes of log2 lr_fit on log2 B over the batch sizes `cols` (plain SGD);
     not testable with fewer than `need` batch sizes."""
@@ -179,7 +179,7 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
     out.append(margins.differs('momentum-better-large', *gain, detail=f'B={[bs[j] for j in large]}'))
     return out
 
-# %% ../../nbs/claims/02_two_regimes.ipynb 27
+# %% ../../nbs/claims/02_two_regimes.ipynb 25
 def _regime(s: dict, j: int) -> str:
     "'noise' (shown not worse than the best), 'curvature' (shown worse) or 'undetermined' for batch size index j."
     return 'noise' if j < s['n_flat'] else 'curvature' if j >= s.get('first_out', s['n_flat']) else 'undetermined'
@@ -195,7 +195,7 @@ def table(s: dict) -> pd.DataFrame:
                              regime=_regime(s, j)))
     return pd.DataFrame(rows)
 
-# %% ../../nbs/claims/02_two_regimes.ipynb 30
+# %% ../../nbs/claims/02_two_regimes.ipynb 27
 def headline(s: dict) -> str:
     "What the figure shows this run found, from the summary: plain SGD's best B and accuracy, its regime's extent."
     t = table(s)
@@ -234,7 +234,7 @@ def plot(s: dict, path=None, title=None):
     fig.suptitle(headline(s) if title is None else f'{title}: {headline(s)}', fontsize=10); fig.tight_layout()
     return save_figure(fig, path)
 
-# %% ../../nbs/claims/02_two_regimes.ipynb 33
+# %% ../../nbs/claims/02_two_regimes.ipynb 29
 def heatmap(df: pd.DataFrame, path=None, metric='test_acc', momentum=0.0):
     "Mean `metric` over seeds for every (batch size, effective LR) at one momentum; blank where a seed diverged."
     d = df[df.momentum == momentum]
@@ -254,7 +254,7 @@ def heatmap(df: pd.DataFrame, path=None, metric='test_acc', momentum=0.0):
     fig.colorbar(im, label=metric); fig.tight_layout()
     return save_figure(fig, path)
 
-# %% ../../nbs/claims/02_two_regimes.ipynb 36
+# %% ../../nbs/claims/02_two_regimes.ipynb 31
 CRITERIA_CHANGES = [
     dict(date='2026-12-05', check='all',
          old='regime = the batch sizes from the smallest that are all TOST-equivalent to it; bootstrap slopes over the '
