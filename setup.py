@@ -20,8 +20,9 @@ lib_path = cfg['lib_path']
 
 
 class BuildWithVerdicts(build_py):
-    """Ship the committed verdicts and gpu runs (`verdicts/*.json`, `verdicts/runs/`) inside the package, as
-    `sgd_noise/verdicts/`: the notebooks read them (`claims.contract.committed_run`) where no clone is beside the
+    """Ship the committed verdicts and the runs behind them (`verdicts/*.json`, `verdicts/runs/`: the gpu stores and
+    the smoke runs' raw results) inside the package, as `sgd_noise/verdicts/`: the notebooks read them
+    (`claims.contract.committed_run`, `claim_run` with `SGD_NOISE_RUN=committed`) where no clone is beside the
     package, as after `pip install` or on Colab. In a clone (an editable install) they are read from `verdicts/`."""
     def run(self):
         super().run()

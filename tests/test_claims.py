@@ -9,7 +9,7 @@ from sgd_noise.core.metrics import FINISHED
 from sgd_noise.claims.stats import OUTCOMES
 from sgd_noise.cli import main
 from sgd_noise.claims import claims, get_claim
-from sgd_noise.claims.contract import committed_run, preregistration, run_checks
+from sgd_noise.claims.contract import claim_run, committed_run, preregistration, run_checks
 from sgd_noise import ResultStore, results_frame
 from sgd_noise.sweeps.group import train_group
 from sgd_noise import TrainConfig, train
@@ -19,7 +19,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SWEEP_CLAIMS = ['two-regimes', 'step-budget', 'epoch-budget']
 ALL = ['two-regimes', 'step-budget', 'epoch-budget', 'noise-scale', 'sharp-flat', 'sde-quadratic', 'averaged-sgd', 'swa', 'three-factors',
-       'sharp-flat-trend', 'adam-regimes']
+       'sharp-flat-trend', 'adam-regimes', 'edge-of-stability']
 TESTED_KINDS = ('differs', 'equivalent', 'slope', 'ratio')   # kinds whose verdict needs a declared margin
 
 
@@ -86,6 +86,30 @@ def test_committed_gpu_runs_give_the_committed_verdict(name):
     assert [(k.id, k.holds) for k in run_checks(c, s, 'gpu')] == [(k['id'], k['holds']) for k in committed['checks']]
     assert sum(committed['trained_on'].values()) == len(raw)
     assert committed['trained_on'].get('NVIDIA H200, torch 2.11.0+cu130', 0) == int((raw.hardware == 'NVIDIA H200').sum())
+
+
+@pytest.mark.parametrize('name', sorted(claims()))
+def test_committed_smoke_run_gives_the_committed_verdict(name, monkeypatch):
+    """`SGD_NOISE_RUN=committed` reads the raw results kept beside the committed smoke verdict; re-analysed, training
+    nothing, they give that verdict's every estimate and outcome (so the file is the run behind the verdict)."""
+    c = get_claim(name)
+    monkeypatch.setenv('SGD_NOISE_RUN', 'committed')
+    monkeypatch.setattr(c, 'run', lambda *a, **k: pytest.fail('trained instead of reading the committed run'))
+    raw = claim_run(c, 'smoke', folder=os.path.join(REPO, 'verdicts', 'runs'), store='unused.sqlite')
+    got = run_checks(c, c.analyse(raw, c.margins('smoke')), 'smoke')
+    want = json.load(open(os.path.join(REPO, 'verdicts', f'{name}-smoke.json')))['checks']
+    assert [(k.id, k.outcome) for k in got] == [(k['id'], k['outcome']) for k in want]
+    nan = lambda v: math.nan if v is None else v   # a verdict file writes NaN as null
+    assert [k.estimate for k in got] == pytest.approx([nan(k['estimate']) for k in want], rel=1e-9, nan_ok=True)
+
+
+def test_claim_run_without_a_committed_run_says_which_presets_have_one(tmp_path):
+    c = get_claim('swa')
+    with pytest.raises(ValueError, match=r"no committed run of swa at preset 'tiny' .*committed presets: smoke"):
+        claim_run(c, 'tiny', committed=True, folder=os.path.join(REPO, 'verdicts', 'runs'))
+    (tmp_path / 'swa-smoke.pkl.gz').write_bytes(b'not a pickle')
+    with pytest.raises(ValueError, match=r'cannot be read here .*unset SGD_NOISE_RUN'):
+        claim_run(c, 'smoke', committed=True, folder=tmp_path)
 
 
 def test_committed_run_refuses_to_train(tmp_path):

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import nbformat
 
+from sgd_noise.claims import claims
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ['02_two_regimes', '03_step_budget', '04_epoch_budget']   # the claims with committed gpu runs
 
@@ -28,6 +30,8 @@ def test_wheel_in_an_empty_folder_runs_the_gpu_sections_and_exercises(tmp_path):
         claim = nb[3:].replace('_', '-')
         assert {f'sgd_noise/verdicts/runs/{claim}-gpu.sqlite', f'sgd_noise/verdicts/{claim}-gpu.json'} <= set(names), \
             (claim, [n for n in names if 'verdicts/' in n])
+    for claim in claims():   # and every claim's committed smoke run, for SGD_NOISE_RUN=committed
+        assert f'sgd_noise/verdicts/runs/{claim}-smoke.pkl.gz' in names, claim
     _run([sys.executable, '-m', 'pip', 'install', '-q', '--no-deps', '--target', str(site), str(wheel)])
     # the notebooks alone, two folders down (their ../../results stays inside), no repository beside them
     (work / 'course' / 'claims').mkdir(parents=True)
@@ -43,4 +47,13 @@ def test_wheel_in_an_empty_folder_runs_the_gpu_sections_and_exercises(tmp_path):
         out = nbformat.read(dst, as_version=4)
         text = '\n'.join(''.join(o.get('text', '')) for c in out.cells if c.cell_type == 'code' for o in c.outputs)
         assert 'gpu' in text and 'answered (the hidden tests grade it)' in text, (nb, text[-1500:])
+    # a student's switch: the smoke preset shown from the committed run, training nothing (no results store appears)
+    dst = work / 'course' / 'claims' / '02_two_regimes.ipynb'
+    shutil.copy(ROOT / 'nbs' / 'claims' / '02_two_regimes.ipynb', dst)
+    _run([sys.executable, '-m', 'jupyter', 'nbconvert', '--to', 'notebook', '--execute', '--inplace', dst.name],
+         cwd=dst.parent, env=dict(env, SGD_NOISE_PRESET='smoke', SGD_NOISE_RUN='committed'))
+    out = nbformat.read(dst, as_version=4)
+    text = '\n'.join(''.join(o.get('text', '')) for c in out.cells if c.cell_type == 'code' for o in c.outputs)
+    assert 'flat-small-batch' in text and 'answered (the hidden tests grade it)' in text, text[-1500:]
+    assert (work / 'results').is_dir() and not (work / 'results' / 'two-regimes-smoke.sqlite').exists()
     assert not (ROOT / 'nbs' / 'claims' / 'results').exists()

@@ -36,7 +36,7 @@ PRESETS = {
     # the gpu scale (`contract.GPU_SCALE`): the two-regimes gpu runs (a 1-D conv net with ghost batch norm, 16,000
     # examples, 10 epochs, B = 32 … 4096)
     'gpu': dict(sgd='gpu', adam_lrs=[2.0 ** k for k in range(-13, -3)]),
-    # the paper's network (SED20 Fig. 1: WRN-16-4, ghost batch norm, CIFAR-10, 200 epochs); for a GPU
+    # the paper's network (SED20, ICML talk slides 10-12: WRN-16-4, ghost batch norm, CIFAR-10, 200 epochs); a GPU
     'paper': dict(sgd='paper', adam_lrs=[2.0 ** k for k in range(-14, -4)]),
 }
 
@@ -184,9 +184,8 @@ DEVIATIONS = [
 ]
 
 CLAIM = Claim(name='adam-regimes', title='Adam helps only in the curvature-dominated regime',
-              paper='Smith, Elsen & De 2020, arXiv 2006.15081 (ICML talk, "Why is SGD so hard to beat?"); '
-                    'Zhang et al. 2019, *Which Algorithmic Choices Matter at Which Batch Sizes?*, '
-                    'arXiv 1907.04164, §4',
+              paper='Smith, Elsen & De 2020, arXiv 2006.15081 (ICML 2020 talk, slides "Why is SGD so hard to beat?"); '
+                    'Zhang et al. 2019, *Which Algorithmic Choices Matter at Which Batch Sizes?*, arXiv 1907.04164',
               notebook='claims/12_adam_regimes.ipynb', specs=SPECS, presets=PRESETS, run=run, analyse=analyse,
               checks=checks, plot=plot, table=table, criteria_changes=CRITERIA_CHANGES, margin_table=MARGINS,
               deviations=DEVIATIONS, configs=all_configs)

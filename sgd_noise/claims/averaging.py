@@ -243,7 +243,7 @@ DEVIATIONS = [
 CLAIM = Claim(name='averaged-sgd', title='Averaged SGD: a large step, then the average, prefers flat regions',
               paper='Nitanda, Kikuchi, Maeda & Wu 2023, *Parameter Averaging for SGD Stabilizes the Implicit Bias '
                     'towards Flat Regions* (AISTATS 2024: *Why is parameter averaging beneficial in SGD?*), '
-                    'arXiv 2302.09376, §3–§5',
+                    'arXiv 2302.09376',
               notebook='claims/08_averaging.ipynb', specs=SPECS, presets=PRESETS, run=run, analyse=analyse,
               checks=checks, margin_table=MARGINS,
               plot=plot, table=table, criteria_changes=CRITERIA_CHANGES,

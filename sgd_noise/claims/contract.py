@@ -20,12 +20,12 @@ from ..core.records import environment
 from ..core.config import pick_preset
 
 # %% auto 0
-__all__ = ['GPU_SCALE', 'PLUMBING_PRESETS', 'POWER_SHARE', 'POWER_ORDER', 'TABLE_START', 'TABLE_END', 'MIN_LEGEND_FONT', 'Spec',
-           'Margins', 'Claim', 'claims', 'get_claim', 'preregistration', 'criteria_changes', 'run_checks',
-           'verdict_lines', 'committed_checks', 'committed_outcomes', 'regressions', 'label', 'verdict', 'all_of',
-           'findings', 'power_scale', 'check_power', 'power_line', 'cpu_name', 'verdict_record', 'save_verdict',
-           'load_verdicts', 'claims_table', 'readme_with_table', 'figure_problems', 'batch_axis', 'save_figure',
-           'edge_optima', 'grid_edge_check', 'notebook_preset', 'committed_run']
+__all__ = ['GPU_SCALE', 'PLUMBING_PRESETS', 'POWER_SHARE', 'POWER_ORDER', 'TABLE_START', 'TABLE_END', 'MIN_LEGEND_FONT',
+           'RUN_SWITCH', 'Spec', 'Margins', 'Claim', 'claims', 'get_claim', 'preregistration', 'criteria_changes',
+           'run_checks', 'verdict_lines', 'committed_checks', 'committed_outcomes', 'regressions', 'label', 'verdict',
+           'all_of', 'findings', 'power_scale', 'check_power', 'power_line', 'cpu_name', 'verdict_record',
+           'save_verdict', 'load_verdicts', 'claims_table', 'readme_with_table', 'figure_problems', 'batch_axis',
+           'save_figure', 'edge_optima', 'grid_edge_check', 'notebook_preset', 'committed_run', 'save_run', 'claim_run']
 
 # %% ../../nbs/claims/01_contract.ipynb 5
 @dataclass(frozen=True)
@@ -536,3 +536,49 @@ def committed_run(claim: Claim, preset: str, folder=None):
                          "(it resumes)")
     raw = claim.run(preset, store=store, progress=False)
     return raw, claim.analyse(raw, claim.margins(preset))
+
+RUN_SWITCH = 'SGD_NOISE_RUN'   # `committed`: the claim notebooks read their committed runs instead of training
+
+def _run_file(claim: Claim, preset: str, folder=None) -> Path:
+    return Path(folder if folder is not None else _repo_verdicts() / 'runs') / f'{claim.name}-{preset}.pkl.gz'
+
+def save_run(folder, claim: Claim, preset: str, raw) -> Path:
+    """Keep the raw results of a run beside its verdict, in `folder/runs/CLAIM-PRESET.pkl.gz`, so that `claim_run`
+    can show the run again without training. A pickle (of the frames and arrays a claim's `run` returns, with the
+    versions that wrote it), because the claims' raw results are nested dicts of frames, arrays and tuples that no
+    one table format holds; the file is the project's own, read only from its committed `verdicts/runs/`."""
+    import pandas, numpy, sgd_noise
+    path = Path(folder) / 'runs' / f'{claim.name}-{preset}.pkl.gz'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + '.tmp')
+    pd.to_pickle(dict(claim=claim.name, preset=preset, raw=raw, versions=dict(
+        sgd_noise=sgd_noise.__version__, pandas=pandas.__version__, numpy=numpy.__version__)), tmp, compression='gzip')
+    os.replace(tmp, path)
+    return path
+
+def claim_run(claim: Claim, preset: str, *, committed: bool | None = None, folder=None, **kwargs):
+    """The raw results of `claim` at `preset`, as `claim.run(preset, **kwargs)` returns them (training, or resuming
+    from a store). With `committed=True` — or, when `committed` is None, `SGD_NOISE_RUN=committed` in the
+    environment — nothing trains: the committed run of the preset is read instead, from `folder` (default: the
+    committed `verdicts/runs/`, which the wheel ships too): the raw results `save_run` kept, else a committed
+    results store (as `committed_run` reads it). A preset with no committed run is a one-line error."""
+    if committed is None: committed = os.environ.get(RUN_SWITCH, '').strip().lower() == 'committed'
+    if not committed: return claim.run(preset, **kwargs)
+    path = _run_file(claim, preset, folder)
+    if path.is_file():
+        try: rec = pd.read_pickle(path, compression='gzip')
+        except Exception as e:
+            raise ValueError(f"the committed run {path} cannot be read here ({type(e).__name__}: {e}); train it "
+                             f"instead: unset {RUN_SWITCH}, or pass committed=False") from None
+        if rec.get('claim') != claim.name or rec.get('preset') != preset:
+            raise ValueError(f"{path} holds the run of {rec.get('claim')!r} at {rec.get('preset')!r}, not of "
+                             f"{claim.name!r} at {preset!r}: restore it from the repository (git checkout {path})")
+        return rec['raw']
+    if path.with_name(f'{claim.name}-{preset}.sqlite').is_file():
+        return committed_run(claim, preset, path.parent)[0]
+    named = re.compile(rf'{re.escape(claim.name)}-(\w+)\.(?:pkl\.gz|sqlite)')   # presets have no '-'
+    files = path.parent.iterdir() if path.parent.is_dir() else []
+    have = sorted({m[1] for q in files if (m := named.fullmatch(q.name))})
+    raise ValueError(f"no committed run of {claim.name} at preset {preset!r} in {path.parent} "
+                     f"(committed presets: {', '.join(have) or 'none'}): pick one of those, or train it "
+                     f"(unset {RUN_SWITCH}, or pass committed=False)")

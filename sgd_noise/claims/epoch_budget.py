@@ -20,11 +20,11 @@ __all__ = ['MARGINS', 'PRESETS', 'SPECS', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLA
 # %% ../../nbs/claims/04_epoch_budget.ipynb 7
 # The margins, declared before the runs they judge (each: value, reason). Accuracies are fractions.
 MARGINS = {
-    'budgets-span': (16, 'SED20 multiply the budget by 128; a 16× range is the least in which a 4× fall can show'),
-    'loss-lr-falls': (4.0, 'a marked fall: SED20 (§5) find the loss-optimal LR falling steadily with the budget; '
+    'budgets-span': (16, 'the paper preset spans 128×; a 16× range is the least in which a 4× fall can show'),
+    'loss-lr-falls': (4.0, 'a marked fall: SED20 find the loss-optimal LR falling steadily with the budget; '
                            '4× over a 32× range is a slope of −0.4 in log–log'),
     'acc-lr-falls-less': (1.0, 'the ratio (test-optimal fall) / (loss-optimal fall) must be below 1'),
-    'acc-lr-nearly-constant': ((0.25, 4.0), 'SED20 (§5): the test-optimal LR moves much less than the '
+    'acc-lr-nearly-constant': ((0.25, 4.0), 'SED20: the test-optimal LR moves much less than the '
                                             'loss-optimal one; the interval must lie within a 4× fall and a 4× rise'),
     'acc-rises': (0.02, '2 points: more epochs must buy a real gain before saturation can mean anything'),
     'acc-saturates': (0.02, '2 points: doubling the budget early on gains 5–20 points; at saturation it gains none'),
@@ -45,7 +45,8 @@ PRESETS = {
     'gpu': dict(base=dict(GPU_SCALE, batch_size=64, n_evals=2, momentum=0.9, weight_decay=5e-4),
                 axes=dict(epochs=[1, 2, 4, 8, 16, 32], lr=[0.1 * 2.0 ** k for k in range(-8, 3)],
                           seed=[0, 1, 2, 3, 4])),
-    # SED20 §5: WRN-16-4, ghost batch norm, B=64, momentum 0.9, L2 5e-4, augmentation; budgets 1…128 epochs; a GPU
+    # SED20 (ICML talk, slides 20-21): WRN-16-4, ghost batch norm, B=64, momentum 0.9, L2 5e-4; the budgets
+    # 1…128 epochs and the crop-and-flip augmentation are this preset's settings; a GPU
     'paper': dict(base=dict(dataset='cifar10', model='wrn', model_kwargs={'norm': 'ghost', 'ghost_batch_size': 64},
                             batch_size=64, momentum=0.9, weight_decay=5e-4, n_evals=10, device='auto',
                             augment='crop-flip'),
@@ -176,7 +177,7 @@ CRITERIA_CHANGES = [
 
 DEVIATIONS = [
     'smoke: the course MLP on MNIST-1D (4000 examples) instead of the WRN-16-4 on CIFAR-10',
-    'smoke: B=32 (SED20: 64) and budgets 1…32 epochs (SED20: a 128× range)',
+    'smoke: B=32 (SED20: 64) and budgets 1…32 epochs (the `paper` preset: 1…128)',
     'smoke: no batch norm, so no ghost batch norm; no data augmentation (MNIST-1D)',
     'the SED20 schedule (constant for half the budget, then halved every budget/20) is our reading of the paper',
     'gpu: a 5-layer 1-D conv net with ghost batch norm on MNIST-1D (16,000 examples), budgets 1 … 32 epochs',
@@ -185,7 +186,8 @@ DEVIATIONS = [
 ]
 
 CLAIM = Claim(name='epoch-budget', title='The optimal learning rate vs the epoch budget',
-              paper='Smith, Elsen & De 2020, *On the Generalization Benefit of Noise in SGD*, arXiv 2006.15081, §5',
+              paper='Smith, Elsen & De 2020, *On the Generalization Benefit of Noise in SGD*, arXiv 2006.15081 '
+                    '(ICML 2020 talk, slides 20–21)',
               notebook='claims/04_epoch_budget.ipynb', specs=SPECS, presets=PRESETS, analyse=analyse,
               checks=checks, margin_table=MARGINS,
               plot=plot, table=table, criteria_changes=CRITERIA_CHANGES,

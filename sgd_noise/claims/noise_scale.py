@@ -25,7 +25,7 @@ __all__ = ['MARGINS', 'PRESETS', 'SPECS', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLA
 
 # %% ../../nbs/claims/05_noise_scale.ipynb 7
 def noise_scale_from_norms(g2_small: float, g2_big: float, b_small: int, b_big: int) -> dict:
-    "|G|², tr(Σ) and B_simple from mean squared gradient norms at two batch sizes (McCandlish et al., App. A)."
+    "|G|², tr(Σ) and B_simple from mean squared gradient norms at two batch sizes (McCandlish et al., App. A.1)."
     G2 = (b_big * g2_big - b_small * g2_small) / (b_big - b_small)
     trS = (g2_small - g2_big) / (1 / b_small - 1 / b_big)
     # late in training |G|² is small and its estimate can come out <= 0: B_simple is then not measurable (NaN)
@@ -231,7 +231,7 @@ DEVIATIONS = [
 
 CLAIM = Claim(name='noise-scale', title='The gradient noise scale predicts the transition batch size',
               paper='McCandlish, Kaplan, Amodei et al. 2018, *An Empirical Model of Large-Batch Training*, '
-                    'arXiv 1812.06162, §2 and App. A; with SED20 (arXiv 2006.15081) §3',
+                    'arXiv 1812.06162, §2.2–2.3, App. A.1 and App. D.1; with SED20 (arXiv 2006.15081)',
               notebook='claims/05_noise_scale.ipynb', specs=SPECS, presets=PRESETS, run=run, analyse=analyse,
               checks=checks, margin_table=MARGINS,
               plot=plot, table=table, criteria_changes=CRITERIA_CHANGES,

@@ -205,7 +205,7 @@ DEVIATIONS = ['a diagonal quadratic with diagonal noise covariance, not a networ
 
 CLAIM = Claim(name='sde-quadratic', title='The SDE behind η/B, exactly: SGD on a quadratic',
               paper='Jastrzębski, Kenton, Arpit, Ballas, Fischer, Bengio & Storkey 2017, *Three Factors Influencing '
-                    'Minima in SGD*, arXiv 1711.04623, §3',
+                    'Minima in SGD*, arXiv 1711.04623',
               notebook='claims/07_sde_quadratic.ipynb', specs=SPECS, presets=PRESETS, run=run, analyse=analyse,
               checks=checks, margin_table=MARGINS,
               plot=plot, table=table, criteria_changes=CRITERIA_CHANGES,

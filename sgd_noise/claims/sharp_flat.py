@@ -30,9 +30,9 @@ __all__ = ['MARGINS', 'PRESETS', 'SPECS', 'CRITERIA_CHANGES', 'DEVIATIONS', 'CLA
 # %% ../../nbs/claims/06_sharp_flat.ipynb 11
 _MEASURE = dict(
     n_curvature=1000,      # fixed training examples the curvature is measured on (the same for every model)
-    eps=(1e-3, 5e-4),      # two box sizes for the ε-sharpness (the course's choice)
+    eps=(1e-3, 5e-4),      # two box sizes for the ε-sharpness (KMN17's two values, §2.2.2)
     subspace_dim=100,      # the random subspace (A: n x 100, N(0, 1) entries, seed 0, the same for every model)
-    sharpness_maxiter=10,  # L-BFGS-B iterations; the value found is a lower bound on the maximum
+    sharpness_maxiter=10,  # L-BFGS-B iterations (KMN17 §2.2.2); the value found is a lower bound on the maximum
     trace_samples=12,      # Hessian-vector products for the trace (Hutch++: thirds to sketch, take exactly, probe)
     chunk_size=None,       # examples per chunk in the curvature estimators (None: all at once)
     alphas=31,             # points of the 1-D interpolation on [-1, 2]
@@ -86,8 +86,9 @@ PRESETS = {
                                       regimes=_regimes(64, 1600, 0.1, 40, target_loss=0.05))},
                 seeds=[0, 1, 2, 3, 4], measure=dict(_MEASURE, n_curvature=4000, chunk_size=1000,
                                                                       surface_span=0.25)),
-    # KMN17 for a GPU: SB=256, LB=10% of the training set; F1 approximated by a 784-512-512-10 MLP on MNIST, C1 on
-    # CIFAR-10; plain SGD (KMN17 used ADAM); LR 0.1 untuned; curvature on 5000 examples in chunks of 1000
+    # KMN17 for a GPU: SB=256, LB=10% of the training set; on MNIST a 784-512-512-10 MLP for F1 (KMN17 App. B.1:
+    # five batch-normalised ReLU layers of 512), C1 on CIFAR-10; plain SGD (KMN17 used ADAM); LR 0.1 untuned;
+    # curvature on 5000 examples in chunks of 1000
     'paper': dict(networks={
         'F1': dict(base=dict(dataset='mnist', model='mlp', model_kwargs={'hidden': (512, 512)}, schedule='constant',
                              n_evals=10, device='auto'), regimes=_regimes(256, 6000, 0.1, 100, target_loss=0.01)),
@@ -248,13 +249,15 @@ DEVIATIONS = [
     'SB = 32 (KMN17: 256)',
     'every regime is trained to the same training loss '
     '(KMN17 trained to their budgets and reported ~100% train accuracy)',
-    "ε-sharpness maximised with 10 L-BFGS-B iterations (a lower bound); KMN17's code was never released",
+    "ε-sharpness maximised with 10 L-BFGS-B iterations, as in KMN17 §2.2.2 (a lower bound); KMN17's sharpness "
+    "code was never released (their README: 'will be released soon')",
     'curvature measured on a fixed subset of 1000 training examples (smoke), not the whole training set',
+    'paper: C1 without dropout (KMN17 App. B.3 and their network_zoo.py use dropout 0.5 on both dense layers)',
 ]
 
 CLAIM = Claim(name='sharp-flat', title='Large batches find sharp minima and generalise worse (at the same LR)',
               paper='Keskar, Mudigere, Nocedal, Smelyanskiy & Tang 2017, *On Large-Batch Training for Deep Learning: '
-                    'Generalization Gap and Sharp Minima*, arXiv 1609.04836, §2–3, Tables 2–3, Fig. 3',
+                    'Generalization Gap and Sharp Minima*, arXiv 1609.04836, §2–3, Tables 2–4, Fig. 3',
               notebook='claims/06_sharp_flat.ipynb', specs=SPECS, presets=PRESETS, run=run, analyse=analyse,
               checks=checks, margin_table=MARGINS,
               plot=plot, table=table, criteria_changes=CRITERIA_CHANGES, deviations=DEVIATIONS,

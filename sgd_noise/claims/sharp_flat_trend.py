@@ -240,14 +240,16 @@ DEVIATIONS = [
     'Adam; B up to 144 (10% of the training set, as theirs)',
     'every model trained to a training loss of 0.05 (matching the loss is this course\'s design, not KMN17\'s)',
     'augmentation: circular shifts of up to one pixel and Gaussian noise (sd 0.1) for the digits; KMN17 augment '
-    'CIFAR images; their transformations are not reproduced here',
+    'CIFAR images (horizontal reflections, rotations up to 10°, translations up to 0.2 of the image; App. E.1); '
+    'their transformations are not reproduced here',
     'warm starts: the small-batch phase at the same learning rate; KMN17 warm-start with ADAM',
+    'paper: C1 without dropout (KMN17 App. B.3 and their network_zoo.py use dropout 0.5 on both dense layers)',
 ]
 
 CLAIM = Claim(name='sharp-flat-trend', title='Sharpness against the batch size at matched loss: trend, warm starts, '
                                              'augmentation',
               paper='Keskar, Mudigere, Nocedal, Smelyanskiy & Tang 2017, *On Large-Batch Training for Deep Learning: '
-                    'Generalization Gap and Sharp Minima*, arXiv 1609.04836, §2–§4',
+                    'Generalization Gap and Sharp Minima*, arXiv 1609.04836, §2–§3 and App. E (Figs. 4–5, Table 6)',
               notebook='claims/11_sharp_flat_trend.ipynb', specs=SPECS, presets=PRESETS, run=run, analyse=analyse,
               checks=checks, plot=plot, table=table, criteria_changes=CRITERIA_CHANGES, margin_table=MARGINS,
               deviations=DEVIATIONS,

@@ -41,7 +41,8 @@ PRESETS = {
     'gpu': dict(base=dict(GPU_SCALE, steps=1000, n_evals=2, momentum=0.9, weight_decay=5e-4),
                 axes=dict(batch_size=[2 ** k for k in range(5, 12)], lr=[0.1 * 2.0 ** k for k in range(-6, 5)],
                           seed=[0, 1, 2, 3, 4])),
-    # SED20 §4: WRN-16-4, ghost batch norm, momentum 0.9, L2 5e-4, 9765 steps, augmentation on; for a GPU
+    # SED20 (ICML talk, slides 14-17): WRN-16-4, ghost batch norm, momentum 0.9, L2 5e-4, 9765 steps; the
+    # crop-and-flip augmentation is this preset's setting; for a GPU
     'paper': dict(base=dict(dataset='cifar10', model='wrn', model_kwargs={'norm': 'ghost', 'ghost_batch_size': 64},
                             momentum=0.9, weight_decay=5e-4, steps=9765, n_evals=10, device='auto',
                             augment='crop-flip'),
@@ -173,7 +174,7 @@ CRITERIA_CHANGES = [
 
 DEVIATIONS = [
     'smoke: a 40-128-128-10 MLP on MNIST-1D (4000 examples) instead of the WRN-16-4 on CIFAR-10',
-    'smoke: 1000 steps (SED20: 9765) and batch sizes 16…1024 (SED20 go further)',
+    'smoke: 1000 steps (SED20: 9765) and batch sizes 16…1024 (the `paper` preset goes to 16384)',
     'smoke: no batch norm, so no ghost batch norm; no data augmentation (MNIST-1D)',
     'the SED20 schedule (constant for half the budget, then halved every budget/20) is our reading of the paper',
     'gpu: a 5-layer 1-D conv net with ghost batch norm on MNIST-1D (16,000 examples), 1000 steps, B = 32 … 2048',
@@ -182,7 +183,8 @@ DEVIATIONS = [
 ]
 
 CLAIM = Claim(name='step-budget', title='A constant step budget: large batches optimise better, generalise worse',
-              paper='Smith, Elsen & De 2020, *On the Generalization Benefit of Noise in SGD*, arXiv 2006.15081, §4',
+              paper='Smith, Elsen & De 2020, *On the Generalization Benefit of Noise in SGD*, arXiv 2006.15081 '
+                    '(ICML 2020 talk, slides 14–17)',
               notebook='claims/03_step_budget.ipynb', specs=SPECS, presets=PRESETS, analyse=analyse,
               checks=checks, margin_table=MARGINS,
               plot=plot, table=table, criteria_changes=CRITERIA_CHANGES,

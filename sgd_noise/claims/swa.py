@@ -132,8 +132,9 @@ PRESETS = {
                                                                                             n_curvature=2000)),
     # The README of timgaripov/swa, section *Examples*: VGG-16 (no batch norm) and WRN-28-10 on CIFAR-100, L2 5e-4,
     # SGD budget 200 epochs, lr_init 0.1 and SWA LR 0.05 for WRN-28-10, 0.05 and 0.01 for VGG-16 (its SWA commands
-    # run 1.5 budgets, averaging after epoch 161; the start at 75% of one budget here is our choice). B = 128 and
-    # momentum 0.9 are the defaults of the repository's train.py; crop-and-flip is our reading of its transforms.
+    # run 1.5 budgets, averaging after epoch 161; the start at ≈75% of one budget is the paper's one-budget protocol,
+    # §4.1; App. A.1 gives SWA LR 0.01 for WRN, the README command 0.05). B = 128 and momentum 0.9 are the defaults
+    # of the repository's train.py; crop-and-flip is our reading of its transforms.
     # 'paper': WRN-16-4 on CIFAR-100 (a WRN-28-10 is out of reach of any lease); 'paper-vgg16': their VGG-16 (no
     # batch norm, so `update_bn` has nothing to do there and the `no-update-bn-worse` check is not testable there:
     # the published setup, kept as it is)
@@ -251,8 +252,10 @@ DEVIATIONS = [
     'smoke: a 1-D conv net with batch norm on MNIST-1D (4000 examples), 20 epochs, instead of VGG-16 / WRN-28-10 on '
     'CIFAR, with no augmentation',
     'the SGD phase of the SWA run follows the SGD baseline\'s schedule up to swa_start, then SWALR anneals '
-    '(cosine, over 5% of the SWA phase) to the SWA learning rate; the SWA paper instead rescales its schedule to '
-    'reach the SWA LR at swa_start',
+    '(cosine, over 5% of the SWA phase) to the SWA learning rate; the authors\' code (timgaripov/swa train.py '
+    '`schedule`) instead rescales its schedule to reach the SWA LR at swa_start; the paper (§3.2) stops the '
+    'conventional schedule early "without modifying the learning rate schedule", then continues at a constant '
+    '(or cyclical) learning rate',
     'one budget for both arms (the paper also reports SWA at 1.25 and 1.5 budgets)',
     'paper: WRN-16-4 instead of WRN-28-10 on CIFAR-100; paper-vgg16: VGG-16 on CIFAR-100; our reading of the '
     'README\'s *Examples* (its SWA commands run 1.5 budgets; here SWA starts at 75% of one)',

@@ -394,7 +394,7 @@ DEVIATIONS = [
 CLAIM = Claim(name='three-factors',
               title='η/B on a network: invariance, its breakdown, wider minima, less memorisation',
               paper='Jastrzębski, Kenton, Arpit, Ballas, Fischer, Bengio & Storkey 2017, *Three Factors Influencing '
-                    'Minima in SGD*, arXiv 1711.04623, §4',
+                    'Minima in SGD*, arXiv 1711.04623',
               notebook='claims/10_three_factors.ipynb', specs=SPECS, presets=PRESETS, run=run, analyse=analyse,
               checks=checks, plot=plot, table=table, criteria_changes=CRITERIA_CHANGES, margin_table=MARGINS,
               deviations=DEVIATIONS, configs=lambda p: [c for cs in configs(p).values() for c in cs])

@@ -51,7 +51,8 @@ PRESETS = {
     'gpu': dict(base=dict(GPU_SCALE, epochs=10, n_evals=2, weight_decay=5e-4),
                 batch_sizes=[2 ** k for k in range(5, 13)], eff_lrs=[2.0 ** k for k in range(-6, 5)],
                 seeds=[0, 1, 2, 3, 4], momenta=[0.0, 0.9]),
-    # the paper (SED20 Fig. 1): WRN-16-4, ghost batch norm (64), L2 5e-4, 200 epochs, LR in powers of 2; for a GPU
+    # the paper's WRN-16-4 on CIFAR-10 (SED20; ICML talk, slides 10-12), ghost batch norm (64), L2 5e-4, 200 epochs;
+    # the grid of LRs in powers of 2 and the crop-and-flip augmentation are this preset's choices; for a GPU
     'paper': dict(base=dict(dataset='cifar10', model='wrn', model_kwargs={'norm': 'ghost', 'ghost_batch_size': 64},
                             weight_decay=5e-4, epochs=200, n_evals=10, device='auto', augment='crop-flip'),
                   batch_sizes=[2 ** k for k in range(4, 15)], eff_lrs=[2.0 ** k for k in range(-8, 5)],
@@ -282,7 +283,7 @@ CRITERIA_CHANGES = [
 
 DEVIATIONS = [
     'smoke: an MLP on MNIST-1D (4000 examples) instead of the WRN-16-4 on CIFAR-10, 20 epochs instead of 200',
-    'smoke: batch sizes 16…4000 (the paper goes to 16384); effective LRs 2^-3…2^4 only',
+    'smoke: batch sizes 16…4000 (the `paper` preset goes to 16384); effective LRs 2^-3…2^4 only',
     'smoke: no batch norm, so no ghost batch norm (the paper uses ghost batches of 64 in the WRN)',
     'the SED20 schedule (constant for half the budget, then halved every budget/20) is our reading of the paper',
     'five seeds; the paper does not say how many it ran for each point',
@@ -293,7 +294,7 @@ DEVIATIONS = [
 
 CLAIM = Claim(name='two-regimes', title='Two regimes of SGD (noise- vs curvature-dominated)',
               paper='Smith, Elsen & De 2020, *On the Generalization Benefit of Noise in SGD*, '
-                    'arXiv 2006.15081, §3, Fig. 1',
+                    'arXiv 2006.15081 (ICML 2020 talk, slides 10–12)',
               notebook='claims/02_two_regimes.ipynb', specs=SPECS, presets=PRESETS, run=run, analyse=analyse,
               checks=checks, margin_table=MARGINS,
               plot=plot, table=table, criteria_changes=CRITERIA_CHANGES,
