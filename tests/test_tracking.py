@@ -67,7 +67,8 @@ def test_bad_input_is_one_line_and_divergence_is_a_result():
     for bad, msg in [(dict(batch_size=0), 'batch_size: got 0'), (dict(batch_size=41), 'use 1 … 40'),
                      (dict(lr=float('nan')), 'positive learning rate'), (dict(loss='hinge'), "use one of"),
                      (dict(every=0), 'positive integers')]:
-        with pytest.raises(ValueError, match=msg) as e: track_training(model, x, y, **dict(dict(lr=0.1, steps=3), **bad))
+        with pytest.raises(ValueError, match=msg) as e:
+            track_training(model, x, y, **dict(dict(lr=0.1, steps=3), **bad))
         assert '\n' not in str(e.value)
     tr = track_training(model, x, y, lr=80.0, steps=300, every=100)
     assert tr.status == 'diverged' and len(tr.steps) < 300 and math.isfinite(tr.lambda_0)

@@ -593,7 +593,77 @@ def test_adam_regimes_checks_can_hold_and_be_contradicted(preset):
     _hold_and_contradict(_adam_world, ADAM_CONTRADICTED, preset)
 
 
+def _eos_raw(preset, *, edge_gd=1.0, edge_control=1.0, sharpen=True, late_rise=False, oscillate=True, edge_sgd=None,
+             bs_edge=1.0, spike=1.3, catapult_late=0.95):
+    """Raw level: made-up tracked runs of the edge-of-stability design on the preset's grid and seeds. λ_max relaxes
+    from λ₀ (η·λ₀/2 = 2.5 at the catapult's η, so the GD grid starts below its edges) to the given fraction of 2/η;
+    SGD's full-batch λ_max to `edge_sgd` (one per batch size, rising with B) and its batch sharpness to `bs_edge`;
+    the GD loss falls (or, with `late_rise`, rises in the late phase) and alternates at the edge η (`oscillate`); the
+    catapult's loss jumps to `spike` times its start over its first steps."""
+    p = get_claim('edge-of-stability').preset(preset)
+    steps, every, bs = p['base']['steps'], p['every'], p['sgd_batch_sizes']
+    edge_sgd = edge_sgd or list(np.linspace(0.55, 0.8, len(bs)))
+    runs, curv, losses = [], [], []
+    def add(arm, lr, b, seed, target, *, bsv=None, osc=False, spike_to=None, flat=False):
+        lam0 = 5.0 / p['catapult_lr'] * (1 + 0.03 * seed)
+        t = np.arange(0, steps + 1, every)
+        top = lam0 if flat else target * 2 / lr
+        lam = top + (lam0 - top) * np.exp(-t / (steps / 10)) + _noise('eos', arm, lr, b, seed, sd=0.002) * top
+        key = dict(arm=arm, lr=lr, batch_size=b, full_batch=b is None, seed=seed)
+        bsc = np.full(len(t), np.nan) if bsv is None else np.full(len(t), bsv * 2 / lr * (1 + 0.002 * seed))
+        curv.append(pd.DataFrame(dict(step=t, loss=0.5, accuracy=0.9, lambda_max=lam, residual=1e-4,
+                                      batch_sharpness=bsc)).assign(**key))
+        s = np.arange(steps)
+        loss = 0.5 * np.exp(-s / steps * (1 + 0.01 * seed))
+        if late_rise and arm == 'gd' and lr != p['control_lr']:
+            loss[steps // 2:] = loss[steps // 2] * (1 + s[: steps - steps // 2] / steps)
+        if osc: loss = loss * (1 + 0.05 * (s % 2))
+        if spike_to: loss[1:p['spike_steps'] // 2] = loss[0] * spike_to * (1 + 0.002 * seed)
+        losses.append(pd.DataFrame(dict(step=s, loss=loss)).assign(**key))
+        runs.append(dict(key, status='ok', lambda_0=lam[0], seconds=1.0, steps=steps))
+    n = p['base']['n_train']
+    for seed in p['seeds']:
+        for lr in p['gd_lrs']:
+            ctl = lr == p['control_lr']
+            stable = lr * 5.0 / p['catapult_lr'] / 2 < 1
+            add('gd', lr, n, seed, edge_control if ctl else edge_gd, osc=oscillate and not ctl,
+                flat=not sharpen and stable)
+        for b, e in zip(bs, edge_sgd): add('sgd', p['sgd_lr'], b, seed, e, bsv=bs_edge)
+        add('catapult', p['catapult_lr'], n, seed, catapult_late, spike_to=spike)
+    return dict(preset=preset, runs=pd.DataFrame(runs), curvature=pd.concat(curv, ignore_index=True),
+                losses=pd.concat(losses, ignore_index=True), steps=steps)
+
+
+def _eos_world(preset, **kw):
+    "Raw level: the made-up tracked runs (`_eos_raw`) through the claim's own `analyse`."
+    claim = get_claim('edge-of-stability')
+    return _verdict('edge-of-stability', claim.analyse(_eos_raw(preset, **kw), claim.margins(preset)), preset)
+
+
+EOS_CONTRADICTED = {
+    'sharpening': dict(sharpen=False),                 # λ_max stays at λ₀ where the run starts below its edge
+    'gd-at-edge': dict(edge_gd=0.6),                    # GD stops at 0.6 of its edge
+    'gd-at-edge-small-lr': dict(edge_control=0.6),      # so does the control
+    'loss-falls-at-edge': dict(late_rise=True),         # the late loss rises at the edge
+    'loss-non-monotone': dict(oscillate=False),         # and never goes up from one step to the next
+    'sgd-below-edge': dict(edge_sgd=[0.98] * 3),        # SGD's full-batch λ_max at the edge
+    'sgd-sharper-larger-batch': dict(edge_sgd=[0.8, 0.7, 0.55]),   # falling with the batch size
+    'batch-sharpness-at-edge': dict(bs_edge=0.4),       # batch sharpness far below 2/η
+    'catapult-spike': dict(spike=0.97),                 # no spike: the loss only falls
+    'catapult-flattens': dict(catapult_late=2.5),       # λ_max ends where it started
+}
+
+
+@pytest.mark.parametrize('preset', _presets('edge-of-stability'))
+def test_edge_of_stability_checks_can_hold_and_be_contradicted(preset):
+    p = get_claim('edge-of-stability').preset(preset)
+    world = lambda pr, **kw: _eos_world(pr, **{k: (v[:len(p['sgd_batch_sizes'])] if k == 'edge_sgd' else v)
+                                               for k, v in kw.items()})
+    _hold_and_contradict(world, EOS_CONTRADICTED, preset)
+
+
 def test_every_registered_claim_has_its_worlds():
     "A claim added to the registry needs its worlds here."
     assert set(claims()) == {'two-regimes', 'step-budget', 'epoch-budget', 'noise-scale', 'sharp-flat', 'sde-quadratic',
-                             'averaged-sgd', 'swa', 'three-factors', 'sharp-flat-trend', 'adam-regimes'}
+                             'averaged-sgd', 'swa', 'three-factors', 'sharp-flat-trend', 'adam-regimes',
+                             'edge-of-stability'}
