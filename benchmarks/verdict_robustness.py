@@ -3,7 +3,7 @@ kernels and under `ATEN_CPU_CAPABILITY=avx2` and `=default` (another CPU's round
 table of outcomes per check per arithmetic.
 
     python benchmarks/verdict_robustness.py [--out DIR] [--arith native avx2 default] [--claims two-regimes ...]
-                                            [--merge]
+                                            [--merge] [--render]
 
 Each (arithmetic, claim) is `sgd-noise reproduce CLAIM --preset smoke` in a fresh process (the capability is read
 once, when torch loads), with its results store under `DIR/ARITH/`: a rerun resumes from the stores and re-derives
@@ -44,7 +44,8 @@ def run_one(claim: str, arith: str, out: Path, preset: str) -> dict:
         return dict(claim=claim, arith=arith, error=(p.stderr.strip().splitlines() or ['?'])[-1],
                     seconds=time.time() - t0)
     d = json.loads(verdict.read_text())
-    return dict(claim=claim, arith=arith, seconds=round(time.time() - t0, 1), exit=p.returncode, label=d.get('label'),
+    return dict(claim=claim, arith=arith, date=datetime.date.today().isoformat(), seconds=round(time.time() - t0, 1),
+                exit=p.returncode, label=d.get('label'),
                 outcomes={c['id']: c.get('outcome') for c in d['checks']},
                 estimates={c['id']: [c['estimate'], *c['interval']] for c in d['checks']})
 
@@ -79,14 +80,17 @@ def main(argv=None) -> int:
     ap.add_argument('--claims', nargs='*', help='default: every claim')
     ap.add_argument('--preset', default='smoke')
     ap.add_argument('--merge', action='store_true', help='keep the rows of earlier runs (other arithmetics or claims)')
+    ap.add_argument('--render', action='store_true', help='run nothing: rewrite the table and the README from the JSON')
     a = ap.parse_args(argv)
     from sgd_noise.claims import claims
     names = a.claims or list(claims())
     out = Path(a.out)
     # rows of earlier invocations (other arithmetics or claims) are kept, so the table can be built up in parts
     old = HERE / 'verdict_robustness.json'
-    rows = json.loads(old.read_text()).get('rows', []) if old.is_file() and a.merge else []
-    for arith in a.arith:
+    prev = json.loads(old.read_text()) if old.is_file() and (a.merge or a.render) else {}
+    # a row measured before rows carried their date has the date of the file it came from
+    rows = [dict(r, date=r.get('date') or prev.get('date')) for r in prev.get('rows', [])]
+    for arith in ([] if a.render else a.arith):
         (out / arith).mkdir(parents=True, exist_ok=True)
         for c in names:
             r = run_one(c, arith, out, a.preset)
@@ -101,7 +105,9 @@ def main(argv=None) -> int:
     import torch
     meta['torch'] = torch.__version__
     (HERE / 'verdict_robustness.json').write_text(json.dumps(dict(meta, rows=rows, flips=flips), indent=1) + '\n')
-    head = (f"Outcomes of every check of the `{a.preset}` presets under three arithmetics, {meta['date']}, "
+    dates = sorted({r['date'] for r in rows if r.get('date')})
+    when = dates[0] if len(dates) == 1 else f"measured {', '.join(dates)} (each row's date in the JSON)"
+    head = (f"Outcomes of every check of the `{a.preset}` presets under three arithmetics, {when}, "
             f"{meta['cpu']} ({meta['cores']} cores), torch {meta['torch']}; `native` is this CPU's own kernels, "
             "`avx2` and `default` are `ATEN_CPU_CAPABILITY` settings (another CPU's rounding on this one). "
             "Written by `benchmarks/verdict_robustness.py`.\n\n")

@@ -55,12 +55,12 @@ PRESETS = {
     # SGD at η = 0.2 with B = 32 and 128; the catapult at η = 0.7 (η·λ₀/2 ≈ 2.5 with λ₀ ≈ 7.2 in the pilot)
     'smoke': dict(base=_base(1000, (64, 64), 1000), gd_lrs=[0.1, 0.2, 0.4], control_lr=0.1, sgd_lr=0.2,
                   sgd_batch_sizes=[32, 128], catapult_lr=0.7, spike_steps=50, seeds=[0, 1, 2, 3], **_TRACK),
-    # a GPU's scale: 4000 MNIST-1D examples, two hidden layers of 256, five times the steps, six seeds. Its learning
-    # rates are fixed here from the smoke pilot's λ₀ scaled by neither data nor width: the first gpu run is a
-    # pilot for them, and says so
+    # a GPU's scale: 4000 MNIST-1D examples, two hidden layers of 256, five times the steps, six seeds. λ₀ measured
+    # on a CPU for this network (seeds 0 and 1, 20 Lanczos steps, 2026-12-06): 7.4 and 7.8, as on the digits, so the
+    # smoke design's learning rates carry over (the first gpu run is the pilot of its spread)
     'gpu': dict(base=_base(4000, (256, 256), 5000, dataset='mnist1d', n_test=1000, device='auto'),
-                gd_lrs=[0.05, 0.1, 0.2], control_lr=0.05, sgd_lr=0.1, sgd_batch_sizes=[32, 128, 512],
-                catapult_lr=0.4, spike_steps=100, seeds=list(range(6)), **dict(_TRACK, every=100, lanczos_steps=10)),
+                gd_lrs=[0.1, 0.2, 0.4], control_lr=0.1, sgd_lr=0.2, sgd_batch_sizes=[32, 128, 512],
+                catapult_lr=0.7, spike_steps=100, seeds=list(range(6)), **dict(_TRACK, every=100, lanczos_steps=10)),
     # Cohen et al.'s setting as far as it is verified: a 5000-example subset of CIFAR-10, a fully connected network,
     # square loss, full-batch GD (the widths and learning rates are ours)
     'paper': dict(base=_base(5000, (200, 200), 10000, dataset='cifar10', n_test=1000, device='auto'),
@@ -282,7 +282,8 @@ DEVIATIONS = [
     'measurement',
     'the catapult is tested on this ReLU MLP, not on the wide networks of Lewkowycz et al.\'s theory, and with the '
     'Hessian\'s λ_max, not the neural tangent kernel\'s top eigenvalue their theory uses',
-    'gpu and paper presets: learning rates fixed from the smoke pilot, not re-piloted (no such run yet)',
+    'gpu: λ₀ measured for its network (7.4–7.8), the smoke learning rates kept; paper: learning rates ours, not '
+    'piloted (CIFAR-10 is not on this machine), and no gpu or paper run yet',
 ]
 
 CLAIM = Claim(name='edge-of-stability', title='Edge of stability: λ_max rises to 2/η and hovers there; SGD sits below',
