@@ -552,7 +552,8 @@ def save_run(folder, claim: Claim, preset: str, raw) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + '.tmp')
     pd.to_pickle(dict(claim=claim.name, preset=preset, raw=raw, versions=dict(
-        sgd_noise=sgd_noise.__version__, pandas=pandas.__version__, numpy=numpy.__version__)), tmp, compression='gzip')
+        sgd_noise=sgd_noise.__version__, pandas=pandas.__version__, numpy=numpy.__version__)), tmp,
+        compression=dict(method='gzip', mtime=0))   # no timestamp: the same run writes the same bytes
     os.replace(tmp, path)
     return path
 
