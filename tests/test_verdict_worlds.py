@@ -605,7 +605,7 @@ def _eos_raw(preset, *, edge_gd=1.0, edge_control=1.0, sharpen=True, late_rise=F
     edge_sgd = edge_sgd or list(np.linspace(0.55, 0.8, len(bs)))
     runs, curv, losses = [], [], []
     def add(arm, lr, b, seed, target, *, bsv=None, osc=False, spike_to=None, flat=False):
-        lam0 = 5.0 / p['catapult_lr'] * (1 + 0.03 * seed)
+        lam0 = 5.0 / p['catapult_lr'] * (1 + 0.01 * seed)
         t = np.arange(0, steps + 1, every)
         top = lam0 if flat else target * 2 / lr
         lam = top + (lam0 - top) * np.exp(-t / (steps / 10)) + _noise('eos', arm, lr, b, seed, sd=0.002) * top

@@ -68,7 +68,19 @@ PRESETS = {
                   catapult_lr=0.1, spike_steps=100, seeds=list(range(5)), **dict(_TRACK, every=100, lanczos_steps=20)),
 }
 
-# %% ../../nbs/claims/13_edge_of_stability.ipynb 12
+# %% ../../nbs/claims/13_edge_of_stability.ipynb 10
+# Power (`contract.check_power`), declared before the next run: the parts the smoke preset cannot power at its scale,
+# from a pilot (the first committed smoke verdict, 2026-12-06, AMD EPYC, 4 seeds); the parts not named are powered.
+_PILOT = 'pilot: the first committed smoke verdict (2026-12-06, AMD EPYC): half-width '
+PRESETS['smoke']['underpowered'] = {
+    'sharpening': _PILOT + '0.305 > 0.112 (half the margin) at n=4; about 30 seeds would power it',
+    'gd-at-edge-small-lr': _PILOT + '0.082 > 0.05 at n=4; about 11 seeds would power it',
+    'loss-non-monotone': _PILOT + '0.050 > 0.025 at n=4; about 16 seeds would power it',
+    'sgd-below-edge': _PILOT + '0.066 > 0.05 at n=4; about 7 seeds would power it',
+    'catapult-flattens': _PILOT + '0.380 > 0.112 at n=4; about 47 seeds would power it',
+}
+
+# %% ../../nbs/claims/13_edge_of_stability.ipynb 13
 def configs(preset: str = 'smoke') -> dict[str, list[TrainConfig]]:
     """Every run of `preset`, by arm: 'gd' (full batch, every η of `gd_lrs`), 'sgd' (η = `sgd_lr`, every batch size
     of `sgd_batch_sizes`) and 'catapult' (full batch at `catapult_lr`); one per seed."""
@@ -100,7 +112,7 @@ def run(preset: str = 'smoke', *, store=None, progress: bool = True) -> dict:
     return dict(preset=preset, runs=pd.DataFrame(rows), curvature=pd.concat(curv, ignore_index=True),
                 losses=pd.concat(losses, ignore_index=True), steps=p['base']['steps'])
 
-# %% ../../nbs/claims/13_edge_of_stability.ipynb 14
+# %% ../../nbs/claims/13_edge_of_stability.ipynb 15
 def _per_run(s_raw: dict, spike_steps: int) -> pd.DataFrame:
     """One row per run: λ₀, the peak and late-phase λ_max, late η·λ/2 and batch sharpness, the loss's late fall and
     how often it rose."""
@@ -138,7 +150,7 @@ def analyse(raw: dict, margins: dict | None = None) -> dict:
                 sgd={c: wide('sgd', c, 'batch_size') for c in ('edge_late', 'bs_edge_late', 'lambda_late')},
                 catapult=runs[runs.arm == 'catapult'].set_index('seed'))
 
-# %% ../../nbs/claims/13_edge_of_stability.ipynb 15
+# %% ../../nbs/claims/13_edge_of_stability.ipynb 16
 SPECS = [
     Spec('sharpening', 'full-batch GD sharpens: λ_max rises from its initial value (progressive sharpening)',
          'differs', 'paired t 95% CI over seeds of log λ_max(peak) − log λ_max(0) above the margin, at every η of the '
@@ -208,7 +220,7 @@ def checks(s: dict, margins: dict) -> list[stats.Check]:
             margins.differs('catapult-flattens', log(cat.lambda_0), log(cat.lambda_late),
                             detail=f"η={p['catapult_lr']:g}")]
 
-# %% ../../nbs/claims/13_edge_of_stability.ipynb 17
+# %% ../../nbs/claims/13_edge_of_stability.ipynb 18
 def table(s: dict) -> pd.DataFrame:
     """Per arm, η and batch size (means over seeds): λ₀ and η·λ₀/2, the peak and late λ_max, late η·λ_max/2 (the edge
     is 1), late η·(batch sharpness)/2, the loss's fall over the late phase and the fraction of late steps it rose."""
@@ -263,7 +275,7 @@ def plot(s: dict, path=None, title=None):
     fig.suptitle(title if title is not None else headline(s), fontsize=10); fig.tight_layout()
     return save_figure(fig, path)
 
-# %% ../../nbs/claims/13_edge_of_stability.ipynb 18
+# %% ../../nbs/claims/13_edge_of_stability.ipynb 19
 CRITERIA_CHANGES = []
 
 # What the pilot measured (the smoke preset's own runs, made with this code before the notebook first ran,
