@@ -667,3 +667,13 @@ def test_every_registered_claim_has_its_worlds():
     assert set(claims()) == {'two-regimes', 'step-budget', 'epoch-budget', 'noise-scale', 'sharp-flat', 'sde-quadratic',
                              'averaged-sgd', 'swa', 'three-factors', 'sharp-flat-trend', 'adam-regimes',
                              'edge-of-stability'}
+
+
+def test_edge_of_stability_catapult_outside_its_range_is_not_testable():
+    "A catapult run that starts below its edge (η·λ₀/2 < 1 for a seed) is not in the catapult phase at all."
+    claim = get_claim('edge-of-stability')
+    raw = _eos_raw('smoke')
+    cv = raw['curvature']
+    cv.loc[(cv.arm == 'catapult') & (cv.step == 0), 'lambda_max'] = 1.0   # η·λ₀/2 = 0.35 < 1
+    outcomes = {c.id: c.outcome for c in run_checks(claim, claim.analyse(raw, claim.margins('smoke')), 'smoke')}
+    assert outcomes['catapult-spike'] == 'not testable', outcomes

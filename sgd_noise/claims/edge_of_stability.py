@@ -116,12 +116,11 @@ def run(preset: str = 'smoke', *, store=None, progress: bool = True) -> dict:
 def _per_run(s_raw: dict, spike_steps: int) -> pd.DataFrame:
     """One row per run: λ₀, the peak and late-phase λ_max, late η·λ/2 and batch sharpness, the loss's late fall and
     how often it rose."""
-    steps, out = s_raw['steps'], []
-    for (arm, lr, b, seed), c in s_raw['curvature'].groupby(['arm', 'lr', 'batch_size', 'seed']):
-        l = s_raw['losses']
-        l = l[(l.arm == arm) & (l.lr == lr) & (l.batch_size == b) & (l.seed == seed)].loss.to_numpy()
-        r = s_raw['runs']
-        status = r[(r.arm == arm) & (r.lr == lr) & (r.batch_size == b) & (r.seed == seed)].status.iloc[0]
+    steps, out, key = s_raw['steps'], [], ['arm', 'lr', 'batch_size', 'seed']
+    losses = {k: g.loss.to_numpy() for k, g in s_raw['losses'].groupby(key)}
+    status_of = s_raw['runs'].set_index(key).status
+    for (arm, lr, b, seed), c in s_raw['curvature'].groupby(key):
+        l, status = losses[arm, lr, b, seed], status_of[arm, lr, b, seed]
         late = c[c.step >= steps // 2]
         ok = status == 'ok' and len(late) > 0
         late_l = l[steps // 2:] if ok else np.array([])
