@@ -320,3 +320,43 @@ def test_ids_leave_out_the_device_and_old_stores_still_resume(tmp_path):
     df = sweep([cfg], store=store, progress=False)
     assert len(df) == 1 and len(store) == 1                    # found, not retrained
     assert list(df.hardware) == [f"CPU ({res['env']['threads']} threads)"]
+
+
+# ---- steps to a target and McCandlish et al.'s trade-off (sweeps/05_analysis) ----
+from sgd_noise.sweeps.analysis import fit_tradeoff, steps_to_target
+
+
+def _hist(steps, losses): return [dict(step=s, train_loss=l) for s, l in zip(steps, losses)]
+
+
+def test_steps_to_target_interpolates_in_log_loss():
+    # an exponential decay is a straight line in log loss: the interpolation is exact for it
+    steps = [0, 100, 200, 300]
+    losses = [2.0 * math.exp(-0.01 * s) for s in steps]
+    target = 2.0 * math.exp(-0.01 * 137.5)
+    assert steps_to_target(_hist(steps, losses), target) == pytest.approx(137.5, rel=1e-9)
+    assert steps_to_target(_hist(steps, losses), 3.0) == 0.0                  # reached at the start
+    assert math.isnan(steps_to_target(_hist(steps, losses), 1e-6))            # never reached
+    assert math.isnan(steps_to_target(_hist([0, 10], [1.0, float('nan')]), 0.1))   # diverged first
+    # a loss that rises after the evaluation before: the first evaluation at or below the target is the answer
+    assert steps_to_target(_hist([0, 10, 20], [0.05, 0.5, 0.04]), 0.06) == 0.0
+    with pytest.raises(ValueError, match='target'): steps_to_target(_hist(steps, losses), 0.0)
+
+
+def test_fit_tradeoff_recovers_the_model_and_reports_misfit():
+    import numpy as np
+    bs = np.array([16, 32, 64, 128, 256, 512])
+    f = fit_tradeoff(bs, 300 * (1 + 150 / bs))
+    assert f['S_min'] == pytest.approx(300, rel=1e-6) and f['B_crit'] == pytest.approx(150, rel=1e-6)
+    assert f['E_min'] == pytest.approx(45000, rel=1e-6) and f['rms'] < 1e-9 and f['n'] == 6
+    # 5% multiplicative noise: the fit stays near the truth and its residual says how far the points are
+    noisy = 300 * (1 + 150 / bs) * np.exp(0.05 * np.array([1, -1, 1, -1, 1, -1]))
+    g = fit_tradeoff(bs, noisy)
+    assert 100 < g['B_crit'] < 220 and 0.02 < g['rms'] < 0.06
+    # a power law with no knee fits worse than the hyperbola does
+    assert fit_tradeoff(bs, 5000 * bs ** -0.5)['rms'] > 10 * f['rms']
+    # NaN points (never reached) are dropped; fewer than 3 batch sizes give no fit
+    h = fit_tradeoff(bs, np.where(bs == 64, np.nan, 300 * (1 + 150 / bs)))
+    assert h['n'] == 5 and h['B_crit'] == pytest.approx(150, rel=1e-6)
+    assert math.isnan(fit_tradeoff([16, 32], [500, 300])['B_crit'])
+    with pytest.raises(ValueError, match='one step count per batch size'): fit_tradeoff([16, 32, 64], [1, 2])

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sgd_noise.claims import (adam_regimes as ar, sde_quadratic as sdeq, sharp_flat as sf, sharp_flat_trend as sft,
+from sgd_noise.claims import (adam_regimes as ar, critical_batch as cb, sde_quadratic as sdeq, sharp_flat as sf, sharp_flat_trend as sft,
                               three_factors as tf)
 from sgd_noise import results_frame
 from sgd_noise.claims.contract import PLUMBING_PRESETS, run_checks
@@ -662,11 +662,58 @@ def test_edge_of_stability_checks_can_hold_and_be_contradicted(preset):
     _hold_and_contradict(world, EOS_CONTRADICTED, preset)
 
 
+def _cbs_raw(preset, *, bc=(150.0, 100.0, 150.0), wiggle=0.0, opt_index=2, bsimple=1.0):
+    """Raw level: made-up steps to the target for every run of the critical-batch sweep (its configs, seeds, windows):
+    S = 300·(1 + B_crit/B) with B_crit per arm (main, data, width) from `bc`, times 1 + 0.3·|log2(η/η_opt)| away from
+    the window's `opt_index`-th rate, times `exp(wiggle)` with alternating sign across batch sizes, times a small
+    per-seed draw; B_simple = `bsimple`·B_crit(main) per seed; no two-regimes transition."""
+    claim = get_claim('critical-batch')
+    p = claim.preset(preset)
+    bcs = dict(zip(('main', 'data', 'width'), bc))
+    rows = []
+    for arm, cs in cb.configs(preset).items():
+        a = p['arms'][arm]
+        for c in cs:
+            win = cb.lr_window(a, c.batch_size, p['lr_window'])
+            j = cb.arm_batch_sizes(p, arm).index(c.batch_size)
+            S = 300 * (1 + bcs[arm] / c.batch_size) * (1 + 0.3 * abs(math.log2(c.lr / win[opt_index])))
+            S *= math.exp(wiggle * (-1) ** j + _noise('cbs', arm, c.batch_size, c.lr, c.seed, sd=0.02))
+            rows.append(dict(arm=arm, seed=c.seed, batch_size=c.batch_size, lr=c.lr, status='ok', S=S))
+    noise = pd.DataFrame([dict(seed=s, step=st, train_loss=l, B_simple=bsimple * bcs['main'] *
+                               math.exp(_noise('cbs-noise', s, sd=0.05)))
+                          for s in p['seeds'] for st, l in ((0, 2.0), (100, 0.5), (200, 0.1), (300, 0.01))])
+    return dict(preset=preset, target=p['target'], runs=pd.DataFrame(rows), noise=noise, transition=math.nan)
+
+
+def _cbs_world(preset, **kw):
+    "Raw level: the made-up steps (`_cbs_raw`) through the claim's own `analyse`."
+    claim = get_claim('critical-batch')
+    return _verdict('critical-batch', claim.analyse(_cbs_raw(preset, **kw), claim.margins(preset)), preset)
+
+
+CBS_CONTRADICTED = {
+    'steps-fall': dict(bc=(0.01, 0.01, 0.01)),          # no noise-dominated regime: S the same at every B
+    'perfect-scaling-small': dict(bc=(8.0, 6.0, 8.0)),  # B_crit below the grid's second batch size
+    'diminishing-returns': dict(bc=(1e5, 7e4, 1e5)),    # B_crit far above the grid: perfect scaling throughout
+    'hyperbola-fits': dict(wiggle=0.4),                 # S zigzags about the curve by 40% per batch size
+    'bcrit-located': dict(bc=(1e5, 7e4, 1e5)),          # ... and B_crit is then outside the grid
+    'optima-inside-grid': dict(opt_index=3),            # the best rate is the top of every window
+    'bcrit-near-bsimple': dict(bsimple=20.0),           # B_simple twenty times B_crit
+    'bcrit-grows-with-data': dict(bc=(150.0, 300.0, 150.0)),   # B_crit halves with four times the data
+    'bcrit-flat-in-width': dict(bc=(150.0, 100.0, 600.0)),     # B_crit four times larger for the narrower net
+}
+
+
+@pytest.mark.parametrize('preset', _presets('critical-batch'))
+def test_critical_batch_checks_can_hold_and_be_contradicted(preset):
+    _hold_and_contradict(_cbs_world, CBS_CONTRADICTED, preset)
+
+
 def test_every_registered_claim_has_its_worlds():
     "A claim added to the registry needs its worlds here."
     assert set(claims()) == {'two-regimes', 'step-budget', 'epoch-budget', 'noise-scale', 'sharp-flat', 'sde-quadratic',
                              'averaged-sgd', 'swa', 'three-factors', 'sharp-flat-trend', 'adam-regimes',
-                             'edge-of-stability'}
+                             'edge-of-stability', 'critical-batch'}
 
 
 def test_edge_of_stability_catapult_outside_its_range_is_not_testable():

@@ -4,16 +4,18 @@
 
 # %% ../../nbs/sweeps/05_analysis.ipynb 3
 from __future__ import annotations
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.optimize
 from ..core.config import TrainConfig
 from ..core.metrics import FINISHED
 
 # %% auto 0
 __all__ = ['CONFIG_COLUMNS', 'results_frame', 'seed_stats', 'best_lr', 'diverged_fraction', 'Cube', 'metric_cube', 'tune_lr',
-           'at_tuned', 'cross_tune', 'seed_optima', 'tuned']
+           'at_tuned', 'cross_tune', 'seed_optima', 'tuned', 'steps_to_target', 'fit_tradeoff']
 
 # %% ../../nbs/sweeps/05_analysis.ipynb 5
 CONFIG_COLUMNS = ('dataset', 'model', 'batch_size', 'lr', 'momentum', 'weight_decay', 'epochs', 'steps', 'schedule',
@@ -146,3 +148,39 @@ def tuned(df: pd.DataFrame, by: str = 'test_acc', group: str = 'batch_size', als
                lr_fit_seed=seed_optima(cube, higher), groups=cube.groups, seeds=cube.seeds, **{by: at_tuned(cube, kr)})
     for m in also: out[m] = at_tuned(metric_cube(df, m, group), kr)
     return out
+
+# %% ../../nbs/sweeps/05_analysis.ipynb 9
+def steps_to_target(history, target: float, metric: str = 'train_loss') -> float:
+    """The first step at which `metric` reaches `target` or below in a run's evaluation `history` (a list of dicts
+    with 'step' and `metric`, as `train` records it), linearly interpolated in log(`metric`) between the two
+    evaluations that bracket it; NaN if the run never gets there (or its metric is not finite first)."""
+    if not target > 0: raise ValueError(f'target: {target!r} is not a loss to reach; pass a number > 0')
+    prev = None
+    for e in history:
+        v = float(e[metric])
+        if not np.isfinite(v): return math.nan
+        if v <= target:
+            if prev is None or prev[1] <= v: return float(e['step'])
+            (s0, v0), s1 = prev, float(e['step'])
+            return s0 + (s1 - s0) * (math.log(v0) - math.log(target)) / (math.log(v0) - math.log(v))
+        prev = (float(e['step']), v)
+    return math.nan
+
+def fit_tradeoff(batch_sizes, steps) -> dict:
+    """McCandlish et al.'s S = S_min (1 + B_crit / B) fitted to steps `steps` at `batch_sizes` by least squares on
+    log S (pairs with a NaN dropped). Returns S_min, B_crit, E_min = S_min·B_crit, the root-mean-square residual of
+    log S (`rms`) and how many points it used; all NaN with fewer than 3 points."""
+    b, s = np.asarray(batch_sizes, float), np.asarray(steps, float)
+    if b.shape != s.shape:
+        raise ValueError(f'batch_sizes, steps: one step count per batch size, got {b.shape} and {s.shape}')
+    ok = np.isfinite(s) & (s > 0) & np.isfinite(b) & (b > 0)
+    b, s = b[ok], s[ok]
+    nan = dict(S_min=math.nan, B_crit=math.nan, E_min=math.nan, rms=math.nan, n=int(len(b)))
+    if len(np.unique(b)) < 3: return nan
+    ls = np.log(s)
+    resid = lambda p: p[0] + np.log1p(np.exp(p[1]) / b) - ls
+    start = np.array([math.log(s.min()), math.log(max(s.max() * b.min() / s.min(), 1e-3))])
+    fit = scipy.optimize.least_squares(resid, start, method='lm')
+    s_min, b_crit = math.exp(fit.x[0]), math.exp(fit.x[1])
+    return dict(S_min=s_min, B_crit=b_crit, E_min=s_min * b_crit, rms=float(np.sqrt(np.mean(resid(fit.x) ** 2))),
+                n=int(len(b)))
