@@ -97,15 +97,15 @@ PRESETS = {
 }
 
 # Power (`contract.check_power`), declared before the next run: the parts the smoke preset cannot power at its scale,
-# from pilots (the second full run of this code and the first committed smoke verdict, 2026-12-06, AMD EPYC, 4 seeds);
+# from pilots (the second full run of this code and the first committed smoke verdict, 2026-12-06, Intel Xeon, 4 seeds);
 # the parts not named are powered.
 PRESETS['smoke']['underpowered'] = {
-    'bcrit-near-bsimple': ('pilot: the first committed smoke verdict (2026-12-06, AMD EPYC): half-width 1.75 > 0.667 '
+    'bcrit-near-bsimple': ('pilot: the first committed smoke verdict (2026-12-06, Intel Xeon): half-width 1.75 > 0.667 '
                            '(half the band) at n=4; about 28 seeds would power it (B_simple is a ratio of differences '
                            'of squared gradient norms, noisy at any one evaluation)'),
-    'perfect-scaling-small': ('pilot: the second smoke run (2026-12-06, AMD EPYC): half-width 0.245 > 0.112 (half the '
-                              'margin) at n=4; about 20 seeds would power it (the first crossing of the target moves '
-                              'by up to 10% with the evaluation grid of a run at B = 16)'),
+    'perfect-scaling-small': ('pilot: the second smoke run (2026-12-06, Intel Xeon): half-width 0.245 > 0.112 (half '
+                              'the margin) at n=4; about 20 seeds would power it (the first crossing of the target '
+                              'moves by up to 10% with the evaluation grid of a run at B = 16)'),
 }
 
 # %% ../../nbs/claims/14_critical_batch.ipynb 12
