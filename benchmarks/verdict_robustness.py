@@ -88,12 +88,13 @@ def main(argv=None) -> int:
     # rows of earlier invocations (other arithmetics or claims) are kept, so the table can be built up in parts
     old = HERE / 'verdict_robustness.json'
     prev = json.loads(old.read_text()) if old.is_file() and (a.merge or a.render) else {}
-    # a row measured before rows carried their date has the date of the file it came from
-    rows = [dict(r, date=r.get('date') or prev.get('date')) for r in prev.get('rows', [])]
+    # a row measured before rows carried their date and CPU has the date and CPU of the file it came from
+    rows = [dict(r, date=r.get('date') or prev.get('date'), cpu=r.get('cpu') or prev.get('cpu'))
+            for r in prev.get('rows', [])]
     for arith in ([] if a.render else a.arith):
         (out / arith).mkdir(parents=True, exist_ok=True)
         for c in names:
-            r = run_one(c, arith, out, a.preset)
+            r = dict(run_one(c, arith, out, a.preset), cpu=cpu_name())
             rows = [x for x in rows if (x['claim'], x['arith']) != (c, arith)] + [r]
             print(f"{arith:8s} {c:18s} {r.get('seconds', 0):7.0f}s  "
                   + (r['error'] if 'error' in r else ' '.join(f'{k}={v}' for k, v in r['outcomes'].items())),
@@ -107,9 +108,13 @@ def main(argv=None) -> int:
     (HERE / 'verdict_robustness.json').write_text(json.dumps(dict(meta, rows=rows, flips=flips), indent=1) + '\n')
     dates = sorted({r['date'] for r in rows if r.get('date')})
     when = dates[0] if len(dates) == 1 else f"measured {', '.join(dates)} (each row's date in the JSON)"
+    cpus = {}
+    for r in rows: cpus.setdefault(r.get('cpu') or meta['cpu'], []).append(r['claim'])
+    where = ('; '.join(f"{cpu} for {', '.join(dict.fromkeys(cs))}" for cpu, cs in cpus.items()) if len(cpus) > 1
+             else next(iter(cpus), meta['cpu']))
     head = (f"Outcomes of every check of the `{a.preset}` presets under three arithmetics, {when}, "
-            f"{meta['cpu']} ({meta['cores']} cores), torch {meta['torch']}; `native` is this CPU's own kernels, "
-            "`avx2` and `default` are `ATEN_CPU_CAPABILITY` settings (another CPU's rounding on this one). "
+            f"on {where} (2 cores each), torch {meta['torch']}; `native` is that CPU's own kernels, "
+            "`avx2` and `default` are `ATEN_CPU_CAPABILITY` settings (another CPU's rounding on the same one). "
             "Written by `benchmarks/verdict_robustness.py`.\n\n")
     tail = ('\n\nNo check holds under one arithmetic and is contradicted under another.\n' if not flips else
             f"\n\n**Checks that flip between holds and contradicted:** {', '.join(flips)}\n")
