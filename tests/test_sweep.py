@@ -125,7 +125,10 @@ def test_batch_norm_conv_ensembles_equal_one_at_a_time(model, kw):
         for a, b in zip(r['history'], alone.history):
             for k in ('train_loss', 'test_loss', 'test_acc'): assert abs(a[k] - b[k]) < 2e-4, (k, a[k], b[k])
         for (name, a), b in zip(m.state_dict().items(), alone.model.state_dict().values()):
-            assert torch.allclose(a.float(), b.float(), atol=2e-4), name   # running_mean/var included
+            # running_mean/var included; running_var reaches ~30, where float32 sums in another order (vmap's batched
+            # kernels against one model's, and AVX-512 against AVX2 kernels) differ by ~1e-5 relative after 12 steps:
+            # hence a relative part, four orders of magnitude below any error in the statistics' update
+            assert torch.allclose(a.float(), b.float(), rtol=1e-4, atol=2e-4), name
 
 
 def test_bf16_ensembles_follow_train_within_bf16_rounding():
