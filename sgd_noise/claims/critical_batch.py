@@ -14,7 +14,7 @@ from . import stats
 from .contract import Claim, Spec, batch_axis, save_figure
 from .noise_scale import track
 from ..core.config import TrainConfig, pick_preset
-from ..sweeps.analysis import cross_tune, fit_tradeoff, metric_cube, steps_to_target
+from ..sweeps.analysis import at_tuned, cross_tune, fit_tradeoff, metric_cube, steps_to_target
 from ..sweeps.sweeping import sweep
 
 # %% auto 0
@@ -147,8 +147,7 @@ def _tuned_steps(df: pd.DataFrame) -> dict:
     log steps; `cross_tune`), with the rate: `S[seed, B]`, `lr[seed, B]`, and the axes."""
     cube = metric_cube(df.assign(log_S=np.log(df.S)), 'log_S')
     k = cross_tune(cube, higher=False)
-    S = np.exp(np.take_along_axis(cube.values, np.maximum(k, 0)[..., None], 2)[..., 0])
-    S[k < 0] = np.nan
+    S = np.exp(at_tuned(cube, k))   # NaN where no rate was eligible (k = -1)
     lr = np.where(k >= 0, cube.lrs[np.maximum(k, 0)], np.nan)
     return dict(S=S, lr=lr, seeds=cube.seeds, batch_sizes=cube.groups)
 
