@@ -135,7 +135,8 @@ def test_speed_options_are_validated_and_keep_old_ids():
     # a step budget: epoch budgets changed their ids on purpose when they began to count examples (see config_id)
     base = TrainConfig(steps=10)
     later = ('precision', 'channels_last', 'compile', 'augment', 'target_loss', 'optimizer', 'swa_start', 'swa_lr',
-             'label_noise', 'swa_every', 'swa_update_bn', 'lr_cycle', 'batch_cycle', 'cycle_epochs')   # added later
+             'label_noise', 'swa_every', 'swa_update_bn', 'lr_cycle', 'batch_cycle', 'cycle_epochs', 'grad_clip',
+             'grad_penalty', 'penalty_batch')   # added later
     # the id as it was computed before the options existed, less the device (left out since 0.3: stores written
     # before are read back through ResultStore, which re-derives their ids; see tests/test_sweep.py)
     old = {k: v for k, v in base.to_dict().items() if k not in later + ('device',)}
@@ -239,6 +240,55 @@ def test_swa_options_need_swa_start_and_route_sweeps_to_train():
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')   # "... train one at a time", said once per process
         assert choose_engine(make_model('mlp', input_shape=(40,), n_classes=10), cfg=cfg) == 'loop'
+
+
+def test_full_batch_options_are_validated_keep_old_ids_and_route_sweeps_to_train():
+    from sgd_noise import make_model
+    from sgd_noise.sweeps.group import choose_engine
+    with pytest.raises(ValueError, match='give both or neither'): validate(TrainConfig(steps=5, grad_penalty=1.0))
+    with pytest.raises(ValueError, match='give both or neither'): validate(TrainConfig(steps=5, penalty_batch=8))
+    with pytest.raises(ValueError, match='grad_clip'): validate(TrainConfig(steps=5, grad_clip=-1.0))
+    with pytest.raises(ValueError, match='grad_penalty'): validate(TrainConfig(steps=5, grad_penalty=0, penalty_batch=8))
+    with pytest.raises(ValueError, match='penalty_batch=0'): validate(TrainConfig(steps=5, grad_penalty=1, penalty_batch=0))
+    with pytest.raises(ValueError, match='penalty_batch=600 is larger than the training set'):
+        validate(TrainConfig(steps=5, grad_penalty=1, penalty_batch=600), n_train=500)
+    base = TrainConfig(steps=5)
+    assert base.config_id == base.replace(grad_clip=None, grad_penalty=None, penalty_batch=None).config_id
+    ids = {base.config_id, base.replace(grad_clip=0.25).config_id,
+           base.replace(grad_penalty=1.0, penalty_batch=32).config_id,
+           base.replace(grad_penalty=1.0, penalty_batch=64).config_id}
+    assert len(ids) == 4
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        assert choose_engine(make_model('mlp', input_shape=(40,), n_classes=10), cfg=base.replace(grad_clip=1.0)) == 'loop'
+    bn = TrainConfig(model='cnn', model_kwargs={'norm': 'bn'}, n_train=64, n_test=32, batch_size=64, steps=1,
+                     grad_penalty=1.0, penalty_batch=16)
+    with pytest.raises(ValueError, match='batch norm'): train(bn, progress=False)
+
+
+def test_gradient_penalty_step_is_the_plain_step_plus_the_penalty_gradient():
+    """One full-batch step with the penalty = the plain step − lr·(s·lr/4)·∇[(1/m) Σ_k ‖∇L_k‖²], the gradient by an
+    autograd loop over the blocks (independent of the torch.func code); a clipped step moves by exactly lr × clip."""
+    import torch.nn.functional as F
+    from sgd_noise import make_model
+    from sgd_noise.core.training import get_data
+    cfg = TrainConfig(batch_size=128, lr=0.3, steps=1, n_train=128, n_test=32, n_evals=0, grad_penalty=3.0,
+                      penalty_batch=40, seed=2)    # 128 = 3 blocks of 40 and 8 examples left out
+    data = get_data(cfg)
+    plain = train(cfg.replace(grad_penalty=None, penalty_batch=None), progress=False).model
+    pen = train(cfg, progress=False).model
+    net = make_model('mlp', input_shape=data.input_shape, n_classes=data.n_classes, seed=cfg.seed)
+    idx = torch.randperm(128, generator=torch.Generator().manual_seed(cfg.seed + 104729))[:120].view(3, 40)
+    ps = list(net.parameters())
+    total = sum(sum((g ** 2).sum() for g in torch.autograd.grad(F.cross_entropy(net(data.x_train[i]), data.y_train[i]),
+                                                                  ps, create_graph=True)) for i in idx) / 3
+    grad = torch.autograd.grad(total, ps)
+    for a, b, g in zip(plain.parameters(), pen.parameters(), grad):
+        torch.testing.assert_close((a - b).detach(), cfg.lr * cfg.grad_penalty * cfg.lr / 4 * g, atol=1e-6, rtol=1e-3)
+    clipped = train(cfg.replace(grad_penalty=None, penalty_batch=None, grad_clip=1e-3), progress=False).model
+    moved = torch.sqrt(sum(((a - b) ** 2).sum() for a, b in zip(clipped.parameters(), net.parameters()))).item()
+    assert moved == pytest.approx(cfg.lr * 1e-3, rel=1e-4)
 
 
 def test_adam_option_is_torch_adam_and_trains_in_ensembles():

@@ -15,9 +15,9 @@ from .data import DATASETS
 from .models import MODELS
 
 # %% auto 0
-__all__ = ['SCHEDULES', 'PRECISIONS', 'AUGMENTATIONS', 'SPEED_DEFAULTS', 'SWA_DEFAULTS', 'OPTIMIZERS', 'LOOP_ONLY_DEFAULTS',
-           'CYCLE_DEFAULTS', 'MAX_SEED', 'MAX_STEPS', 'F32', 'lr_factor', 'TrainConfig', 'validate', 'resolve_device',
-           'pick_preset', 'StepPlan']
+__all__ = ['SCHEDULES', 'PRECISIONS', 'AUGMENTATIONS', 'SPEED_DEFAULTS', 'SWA_DEFAULTS', 'OPTIMIZERS', 'FULL_BATCH_DEFAULTS',
+           'LOOP_ONLY_DEFAULTS', 'CYCLE_DEFAULTS', 'MAX_SEED', 'MAX_STEPS', 'F32', 'lr_factor', 'TrainConfig',
+           'validate', 'resolve_device', 'pick_preset', 'StepPlan']
 
 # %% ../../nbs/core/06_config.ipynb 5
 SCHEDULES = ('sed20', 'constant', 'cosine', 'swa18')
@@ -42,7 +42,11 @@ SPEED_DEFAULTS = dict(precision='fp32', channels_last=False, compile=False)  # t
 # other value makes the sweep train the config through `train` (the ensemble engines do not implement them)
 SWA_DEFAULTS = dict(swa_start=None, swa_lr=None, swa_every=None, swa_update_bn=True)  # stochastic weight averaging, off
 OPTIMIZERS = ('sgd', 'adam')
-LOOP_ONLY_DEFAULTS = dict(SPEED_DEFAULTS, augment=None, target_loss=None, optimizer='sgd', **SWA_DEFAULTS)
+# full-batch training's ingredients (Geiping et al. 2022, arXiv 2109.14119): gradient clipping and the explicit
+# gradient-norm penalty, off
+FULL_BATCH_DEFAULTS = dict(grad_clip=None, grad_penalty=None, penalty_batch=None)
+LOOP_ONLY_DEFAULTS = dict(SPEED_DEFAULTS, augment=None, target_loss=None, optimizer='sgd', **SWA_DEFAULTS,
+                          **FULL_BATCH_DEFAULTS)
 CYCLE_DEFAULTS = dict(lr_cycle=None, batch_cycle=None, cycle_epochs=None)  # cyclic schedules, off (ensembles do them)
 
 def _plain(v):
@@ -99,6 +103,15 @@ class TrainConfig:
     lr_cycle: tuple | None = None
     batch_cycle: tuple | None = None
     cycle_epochs: float | None = None
+    # what full-batch training needs to match SGD (Geiping, Goldblum, Pope, Moeller & Goldstein 2022, arXiv
+    # 2109.14119): `grad_clip` clips the gradient's norm at this value (`torch.nn.utils.clip_grad_norm_`, after the
+    # penalty is added); `grad_penalty` adds SGD's implicit regulariser made explicit (Smith, Dherin, Barrett & De
+    # 2021, arXiv 2101.12176): grad_penalty × (η_t/4) × the mean over blocks of `penalty_batch` examples of the
+    # squared norm of each block's gradient, η_t the step's learning rate; the blocks are a fixed partition of the
+    # training set drawn once from the seed (the penalty is not a source of noise)
+    grad_clip: float | None = None
+    grad_penalty: float | None = None
+    penalty_batch: int | None = None
 
     def __post_init__(self):
         # NumPy integers and floats are stored as Python numbers: the config's JSON and id do not change with them
@@ -231,6 +244,12 @@ def validate(cfg: TrainConfig, n_train: int | None = None) -> TrainConfig:
     if cfg.swa_start is None:
         extra = [k for k, v in SWA_DEFAULTS.items() if k != 'swa_start' and getattr(cfg, k) != v]
         _check(not extra, f"{', '.join(extra)} given without swa_start: set swa_start (e.g. 0.75) to average weights")
+    _check_number(cfg, 'grad_clip', lambda v: v > 0, '> 0', optional=True)
+    _check_number(cfg, 'grad_penalty', lambda v: v > 0, '> 0', optional=True)
+    _check_int(cfg, 'penalty_batch', 1, optional=True)
+    _check((cfg.grad_penalty is None) == (cfg.penalty_batch is None),
+           f"grad_penalty={cfg.grad_penalty!r} and penalty_batch={cfg.penalty_batch!r}: give both or neither (the "
+           f"penalty's strength and its block size, e.g. grad_penalty=1, penalty_batch=32)")
     _check_cycles(cfg, None)
     if n_train is not None: cfg.check_data(n_train)
     resolve_device(cfg.device)
@@ -244,6 +263,9 @@ def check_data(self: TrainConfig, n_train: int) -> TrainConfig:
     _check(self.batch_size <= n_train, f"batch_size={self.batch_size} is larger than the training set "
            f"({n_train} examples): use at most {n_train}")
     _check_budget(self, n_train)
+    _check(self.penalty_batch is None or self.penalty_batch <= n_train,
+           f"penalty_batch={self.penalty_batch} is larger than the training set ({n_train} examples): use at most "
+           f"{n_train}")
     _check_cycles(self, n_train)
     return self
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from .config import TrainConfig, resolve_device, StepPlan, validate
 from .data import Dataset, MinibatchSampler, data_root, load_dataset
-from .models import make_model
+from .models import make_model, uses_batch_norm
 from .metrics import RunResult, chance_level, eval_steps, evaluate, history_entry, loss_fn, outcome
 from .records import environment, progress_bar
 
@@ -113,6 +113,35 @@ def _batch(cfg: TrainConfig, data: Dataset, sampler, plan: StepPlan, step: int, 
     if layout is not None: xb = xb.contiguous(memory_format=layout)
     return xb, yb
 
+class _GradPenalty:
+    """SGD's implicit regulariser made explicit (Smith, Dherin, Barrett & De 2021, arXiv 2101.12176, §1-2): over an
+    epoch of SGD at batch size B the iterates follow, to second order in the step, gradient flow on the loss plus
+    (η/4)·(1/m) Σ_k ‖∇L_k(θ)‖², the mean over the epoch's m minibatches of their gradients' squared norms. `add_grad`
+    adds `cfg.grad_penalty` × that term's gradient to the parameters' `.grad`, the blocks of `cfg.penalty_batch`
+    examples a fixed partition of the training set (drawn once from the seed; the examples that do not fill a block
+    are left out of the penalty). The per-block gradients are `torch.func.vmap` of `torch.func.grad`, and the
+    penalty's gradient one more `torch.func.grad` around them (double backward), so no block loop runs in Python."""
+    def __init__(self, cfg: TrainConfig, data: Dataset, model, task: str):
+        if uses_batch_norm(model):
+            raise ValueError(f"grad_penalty with {cfg.model} (batch norm): the per-block gradients would each need "
+                             f"their own batch statistics; use a model without batch norm")
+        b = cfg.penalty_batch; m = data.n_train // b
+        perm = torch.randperm(data.n_train, generator=torch.Generator().manual_seed(cfg.seed + 104729))
+        idx = perm[:m * b].view(m, b).to(data.x_train.device)
+        x, y, self.strength = data.x_train[idx], data.y_train[idx], cfg.grad_penalty
+        def block_loss(p, xb, yb): return loss_fn(task, torch.func.functional_call(model, p, (xb,)), xb, yb)
+        def penalty(p):
+            g = torch.func.vmap(torch.func.grad(block_loss), in_dims=(None, 0, 0))(p, x, y)
+            return sum((v ** 2).sum() for v in g.values()) / m
+        self.grad = torch.func.grad(penalty)
+
+    def add_grad(self, model, lr: float):
+        "Add strength × (lr/4) × the penalty's gradient at the model's weights to their `.grad`."
+        params = dict(model.named_parameters())
+        g = self.grad({k: v.detach() for k, v in params.items()})
+        for k, v in params.items(): v.grad.add_(g[k], alpha=self.strength * lr / 4)
+
+
 # %% ../../nbs/core/07_train.ipynb 18
 class _Averager:
     """The SWA phase of a run (`torch.optim.swa_utils`): after `cfg.swa_start` of the steps, the weights are averaged
@@ -167,6 +196,7 @@ def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = Tru
     aug_gen = _augmenter(cfg, data, dev)
     stop_every = max(1, round(data.n_train / cfg.batch_size)) if cfg.target_loss is not None else 0
     swa = _Averager(cfg, opt, sched, total, data.n_train)
+    penalty = None if cfg.grad_penalty is None else _GradPenalty(cfg, data, model, task)
     def record(step, m=None, **extra):
         m = model if m is None else m
         trl, tra = evaluate(m, data.x_train, data.y_train)
@@ -187,6 +217,8 @@ def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = Tru
             break
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if penalty is not None: penalty.add_grad(model, opt.param_groups[0]['lr'])
+        if cfg.grad_clip is not None: torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         swa.step(model, step)
         if step in evals: record(step)
