@@ -268,7 +268,7 @@ def test_full_batch_options_are_validated_keep_old_ids_and_route_sweeps_to_train
 
 
 def test_gradient_penalty_step_is_the_plain_step_plus_the_penalty_gradient():
-    """One full-batch step with the penalty = the plain step − lr·(s·lr/4)·∇[(1/m) Σ_k ‖∇L_k‖²], the gradient by an
+    """One full-batch step with the penalty = the plain step − lr·(ρ/4)·∇[(1/m) Σ_k ‖∇L_k‖²], the gradient by an
     autograd loop over the blocks (independent of the torch.func code); a clipped step moves by exactly lr × clip."""
     import torch.nn.functional as F
     from sgd_noise import make_model
@@ -285,7 +285,7 @@ def test_gradient_penalty_step_is_the_plain_step_plus_the_penalty_gradient():
                                                                   ps, create_graph=True)) for i in idx) / 3
     grad = torch.autograd.grad(total, ps)
     for a, b, g in zip(plain.parameters(), pen.parameters(), grad):
-        torch.testing.assert_close((a - b).detach(), cfg.lr * cfg.grad_penalty * cfg.lr / 4 * g, atol=1e-6, rtol=1e-3)
+        torch.testing.assert_close((a - b).detach(), cfg.lr * cfg.grad_penalty / 4 * g, atol=1e-6, rtol=1e-3)
     clipped = train(cfg.replace(grad_penalty=None, penalty_batch=None, grad_clip=1e-3), progress=False).model
     moved = torch.sqrt(sum(((a - b) ** 2).sum() for a, b in zip(clipped.parameters(), net.parameters()))).item()
     assert moved == pytest.approx(cfg.lr * 1e-3, rel=1e-4)

@@ -105,10 +105,11 @@ class TrainConfig:
     cycle_epochs: float | None = None
     # what full-batch training needs to match SGD (Geiping, Goldblum, Pope, Moeller & Goldstein 2022, arXiv
     # 2109.14119): `grad_clip` clips the gradient's norm at this value (`torch.nn.utils.clip_grad_norm_`, after the
-    # penalty is added); `grad_penalty` adds SGD's implicit regulariser made explicit (Smith, Dherin, Barrett & De
-    # 2021, arXiv 2101.12176): grad_penalty × (η_t/4) × the mean over blocks of `penalty_batch` examples of the
-    # squared norm of each block's gradient, η_t the step's learning rate; the blocks are a fixed partition of the
-    # training set drawn once from the seed (the penalty is not a source of noise)
+    # penalty is added); `grad_penalty=ρ, penalty_batch=B` adds the implicit regulariser of SGD at learning rate ρ
+    # and batch size B made explicit (Smith, Dherin, Barrett & De 2021, arXiv 2101.12176): (ρ_t/4) × the mean over
+    # blocks of B examples of the squared norm of each block's gradient, ρ_t = ρ × the schedule's factor at the step
+    # (the SGD it imitates follows the same schedule); the blocks are a fixed partition of the training set drawn
+    # once from the seed, so the penalty adds no noise
     grad_clip: float | None = None
     grad_penalty: float | None = None
     penalty_batch: int | None = None

@@ -117,8 +117,8 @@ class _GradPenalty:
     """SGD's implicit regulariser made explicit (Smith, Dherin, Barrett & De 2021, arXiv 2101.12176, §1-2): over an
     epoch of SGD at batch size B the iterates follow, to second order in the step, gradient flow on the loss plus
     (η/4)·(1/m) Σ_k ‖∇L_k(θ)‖², the mean over the epoch's m minibatches of their gradients' squared norms. `add_grad`
-    adds `cfg.grad_penalty` × that term's gradient to the parameters' `.grad`, the blocks of `cfg.penalty_batch`
-    examples a fixed partition of the training set (drawn once from the seed; the examples that do not fill a block
+    adds that term's gradient for η = `cfg.grad_penalty` × the schedule's factor at the step to the parameters'
+    `.grad`, whatever the run's own learning rate; the blocks of `cfg.penalty_batch` examples are a fixed partition of the training set (drawn once from the seed; the examples that do not fill a block
     are left out of the penalty). The per-block gradients are `torch.func.vmap` of `torch.func.grad`, and the
     penalty's gradient one more `torch.func.grad` around them (double backward), so no block loop runs in Python."""
     def __init__(self, cfg: TrainConfig, data: Dataset, model, task: str):
@@ -128,18 +128,18 @@ class _GradPenalty:
         b = cfg.penalty_batch; m = data.n_train // b
         perm = torch.randperm(data.n_train, generator=torch.Generator().manual_seed(cfg.seed + 104729))
         idx = perm[:m * b].view(m, b).to(data.x_train.device)
-        x, y, self.strength = data.x_train[idx], data.y_train[idx], cfg.grad_penalty
+        x, y, self.rho = data.x_train[idx], data.y_train[idx], cfg.grad_penalty
         def block_loss(p, xb, yb): return loss_fn(task, torch.func.functional_call(model, p, (xb,)), xb, yb)
         def penalty(p):
             g = torch.func.vmap(torch.func.grad(block_loss), in_dims=(None, 0, 0))(p, x, y)
             return sum((v ** 2).sum() for v in g.values()) / m
         self.grad = torch.func.grad(penalty)
 
-    def add_grad(self, model, lr: float):
-        "Add strength × (lr/4) × the penalty's gradient at the model's weights to their `.grad`."
+    def add_grad(self, model, factor: float):
+        "Add (ρ × `factor` / 4) × the penalty's gradient at the model's weights to their `.grad`."
         params = dict(model.named_parameters())
         g = self.grad({k: v.detach() for k, v in params.items()})
-        for k, v in params.items(): v.grad.add_(g[k], alpha=self.strength * lr / 4)
+        for k, v in params.items(): v.grad.add_(g[k], alpha=self.rho * factor / 4)
 
 
 # %% ../../nbs/core/07_train.ipynb 18
@@ -217,7 +217,7 @@ def train(cfg: TrainConfig, *, data: Dataset | None = None, progress: bool = Tru
             break
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        if penalty is not None: penalty.add_grad(model, opt.param_groups[0]['lr'])
+        if penalty is not None: penalty.add_grad(model, opt.param_groups[0]['lr'] / cfg.lr)   # the schedule's factor
         if cfg.grad_clip is not None: torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         swa.step(model, step)
