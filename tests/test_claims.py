@@ -19,7 +19,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SWEEP_CLAIMS = ['two-regimes', 'step-budget', 'epoch-budget']
 ALL = ['two-regimes', 'step-budget', 'epoch-budget', 'noise-scale', 'sharp-flat', 'sde-quadratic', 'averaged-sgd', 'swa', 'three-factors',
-       'sharp-flat-trend', 'adam-regimes', 'edge-of-stability', 'critical-batch']
+       'sharp-flat-trend', 'adam-regimes', 'edge-of-stability', 'critical-batch', 'noise-needed']
 TESTED_KINDS = ('differs', 'equivalent', 'slope', 'ratio')   # kinds whose verdict needs a declared margin
 
 

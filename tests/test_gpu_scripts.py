@@ -35,3 +35,12 @@ def test_gpu_run_packs_each_part_and_resumes(tmp_path):
     assert log.count('claim step-budget: exit') == 2
     verdict = json.loads((out / 'results' / 'step-budget-tiny.json').read_text())
     assert sum(verdict['trained_on'].values()) == verdict['runs'] > 0      # the second pass trained nothing new
+
+
+def test_gpu_run_default_list_names_every_claim_once():
+    "The runner's default order covers every registered claim, so a lent GPU trains every gpu preset."
+    import re, shlex
+    from sgd_noise.claims import claims
+    text = open(os.path.join(REPO, 'benchmarks', 'gpu_run.sh')).read()
+    listed = re.search(r'claims=\$\{GPU_RUN_CLAIMS:-"([^"]*)"\}', text)[1].split()
+    assert sorted(listed) == sorted(claims()) and len(listed) == len(set(listed))

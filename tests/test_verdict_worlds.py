@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sgd_noise.claims import (adam_regimes as ar, critical_batch as cb, sde_quadratic as sdeq, sharp_flat as sf, sharp_flat_trend as sft,
+from sgd_noise.claims import (adam_regimes as ar, critical_batch as cb, noise_needed as nn, sde_quadratic as sdeq, sharp_flat as sf, sharp_flat_trend as sft,
                               three_factors as tf)
 from sgd_noise import results_frame
 from sgd_noise.claims.contract import PLUMBING_PRESETS, run_checks
@@ -709,11 +709,50 @@ def test_critical_batch_checks_can_hold_and_be_contradicted(preset):
     _hold_and_contradict(_cbs_world, CBS_CONTRADICTED, preset)
 
 
+NN_MEANS = dict(sgd=0.50, gd=0.36, gd_long=0.47, gd_clip=0.49, gd_reg=0.52)
+
+
+def _nn_world(preset, *, edge=False, **means):
+    """Frame level: made-up test accuracies for every run of the noise-needed sweep (its configs: five arms, each on its
+    own grid, the preset's seeds), through `analyse`: each arm's mean from `NN_MEANS` (overridden by `means`), less
+    0.02·(log2 η − log2 η_opt)² with η_opt the middle rate of the arm's grid (with `edge`, the regularised arm's
+    optimum on the top of its grid), plus a per-seed offset shared by the arms (pairing) and a small draw per run."""
+    claim = get_claim('noise-needed')
+    p = claim.preset(preset)
+    mu = dict(NN_MEANS, **means)
+    by_arm = nn.configs(preset)
+    frames = []
+    for arm, cs in by_arm.items():
+        grid = p['lrs'][arm]
+        opt = math.log2(grid[-1] if edge and arm == 'gd_reg' else grid[len(grid) // 2])
+        acc = lambda c: (mu[arm] - 0.02 * (math.log2(c.lr) - opt) ** 2 + 0.01 * math.sin(3 * c.seed)
+                         + _noise('nn', arm, c.lr, c.seed))
+        frames.append(_frame(cs, acc).assign(arm=arm))
+    raw = pd.concat(frames, ignore_index=True)
+    return _verdict('noise-needed', claim.analyse(raw, claim.margins(preset)), preset)
+
+
+NN_CONTRADICTED = {   # each two points on the wrong side, so that the paper preset's three seeds can tell
+    'noise-helps-equal-epochs': dict(gd=0.52),     # full-batch GD better than SGD at equal epochs
+    'longer-training-helps': dict(gd_long=0.34),   # ten times the steps lose two points
+    'plain-long-gd-worse': dict(gd_long=0.52),     # ... or pass SGD
+    'clipping-helps': dict(gd_clip=0.45),          # clipping loses two points
+    'penalty-helps': dict(gd_reg=0.47),            # so does the explicit regulariser
+    'full-batch-not-worse': dict(gd_reg=0.45),     # the recipe five points below SGD
+    'optima-inside-grid': dict(edge=True),         # the regularised arm's best rate on its grid's top
+}
+
+
+@pytest.mark.parametrize('preset', _presets('noise-needed'))
+def test_noise_needed_checks_can_hold_and_be_contradicted(preset):
+    _hold_and_contradict(_nn_world, NN_CONTRADICTED, preset)
+
+
 def test_every_registered_claim_has_its_worlds():
     "A claim added to the registry needs its worlds here."
     assert set(claims()) == {'two-regimes', 'step-budget', 'epoch-budget', 'noise-scale', 'sharp-flat', 'sde-quadratic',
                              'averaged-sgd', 'swa', 'three-factors', 'sharp-flat-trend', 'adam-regimes',
-                             'edge-of-stability', 'critical-batch'}
+                             'edge-of-stability', 'critical-batch', 'noise-needed'}
 
 
 def test_edge_of_stability_catapult_outside_its_range_is_not_testable():
