@@ -363,3 +363,23 @@ def test_fit_tradeoff_recovers_the_model_and_reports_misfit():
     assert h['n'] == 5 and h['B_crit'] == pytest.approx(150, rel=1e-6)
     assert math.isnan(fit_tradeoff([16, 32], [500, 300])['B_crit'])
     with pytest.raises(ValueError, match='one step count per batch size'): fit_tradeoff([16, 32, 64], [1, 2])
+
+
+def test_auto_engine_weighs_the_cpu_for_conv_nets():
+    """On a CPU, conv-net ensembles above `CPU_VMAP_MAX_BATCH` train one at a time (measured slower there as a vmap
+    group); MLPs keep their engine at any batch size, and an explicit engine is obeyed."""
+    import warnings
+    from sgd_noise import make_model
+    from sgd_noise.sweeps.group import CPU_VMAP_MAX_BATCH, choose_engine
+    cnn = make_model('cnn', input_shape=(1, 40), n_classes=10)
+    mlp = make_model('mlp', input_shape=(40,), n_classes=10)
+    small, large = (TrainConfig(model='cnn', batch_size=b, steps=1) for b in (CPU_VMAP_MAX_BATCH, 2 * CPU_VMAP_MAX_BATCH))
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        assert choose_engine(cnn, cfg=small) == 'vmap' and choose_engine(cnn, cfg=large) == 'loop'
+        cyc = small.replace(epochs=2, steps=None, batch_cycle=(CPU_VMAP_MAX_BATCH, 4 * CPU_VMAP_MAX_BATCH),
+                            cycle_epochs=1)
+        assert choose_engine(cnn, cfg=cyc) == 'loop'          # the largest batch of a cycle decides
+        assert choose_engine(cnn, 'vmap', cfg=large) == 'vmap'
+        assert choose_engine(mlp, cfg=TrainConfig(batch_size=1024, steps=1)) == 'mlp'
+        assert choose_engine(cnn) == 'vmap'                   # without a config: no device to weigh

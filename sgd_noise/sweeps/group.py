@@ -20,8 +20,9 @@ from ..core.config import LOOP_ONLY_DEFAULTS, TrainConfig, resolve_device, valid
 from ..core.training import get_data, train
 
 # %% auto 0
-__all__ = ['MEMORY_SHARE', 'ENGINES', 'ENSEMBLE_OPTIONS', 'EnsembleSampler', 'gather', 'free_memory', 'activations_per_example',
-           'GroupPlan', 'plan_group', 'choose_engine', 'train_group', 'group_plan', 'train_models']
+__all__ = ['MEMORY_SHARE', 'ENGINES', 'ENSEMBLE_OPTIONS', 'CPU_VMAP_MAX_BATCH', 'EnsembleSampler', 'gather', 'free_memory',
+           'activations_per_example', 'GroupPlan', 'plan_group', 'choose_engine', 'train_group', 'group_plan',
+           'train_models']
 
 # %% ../../nbs/sweeps/03_group.ipynb 5
 class EnsembleSampler:
@@ -169,12 +170,19 @@ def _say_once(msg):
     if msg not in _said: _said.add(msg); warnings.warn(msg, stacklevel=3)
 
 ENSEMBLE_OPTIONS = {'vmap': ('precision', 'optimizer'), 'mlp': ('optimizer',)}  # the loop-only options each implements
+# On a CPU a `vmap` ensemble of conv nets stops paying above this batch size: measured 2026-12-06 on an Intel Xeon, 2
+# threads, the gpu presets' 1-D conv net (`contract.GPU_SCALE`), 8 members against the same 8 runs through `train`:
+# the loop took 1.53x the ensemble's time at B = 16, 1.00x at 128, 0.79x at 256, 0.71x at 512 and 0.41x at 1024 (the
+# ensemble's batched convolutions do no better than one model's on a CPU, and its stacked weights cost memory
+# traffic). On a GPU the ensemble fills the device and wins at every B (`benchmarks/gpu_bench.py`).
+CPU_VMAP_MAX_BATCH = 128
 
 def choose_engine(model: nn.Module, engine: str = 'auto', cfg: TrainConfig | None = None) -> str:
     """The engine for `model`: `mlp` for MLP classifiers, else `vmap` (batch norm included). The options of `cfg`
     an engine does not implement mean `loop` (one model at a time, through `train`): augmentation, a target loss,
     weight averaging, channels_last and compile for both, bf16 for `mlp` (it goes to `vmap`) and for models with
-    batch norm. Both engines implement Adam."""
+    batch norm. Both engines implement Adam. On a CPU, `auto` trains models other than MLPs one at a time (`loop`)
+    when a batch is larger than `CPU_VMAP_MAX_BATCH` (measured: there the ensemble is slower than the loop)."""
     if engine not in ENGINES: raise ValueError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
     bn = uses_batch_norm(model)
     def missing(eng):
@@ -190,7 +198,14 @@ def choose_engine(model: nn.Module, engine: str = 'auto', cfg: TrainConfig | Non
         return engine
     if engine == 'loop': return engine
     for eng in (('mlp', 'vmap') if is_mlp(model) else ('vmap',)):
-        if not missing(eng): return eng
+        if not missing(eng):
+            if eng == 'vmap' and cfg is not None and resolve_device(cfg.device).type == 'cpu':
+                b = max([cfg.batch_size, *(cfg.batch_cycle or ())])
+                if b > CPU_VMAP_MAX_BATCH:
+                    _say_once(f"batch_size={b} on the CPU: conv-net members train one at a time (faster there than "
+                              f"a vmap ensemble above B = {CPU_VMAP_MAX_BATCH}); pass engine='vmap' to force it")
+                    return 'loop'
+            return eng
     _say_once(f"{', '.join(missing('vmap'))}: the sweep members train one at a time, through `train`")
     return 'loop'
 
