@@ -154,8 +154,9 @@ def analyse(raw: pd.DataFrame, margins: dict | None = None) -> dict:
 SPECS = [
     Spec('noise-helps-equal-epochs', 'at the same number of epochs, small-batch SGD beats full-batch GD', 'differs',
          'paired t 95% CI of test accuracy (SGD − GD, same epochs) above the margin'),
-    Spec('longer-training-helps', 'full-batch GD trained ten times as many steps beats full-batch GD at the same epochs',
-         'differs', 'paired t 95% CI of (GD 10× steps − GD same epochs) above the margin'),
+    Spec('longer-training-helps',
+         'full-batch GD trained ten times as many steps beats full-batch GD at the same epochs', 'differs',
+         'paired t 95% CI of (GD 10× steps − GD same epochs) above the margin'),
     Spec('plain-long-gd-worse', 'without clipping or the penalty, longer full-batch training still falls short of SGD',
          'differs', 'paired t 95% CI of (SGD − GD 10× steps) above the margin'),
     Spec('clipping-helps', "clipping the gradient's norm improves long full-batch training", 'differs',

@@ -114,12 +114,13 @@ def _batch(cfg: TrainConfig, data: Dataset, sampler, plan: StepPlan, step: int, 
     return xb, yb
 
 class _GradPenalty:
-    """SGD's implicit regulariser made explicit (Smith, Dherin, Barrett & De 2021, arXiv 2101.12176, §1-2): over an
+    """SGD's implicit regulariser made explicit (Smith, Dherin, Barrett & De 2021, arXiv 2101.12176, abstract): over an
     epoch of SGD at batch size B the iterates follow, to second order in the step, gradient flow on the loss plus
     (η/4)·(1/m) Σ_k ‖∇L_k(θ)‖², the mean over the epoch's m minibatches of their gradients' squared norms. `add_grad`
     adds that term's gradient for η = `cfg.grad_penalty` × the schedule's factor at the step to the parameters'
-    `.grad`, whatever the run's own learning rate; the blocks of `cfg.penalty_batch` examples are a fixed partition of the training set (drawn once from the seed; the examples that do not fill a block
-    are left out of the penalty). The per-block gradients are `torch.func.vmap` of `torch.func.grad`, and the
+    `.grad`, whatever the run's own learning rate; the blocks of `cfg.penalty_batch` examples are a fixed partition
+    of the training set (drawn once from the seed; the examples that do not fill a block are left out of the
+    penalty). The per-block gradients are `torch.func.vmap` of `torch.func.grad`, and the
     penalty's gradient one more `torch.func.grad` around them (double backward), so no block loop runs in Python."""
     def __init__(self, cfg: TrainConfig, data: Dataset, model, task: str):
         if uses_batch_norm(model):
