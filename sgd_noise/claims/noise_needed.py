@@ -189,7 +189,7 @@ def table(s: dict) -> pd.DataFrame:
     """Per arm: its tuned rate, mean test accuracy (95% CI over seeds), the paired gain over the arm above it and the
     paired gap to SGD (95% CIs), and the share of the gap between SGD and GD at the same epochs that it closes."""
     rows, acc = [], s['acc']
-    gap0 = acc['sgd'] - acc['gd']
+    gap0 = float(np.nanmean(acc['sgd'] - acc['gd']))   # the gap at equal epochs (0: no gap, no share to close)
     for j, a in enumerate(ARMS):
         m, lo, hi, n = stats.t_interval(acc[a])
         row = dict(arm=a, what=ARM_LABELS[a], lr=s['lr'][a], acc=m, acc_lo=lo, acc_hi=hi, n_seeds=n)
@@ -197,7 +197,8 @@ def table(s: dict) -> pd.DataFrame:
         row.update(zip(('step_gain', 'step_lo', 'step_hi'), stats.t_interval(g)[:3] if j > 1 else (np.nan,) * 3))
         v = acc[a] - acc['sgd']
         row.update(zip(('vs_sgd', 'vs_sgd_lo', 'vs_sgd_hi'), stats.t_interval(v)[:3] if a != 'sgd' else (0.0,) * 3))
-        row['gap_closed'] = float(np.nanmean(acc[a] - acc['gd']) / np.nanmean(gap0)) if a != 'sgd' else 1.0
+        row['gap_closed'] = (1.0 if a == 'sgd' else float(np.nanmean(acc[a] - acc['gd']) / gap0) if gap0 != 0
+                             else np.nan)
         rows.append(row)
     return pd.DataFrame(rows)
 
