@@ -137,7 +137,7 @@ def analyse(raw: pd.DataFrame, margins: dict | None = None) -> dict:
     if cube.groups != list(range(len(ARMS))):
         raise ValueError(f"the runs hold the arms {[ARMS[g] for g in cube.groups]}, not all of {list(ARMS)}: run "
                          f"every arm of the preset")
-    kr, (k, fit) = cross_tune(cube), tune_lr(cube)
+    kr, k = cross_tune(cube), tune_lr(cube)[0]
     acc = at_tuned(cube, kr)
     lr = np.where(k >= 0, cube.lrs[np.maximum(k, 0)], np.nan)
     grids = {a: sorted(float(v) for v in df[df.arm == a].lr.unique()) for a in ARMS}

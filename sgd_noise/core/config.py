@@ -250,7 +250,8 @@ def validate(cfg: TrainConfig, n_train: int | None = None) -> TrainConfig:
     _check_int(cfg, 'penalty_batch', 1, optional=True)
     _check((cfg.grad_penalty is None) == (cfg.penalty_batch is None),
            f"grad_penalty={cfg.grad_penalty!r} and penalty_batch={cfg.penalty_batch!r}: give both or neither (the "
-           f"penalty's strength and its block size, e.g. grad_penalty=1, penalty_batch=32)")
+           f"learning rate and batch size of the SGD whose regulariser is added, e.g. grad_penalty=1.6, "
+           f"penalty_batch=32)")
     _check_cycles(cfg, None)
     if n_train is not None: cfg.check_data(n_train)
     resolve_device(cfg.device)

@@ -120,8 +120,8 @@ class _GradPenalty:
     adds that term's gradient for η = `cfg.grad_penalty` × the schedule's factor at the step to the parameters'
     `.grad`, whatever the run's own learning rate; the blocks of `cfg.penalty_batch` examples are a fixed partition
     of the training set (drawn once from the seed; the examples that do not fill a block are left out of the
-    penalty). The per-block gradients are `torch.func.vmap` of `torch.func.grad`, and the
-    penalty's gradient one more `torch.func.grad` around them (double backward), so no block loop runs in Python."""
+    penalty). The per-block gradients are `torch.func.vmap` of `torch.func.grad`, and the penalty's gradient one more
+    `torch.func.grad` around them (double backward), so no block loop runs in Python."""
     def __init__(self, cfg: TrainConfig, data: Dataset, model, task: str):
         if uses_batch_norm(model):
             raise ValueError(f"grad_penalty with {cfg.model} (batch norm): the per-block gradients would each need "

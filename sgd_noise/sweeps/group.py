@@ -174,7 +174,8 @@ ENSEMBLE_OPTIONS = {'vmap': ('precision', 'optimizer'), 'mlp': ('optimizer',)}  
 # threads, the gpu presets' 1-D conv net (`contract.GPU_SCALE`), 8 members against the same 8 runs through `train`:
 # the loop took 1.53x the ensemble's time at B = 16, 1.00x at 128, 0.79x at 256, 0.71x at 512 and 0.41x at 1024 (the
 # ensemble's batched convolutions do no better than one model's on a CPU, and its stacked weights cost memory
-# traffic). On a GPU the ensemble fills the device and wins at every B (`benchmarks/gpu_bench.py`).
+# traffic). On an H200 the same net's ensemble of 16 was 3.7x, 6.4x and 5.0x faster than the plain loop at B = 16,
+# 128 and 1024 (`benchmarks/gpu_bench_h200.json`): there it stays the engine.
 CPU_VMAP_MAX_BATCH = 128
 
 def choose_engine(model: nn.Module, engine: str = 'auto', cfg: TrainConfig | None = None) -> str:
